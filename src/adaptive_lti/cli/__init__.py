@@ -1,0 +1,53 @@
+"""The ``adaptive-lti`` command line, for course designers and administrators.
+
+Each module in this package adds its own subcommands through ``register(subparsers)``;
+``main`` builds the parser and turns the project's errors into a clear message and exit code 1
+(2 for usage errors, as argparse does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+from adaptive_lti import __version__
+from adaptive_lti.cli import server
+from adaptive_lti.core.errors import AdaptiveLtiError
+
+COMMAND_MODULES = [server]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="adaptive-lti",
+        description="An LTI 1.3 tool that routes each learner along a YAML learning design.",
+    )
+    parser.add_argument("--version", action="version", version=f"adaptive-lti {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in COMMAND_MODULES:
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except AdaptiveLtiError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except ValidationError as error:
+        # Settings from the environment that do not validate (e.g. a bad ADAPTIVE_LTI_* value).
+        print(f"error: invalid configuration:\n{error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

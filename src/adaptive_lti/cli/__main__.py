@@ -1,0 +1,5 @@
+import sys
+
+from adaptive_lti.cli import main
+
+sys.exit(main())

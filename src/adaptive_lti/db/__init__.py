@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy tables, the engine/session factory, and repositories (rows <-> core values)."""

@@ -1,0 +1,1 @@
+"""lti layer (see ARCHITECTURE.md)."""

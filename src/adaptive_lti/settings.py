@@ -1,0 +1,70 @@
+"""The one settings class. Read from the environment (prefix ``ADAPTIVE_LTI_``) or a ``.env`` file.
+
+Settings are passed as arguments (a FastAPI dependency, a CLI option): no module reads them at
+import time, so tests build their own ``Settings`` and nothing global changes under them.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Self
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRET = "change-me"  # noqa: S105 - the value refused in production
+
+
+class Environment(StrEnum):
+    development = "development"
+    test = "test"
+    production = "production"
+
+
+class UnknownDeploymentPolicy(StrEnum):
+    """What a launch from a deployment the tool has not been told about does."""
+
+    reject = "reject"
+    # Record the deployment as inactive and show the admin how to activate it.
+    record_inactive = "record-inactive"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="ADAPTIVE_LTI_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    environment: Environment = Environment.development
+    database_url: str = "sqlite:///./adaptive-lti.db"
+    # Public origin of the tool, e.g. https://tool.example.org (no trailing slash).
+    base_url: str = "http://127.0.0.1:8000"
+    # Signs the tool's own session tokens; must be a real secret outside development.
+    secret_key: str = PLACEHOLDER_SECRET
+    # Where generated private keys are written when not kept in the database (mode 0600).
+    key_dir: Path | None = None
+    unknown_deployment_policy: UnknownDeploymentPolicy = UnknownDeploymentPolicy.record_inactive
+    # Clock leeway for exp/iat (seconds) and the oldest iat accepted (seconds).
+    clock_leeway_seconds: int = Field(default=5, ge=0, le=120)
+    max_token_age_seconds: int = Field(default=600, ge=30)
+    # OIDC state/nonce lifetime (seconds) and tool-session lifetime (seconds).
+    login_ttl_seconds: int = Field(default=600, ge=30)
+    session_ttl_seconds: int = Field(default=8 * 3600, ge=60)
+    # Minimum seconds between two forced refetches of one platform's JWKS.
+    jwks_refetch_interval_seconds: int = Field(default=60, ge=0)
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets(self) -> Self:
+        if self.environment is Environment.production and (
+            self.secret_key == PLACEHOLDER_SECRET or len(self.secret_key) < 32
+        ):
+            raise ValueError(
+                "ADAPTIVE_LTI_SECRET_KEY must be set to a random value of at least 32 characters "
+                "in production (for example: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+            )
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

@@ -1,0 +1,40 @@
+"""The FastAPI app factory. Routers are thin: each handler calls one service."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from adaptive_lti.db.session import make_engine, make_session_factory
+from adaptive_lti.settings import Settings
+from adaptive_lti.web import errors
+from adaptive_lti.web.routes import health
+
+WEB_DIR = Path(__file__).resolve().parent
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    engine = make_engine(settings.database_url)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        title="adaptive-lti",
+        summary="An LTI 1.3 tool that routes each learner along a YAML learning design",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.session_factory = make_session_factory(engine)
+    errors.install(app)
+    app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
+    app.include_router(health.router)
+    return app

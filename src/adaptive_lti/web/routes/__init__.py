@@ -1,0 +1,1 @@
+"""web/routes layer (see ARCHITECTURE.md)."""
