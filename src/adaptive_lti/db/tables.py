@@ -6,6 +6,216 @@ events, snapshots), grade delivery (line items, outbox).
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
 from adaptive_lti.db.base import Base
 
-__all__ = ["Base"]
+__all__ = [
+    "Base",
+    "Context",
+    "Deployment",
+    "Launch",
+    "LoginState",
+    "PlatformRegistration",
+    "ResourceLink",
+    "ToolKey",
+    "User",
+]
+
+# ---------------------------------------------------------------------------------------------
+# LTI core: platform registrations, deployments, the tool's keys, OIDC login state, and what
+# launches tell us (users, contexts, resource links, launches). Times are stored in UTC.
+# ---------------------------------------------------------------------------------------------
+
+TIMESTAMP = DateTime(timezone=True)
+
+
+class PlatformRegistration(Base):
+    """One platform registration: an (issuer, client_id) pair and the platform's endpoints."""
+
+    __tablename__ = "lti_registration"
+    __table_args__ = (UniqueConstraint("issuer", "client_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    issuer: Mapped[str] = mapped_column(String(255))
+    client_id: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(String(255), default="")
+    auth_login_url: Mapped[str] = mapped_column(Text)
+    auth_token_url: Mapped[str] = mapped_column(Text)
+    # OAuth 2 token audience when it differs from the token URL (LTI Advantage, Security §4.1).
+    auth_token_audience: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Either a JWKS URL or a static key set (JSON text) verifies the platform's id_tokens.
+    jwks_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    static_jwks: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # "active", or "awaiting-approval" for a dynamic registration an admin has not approved.
+    status: Mapped[str] = mapped_column(String(32), default="active")
+    # JWKS cache: the last key set fetched, when, until when HTTP caching allows it, and the
+    # last forced refetch (an unknown kid), which is rate limited.
+    jwks_cache: Mapped[str | None] = mapped_column(Text, nullable=True)
+    jwks_fetched_at: Mapped[datetime | None] = mapped_column(TIMESTAMP, nullable=True)
+    jwks_expires_at: Mapped[datetime | None] = mapped_column(TIMESTAMP, nullable=True)
+    jwks_forced_refetch_at: Mapped[datetime | None] = mapped_column(TIMESTAMP, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(TIMESTAMP)
+
+
+class Deployment(Base):
+    """A deployment of the tool on a platform (LTI Core 1.3 §3.1.3), keyed per registration."""
+
+    __tablename__ = "lti_deployment"
+    __table_args__ = (UniqueConstraint("registration_id", "deployment_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    registration_id: Mapped[int] = mapped_column(
+        ForeignKey("lti_registration.id", ondelete="CASCADE"), index=True
+    )
+    deployment_id: Mapped[str] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(TIMESTAMP)
+
+
+class ToolKey(Base):
+    """One of the tool's RSA signing keys. The private key is never logged or shown."""
+
+    __tablename__ = "lti_tool_key"
+
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # The PEM in the database, or the path of a 0600 file when Settings.key_dir is set.
+    private_key_pem: Mapped[str | None] = mapped_column(Text, nullable=True)
+    private_key_path: Mapped[str | None] = mapped_column(Text, nullable=True)
+    public_jwk: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # "active" keys are published; the newest active key signs. "retired" keys are neither.
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    created_at: Mapped[datetime] = mapped_column(TIMESTAMP)
+    retired_at: Mapped[datetime | None] = mapped_column(TIMESTAMP, nullable=True)
+
+
+class LoginState(Base):
+    """An OIDC login in flight: single use (deleted by the launch) and short lived."""
+
+    __tablename__ = "lti_login_state"
+
+    state: Mapped[str] = mapped_column(String(128), primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(128))
+    registration_id: Mapped[int] = mapped_column(
+        ForeignKey("lti_registration.id", ondelete="CASCADE"), index=True
+    )
+    target_link_uri: Mapped[str] = mapped_column(Text)
+    login_hint: Mapped[str] = mapped_column(Text)
+    lti_message_hint: Mapped[str | None] = mapped_column(Text, nullable=True)
+    deployment_hint: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    # The platform's postMessage storage frame when it sent lti_storage_target.
+    storage_target: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(TIMESTAMP)
+    expires_at: Mapped[datetime] = mapped_column(TIMESTAMP, index=True)
+
+
+class User(Base):
+    """A person as a platform knows them: ``sub`` is unique per issuer (LTI Core 1.3 §5.3.6)."""
+
+    __tablename__ = "lti_user"
+    __table_args__ = (UniqueConstraint("registration_id", "subject"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    registration_id: Mapped[int] = mapped_column(
+        ForeignKey("lti_registration.id", ondelete="CASCADE"), index=True
+    )
+    subject: Mapped[str] = mapped_column(String(255))
+    given_name: Mapped[str | None] = mapped_column(Text, nullable=True)
+    family_name: Mapped[str | None] = mapped_column(Text, nullable=True)
+    name: Mapped[str | None] = mapped_column(Text, nullable=True)
+    email: Mapped[str | None] = mapped_column(Text, nullable=True)
+    person_sourcedid: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Moodle's ext.user_username.
+    username: Mapped[str | None] = mapped_column(Text, nullable=True)
+    first_seen_at: Mapped[datetime] = mapped_column(TIMESTAMP)
+    last_seen_at: Mapped[datetime] = mapped_column(TIMESTAMP)
+
+
+class Context(Base):
+    """A course (LTI Core 1.3 §5.4.1): its id is unique within a deployment."""
+
+    __tablename__ = "lti_context"
+    __table_args__ = (UniqueConstraint("deployment_id", "context_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    deployment_id: Mapped[int] = mapped_column(
+        ForeignKey("lti_deployment.id", ondelete="CASCADE"), index=True
+    )
+    context_id: Mapped[str] = mapped_column(String(255))
+    label: Mapped[str | None] = mapped_column(Text, nullable=True)
+    title: Mapped[str | None] = mapped_column(Text, nullable=True)
+    types: Mapped[list[str]] = mapped_column(JSON)
+    first_seen_at: Mapped[datetime] = mapped_column(TIMESTAMP)
+    last_seen_at: Mapped[datetime] = mapped_column(TIMESTAMP)
+
+
+class ResourceLink(Base):
+    """An activity placed in a course (LTI Core 1.3 §5.3.5), unique within a deployment."""
+
+    __tablename__ = "lti_resource_link"
+    __table_args__ = (UniqueConstraint("deployment_id", "resource_link_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    deployment_id: Mapped[int] = mapped_column(
+        ForeignKey("lti_deployment.id", ondelete="CASCADE"), index=True
+    )
+    context_id: Mapped[int | None] = mapped_column(
+        ForeignKey("lti_context.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    resource_link_id: Mapped[str] = mapped_column(String(255))
+    title: Mapped[str | None] = mapped_column(Text, nullable=True)
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    first_seen_at: Mapped[datetime] = mapped_column(TIMESTAMP)
+    last_seen_at: Mapped[datetime] = mapped_column(TIMESTAMP)
+
+
+class Launch(Base):
+    """One accepted launch and the claims the tool keeps from it."""
+
+    __tablename__ = "lti_launch"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    registration_id: Mapped[int] = mapped_column(
+        ForeignKey("lti_registration.id", ondelete="CASCADE"), index=True
+    )
+    deployment_id: Mapped[int] = mapped_column(
+        ForeignKey("lti_deployment.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("lti_user.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    context_id: Mapped[int | None] = mapped_column(
+        ForeignKey("lti_context.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    resource_link_id: Mapped[int | None] = mapped_column(
+        ForeignKey("lti_resource_link.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    message_type: Mapped[str] = mapped_column(String(64))
+    target_link_uri: Mapped[str] = mapped_column(Text)
+    # Roles as sent (normalised to full URIs, unknown ones kept) and their short forms.
+    roles: Mapped[list[str]] = mapped_column(JSON)
+    roles_short: Mapped[list[str]] = mapped_column(JSON)
+    custom: Mapped[dict[str, Any]] = mapped_column(JSON)
+    locale: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Service and vendor claims, kept as sent (null when absent).
+    ags_endpoint: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    nrps: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    deep_linking_settings: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    basic_outcome: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    ext: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    tool_platform: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    launch_presentation: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    launched_at: Mapped[datetime] = mapped_column(TIMESTAMP, index=True)
