@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     # Minimum seconds between two forced refetches of one platform's JWKS.
     jwks_refetch_interval_seconds: int = Field(default=60, ge=0)
     log_level: str = "INFO"
+    # Mount the built-in demo LTI platform at /demo-platform/ and register it with the tool
+    # (``adaptive-lti demo`` turns this on). Anyone who reaches it can launch as an instructor,
+    # so production refuses it.
+    demo_platform: bool = False
+    # The demo platform's private signing key (PEM, mode 0600), made on first start.
+    demo_platform_key_file: Path = Path("demo-data/demo-platform-key.pem")
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Self:
@@ -62,6 +68,11 @@ class Settings(BaseSettings):
             raise ValueError(
                 "ADAPTIVE_LTI_SECRET_KEY must be set to a random value of at least 32 characters "
                 "in production (for example: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+            )
+        if self.environment is Environment.production and self.demo_platform:
+            raise ValueError(
+                "ADAPTIVE_LTI_DEMO_PLATFORM lets anyone launch as any demo person, instructors "
+                "included: it cannot be turned on in production"
             )
         return self
 
