@@ -1,0 +1,160 @@
+"""HTTP routes of the built-in demo LTI platform (protocol in ``lti/platform_demo.py``).
+
+Mounted only when ``Settings.demo_platform`` is on: the platform's home page (``/demo-platform/``,
+and ``/`` redirects there), the button that starts a launch as a demo person, the OIDC
+authorization endpoint, the platform's JWKS and OpenID configuration.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Form, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+
+from adaptive_lti.core.errors import NotFoundError
+from adaptive_lti.lti.platform_demo import (
+    DEMO_PLATFORM_PATH,
+    PENDING_LAUNCH_COOKIE,
+    PENDING_LAUNCH_MAX_AGE_SECONDS,
+    DemoPlatform,
+    FormPost,
+    PendingLaunchCodec,
+    load_or_create_platform_key,
+)
+from adaptive_lti.settings import Settings
+from adaptive_lti.web.templating import templates
+
+router = APIRouter(prefix=DEMO_PLATFORM_PATH, tags=["demo platform"])
+root_router = APIRouter()
+
+# The platform's pages are forms for the browser to post at once: no caching, no framing by
+# others, no referrer carrying the state or hints elsewhere.
+NO_STORE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+
+
+def mount(app: FastAPI, settings: Settings) -> DemoPlatform:
+    """Build the demo platform for this server and serve its routes."""
+    key = load_or_create_platform_key(settings.demo_platform_key_file)
+    platform = DemoPlatform.for_tool(settings.base_url, key)
+    app.state.demo_platform = platform
+    app.state.demo_pending_launch_codec = PendingLaunchCodec(settings.secret_key)
+    app.include_router(router)
+    app.include_router(root_router)
+    return platform
+
+
+def get_platform(request: Request) -> DemoPlatform:
+    platform: DemoPlatform = request.app.state.demo_platform
+    return platform
+
+
+def get_codec(request: Request) -> PendingLaunchCodec:
+    codec: PendingLaunchCodec = request.app.state.demo_pending_launch_codec
+    return codec
+
+
+PlatformDep = Annotated[DemoPlatform, Depends(get_platform)]
+CodecDep = Annotated[PendingLaunchCodec, Depends(get_codec)]
+
+
+def _form_post_page(
+    request: Request, form: FormPost, heading: str, explanation: str, button: str
+) -> Response:
+    return templates.TemplateResponse(
+        request,
+        "demo/form_post.html",
+        {"form": form, "heading": heading, "explanation": explanation, "button": button},
+        headers=NO_STORE_HEADERS,
+    )
+
+
+@root_router.get("/", include_in_schema=False)
+def root() -> RedirectResponse:
+    return RedirectResponse(DEMO_PLATFORM_PATH + "/", status_code=303)
+
+
+@router.get("/", name="demo_platform_home")
+def home(request: Request, platform: PlatformDep) -> Response:
+    return templates.TemplateResponse(
+        request,
+        "demo/home.html",
+        {
+            "platform": platform,
+            "learners": [person for person in platform.people if not person.is_instructor],
+            "instructors": [person for person in platform.people if person.is_instructor],
+        },
+    )
+
+
+@router.post("/launch", name="demo_platform_launch")
+def launch(
+    request: Request,
+    platform: PlatformDep,
+    codec: CodecDep,
+    person: Annotated[str, Form(max_length=64)],
+) -> Response:
+    """Log the browser in to the platform as ``person`` and start a launch at the tool."""
+    chosen = platform.person(person)
+    if chosen is None:
+        raise NotFoundError(
+            f"The demo platform has no person called {person!r}.",
+            hint="Go back to the demo platform's home page and press one of its buttons.",
+        )
+    response = _form_post_page(
+        request,
+        platform.login_initiation(chosen),
+        heading=f"Launching the tool as {chosen.name}",
+        explanation="The platform starts an LTI 1.3 login at the tool (OIDC third-party "
+        "initiated login). Your browser sends this form by itself.",
+        button="Continue to the tool",
+    )
+    response.set_cookie(
+        PENDING_LAUNCH_COOKIE,
+        codec.encode(platform.pending_launch_for(chosen)),
+        max_age=PENDING_LAUNCH_MAX_AGE_SECONDS,
+        path=DEMO_PLATFORM_PATH,
+        httponly=True,
+        samesite="lax",
+        secure=platform.issuer.startswith("https://"),
+    )
+    return response
+
+
+@router.api_route("/auth", methods=["GET", "POST"], name="demo_platform_auth")
+async def authorize(request: Request, platform: PlatformDep, codec: CodecDep) -> Response:
+    """The OIDC authorization endpoint (Security Framework 1.0 §5.1.1.2), like Moodle's auth.php."""
+    parameters: dict[str, str] = {name: value for name, value in request.query_params.items()}
+    if request.method == "POST":
+        form = await request.form()
+        parameters.update({name: value for name, value in form.items() if isinstance(value, str)})
+    pending = codec.decode(request.cookies.get(PENDING_LAUNCH_COOKIE))
+    answer = platform.authorize(parameters, pending, now=int(time.time()))
+    if answer.is_error:
+        heading = "The platform refused the tool's request"
+        explanation = (
+            f"{answer.fields['error']}: {answer.fields.get('error_description', '')}. "
+            "The platform tells the tool by posting the error back to it."
+        )
+    else:
+        heading = "Signed in: returning to the tool"
+        explanation = "The platform sends the tool a signed id_token. Your browser sends it."
+    response = _form_post_page(request, answer, heading, explanation, "Continue to the tool")
+    # The pending launch is single use, as Moodle's session entry.
+    response.delete_cookie(PENDING_LAUNCH_COOKIE, path=DEMO_PLATFORM_PATH)
+    return response
+
+
+@router.get("/jwks.json", name="demo_platform_jwks")
+def jwks(platform: PlatformDep) -> JSONResponse:
+    return JSONResponse(platform.key.public_jwks(), headers={"Cache-Control": "max-age=300"})
+
+
+@router.get("/.well-known/openid-configuration", name="demo_platform_openid_configuration")
+def openid_configuration(platform: PlatformDep) -> dict[str, Any]:
+    return platform.openid_configuration()
