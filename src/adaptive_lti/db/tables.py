@@ -13,7 +13,9 @@ from sqlalchemy import (
     JSON,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -28,9 +30,13 @@ __all__ = [
     "Context",
     "Deployment",
     "Launch",
+    "LineItem",
     "LoginState",
     "PlatformRegistration",
     "ResourceLink",
+    "RosterMember",
+    "ScoreOutbox",
+    "ServiceAccessToken",
     "ToolKey",
     "User",
 ]
@@ -219,3 +225,130 @@ class Launch(Base):
     tool_platform: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     launch_presentation: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     launched_at: Mapped[datetime] = mapped_column(TIMESTAMP, index=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Grade delivery and roster: the platform line items scores go to, the score outbox the worker
+# delivers from (written in the transaction that produced the score), service access tokens
+# cached per registration and scope set, and course members synced through NRPS.
+# ---------------------------------------------------------------------------------------------
+
+
+class LineItem(Base):
+    """A gradebook column on the platform (AGS 2.0 §3.2) that the tool posts scores to.
+
+    ``binding_key`` says what the column belongs to: the launch's own ``lineitem`` URL, or a
+    (container, resource link, resource id) triple the worker finds or creates on the platform
+    before the first score. ``lineitem_url`` stays empty until then.
+    """
+
+    __tablename__ = "lti_line_item"
+    __table_args__ = (UniqueConstraint("registration_id", "binding_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    registration_id: Mapped[int] = mapped_column(
+        ForeignKey("lti_registration.id", ondelete="CASCADE"), index=True
+    )
+    resource_link_id: Mapped[int | None] = mapped_column(
+        ForeignKey("lti_resource_link.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    binding_key: Mapped[str] = mapped_column(String(64))
+    # The line-items container (the AGS claim's ``lineitems``) and the line item itself.
+    lineitems_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    lineitem_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    label: Mapped[str] = mapped_column(Text)
+    score_maximum: Mapped[float] = mapped_column(Float)
+    # The tool's own identifiers of the column (AGS ``resourceId`` and ``tag``).
+    resource_id: Mapped[str] = mapped_column(String(255), default="")
+    tag: Mapped[str] = mapped_column(String(255), default="")
+    # The platform's resource link id (AGS ``resourceLinkId``) a created column is attached to.
+    platform_resource_link_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(TIMESTAMP)
+    updated_at: Mapped[datetime] = mapped_column(TIMESTAMP)
+
+
+class ScoreOutbox(Base):
+    """One score waiting for, or done with, delivery to the platform (AGS 2.0 §3.4).
+
+    Written in the transaction that produced the score; the worker claims due rows
+    (``claim_token`` until ``claim_expires_at``), posts them and records the outcome.
+    ``dedupe_key`` is unique, so queueing the same score twice stores it once.
+    """
+
+    __tablename__ = "lti_score_outbox"
+    __table_args__ = (
+        UniqueConstraint("dedupe_key"),
+        Index("ix_lti_score_outbox_status_next_attempt_at", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    registration_id: Mapped[int] = mapped_column(
+        ForeignKey("lti_registration.id", ondelete="CASCADE"), index=True
+    )
+    line_item_id: Mapped[int] = mapped_column(
+        ForeignKey("lti_line_item.id", ondelete="CASCADE"), index=True
+    )
+    # The platform's user id (the launch's ``sub``), the score's ``userId``.
+    user_sub: Mapped[str] = mapped_column(String(255))
+    # scoreGiven, scoreMaximum, activityProgress, gradingProgress, timestamp, comment.
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # "pending", "delivered" or "failed" (permanently: the platform refused it, or too many tries).
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(TIMESTAMP)
+    # Why the last attempt failed, in words an instructor can act on.
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    claim_token: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    claim_expires_at: Mapped[datetime | None] = mapped_column(TIMESTAMP, nullable=True)
+    dedupe_key: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(TIMESTAMP)
+    delivered_at: Mapped[datetime | None] = mapped_column(TIMESTAMP, nullable=True)
+
+
+class ServiceAccessToken(Base):
+    """An OAuth 2 access token for the platform's services (1EdTech Security Framework §4.1)."""
+
+    __tablename__ = "lti_service_token"
+    __table_args__ = (UniqueConstraint("registration_id", "scopes"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    registration_id: Mapped[int] = mapped_column(
+        ForeignKey("lti_registration.id", ondelete="CASCADE"), index=True
+    )
+    # The scopes asked for, sorted and space separated: one cached token per scope set.
+    scopes: Mapped[str] = mapped_column(String(1024))
+    access_token: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime] = mapped_column(TIMESTAMP)
+    created_at: Mapped[datetime] = mapped_column(TIMESTAMP)
+
+
+class RosterMember(Base):
+    """A member of a course as the platform's NRPS lists it (NRPS 2.0 §2.2), launched or not."""
+
+    __tablename__ = "lti_roster_member"
+    __table_args__ = (UniqueConstraint("context_id", "user_sub"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    registration_id: Mapped[int] = mapped_column(
+        ForeignKey("lti_registration.id", ondelete="CASCADE"), index=True
+    )
+    context_id: Mapped[int] = mapped_column(
+        ForeignKey("lti_context.id", ondelete="CASCADE"), index=True
+    )
+    # The member's ``user_id``: the same value as the ``sub`` of their launches.
+    user_sub: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str | None] = mapped_column(Text, nullable=True)
+    given_name: Mapped[str | None] = mapped_column(Text, nullable=True)
+    family_name: Mapped[str | None] = mapped_column(Text, nullable=True)
+    email: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Moodle's ext_user_username.
+    username: Mapped[str | None] = mapped_column(Text, nullable=True)
+    lis_person_sourcedid: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Roles as full URIs, and their short forms ("Learner", "Instructor").
+    roles: Mapped[list[str]] = mapped_column(JSON)
+    roles_short: Mapped[list[str]] = mapped_column(JSON)
+    # "active", "inactive" (the platform says so, or the member left the list) or "deleted".
+    status: Mapped[str] = mapped_column(String(16))
+    first_synced_at: Mapped[datetime] = mapped_column(TIMESTAMP)
+    synced_at: Mapped[datetime] = mapped_column(TIMESTAMP)
+
