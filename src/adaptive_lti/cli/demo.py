@@ -1,0 +1,131 @@
+"""``adaptive-lti demo``: the tool and the built-in demo LTI platform in one server, on SQLite.
+
+It migrates the database, makes the tool's signing key if there is none, mounts the demo
+platform (which registers itself with the tool on start: ``web/routes/demo_platform.py``) and
+serves both with uvicorn. Everything the demo keeps (database, the demo platform's key) lives in
+the data directory, ``./demo-data`` unless told otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import socket
+from pathlib import Path
+from typing import Any
+
+from adaptive_lti.core.errors import InvalidInputError
+from adaptive_lti.db import migrate
+from adaptive_lti.settings import Settings
+
+DEFAULT_DATA_DIR = Path("demo-data")
+# Hosts that listen everywhere: the URL to open in a browser is the loopback one.
+WILDCARD_HOSTS = {"0.0.0.0", "::", ""}  # noqa: S104 - names, not a bind
+
+
+def register(subparsers: Any) -> None:
+    demo = subparsers.add_parser(
+        "demo",
+        help="run the tool with a built-in demo LTI platform (SQLite, no set-up needed)",
+        description="Run the tool together with a small LTI 1.3 platform in one server. Open the "
+        "printed URL and launch the tool as one of the demo learners or the instructor.",
+    )
+    demo.add_argument(
+        "--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)"
+    )
+    demo.add_argument(
+        "--port",
+        type=int,
+        default=8000,
+        help="port to listen on, 0 for any free one (default 8000)",
+    )
+    demo.add_argument(
+        "--data-dir",
+        type=Path,
+        default=DEFAULT_DATA_DIR,
+        help=f"where the demo keeps its database and keys (default ./{DEFAULT_DATA_DIR})",
+    )
+    demo.add_argument(
+        "--database-url",
+        help="database to use instead of the SQLite file in the data directory "
+        "(also ADAPTIVE_LTI_DATABASE_URL)",
+    )
+    demo.set_defaults(handler=run_demo)
+
+
+def demo_settings(
+    environment_settings: Settings, *, data_dir: Path, database_url: str | None, url: str
+) -> Settings:
+    """The settings of a demo server: the environment's, with the demo's defaults filled in.
+
+    What the environment sets explicitly (ADAPTIVE_LTI_DATABASE_URL, ADAPTIVE_LTI_BASE_URL, ...)
+    wins over the demo's defaults; ``--database-url`` wins over both.
+    """
+    explicit = environment_settings.model_fields_set
+    updates: dict[str, Any] = {"demo_platform": True}
+    if database_url:
+        updates["database_url"] = database_url
+    elif "database_url" not in explicit:
+        updates["database_url"] = f"sqlite:///{(data_dir / 'adaptive-lti-demo.db').resolve()}"
+    if "base_url" not in explicit:
+        updates["base_url"] = url
+    if "demo_platform_key_file" not in explicit:
+        updates["demo_platform_key_file"] = (data_dir / "demo-platform-key.pem").resolve()
+    # model_copy skips validation: validate again (production refuses the demo platform).
+    return Settings.model_validate({**environment_settings.model_dump(), **updates})
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """Bind the server's socket here, so a busy port gets a clear message and --port 0 works."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        if error.errno == errno.EADDRINUSE:
+            raise InvalidInputError(
+                f"Port {port} on {host} is already in use.",
+                hint=f"Stop what uses it, or pick another port: adaptive-lti demo --port {port + 1}",
+            ) from None
+        raise InvalidInputError(
+            f"Cannot listen on {host}:{port}: {error.strerror}.",
+            hint="Check --host and --port.",
+        ) from None
+    sock.listen(2048)
+    return sock
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from adaptive_lti.web.app import create_app
+
+    environment_settings = Settings()
+    sock = listen(args.host, args.port)
+    port = sock.getsockname()[1]
+    browser_host = "127.0.0.1" if args.host in WILDCARD_HOSTS else args.host
+    if ":" in browser_host:
+        browser_host = f"[{browser_host}]"
+    listen_url = f"http://{browser_host}:{port}"
+    settings = demo_settings(
+        environment_settings,
+        data_dir=args.data_dir,
+        database_url=args.database_url,
+        url=listen_url,
+    )
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    migrate.upgrade(settings.database_url)
+    app = create_app(settings)
+    print(
+        f"adaptive-lti demo: open {settings.base_url}/ in your browser\n"
+        f"  demo platform: {settings.base_url}/demo-platform/  (pick a learner or the instructor)\n"
+        f"  listening on {listen_url}\n"
+        f"  database: {settings.database_url}\n"
+        "  stop with Ctrl+C",
+        flush=True,
+    )
+    config = uvicorn.Config(app, log_level=settings.log_level.lower(), proxy_headers=False)
+    uvicorn.Server(config).run(sockets=[sock])
+    return 0
