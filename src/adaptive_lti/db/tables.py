@@ -29,6 +29,10 @@ __all__ = [
     "Base",
     "Context",
     "Deployment",
+    "Design",
+    "DesignBinding",
+    "DesignDeepLink",
+    "DesignVersion",
     "Launch",
     "LineItem",
     "LoginState",
@@ -352,3 +356,94 @@ class RosterMember(Base):
     first_synced_at: Mapped[datetime] = mapped_column(TIMESTAMP)
     synced_at: Mapped[datetime] = mapped_column(TIMESTAMP)
 
+
+# ---------------------------------------------------------------------------------------------
+# Designs: the catalogue of published designs (each version immutable once published), the
+# activities (resource links) bound to them, and the designs instructors returned by deep linking
+# whose activity has not been launched yet.
+# ---------------------------------------------------------------------------------------------
+
+
+class Design(Base):
+    """A design in the catalogue, by the id its file declares (``design: intro-programming``)."""
+
+    __tablename__ = "design"
+
+    design_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # The title of the latest published version.
+    title: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(TIMESTAMP)
+    updated_at: Mapped[datetime] = mapped_column(TIMESTAMP)
+
+
+class DesignVersion(Base):
+    """One published version of a design. Never updated: learners stay on the version they began."""
+
+    __tablename__ = "design_version"
+    __table_args__ = (UniqueConstraint("design_id", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    design_id: Mapped[str] = mapped_column(
+        ForeignKey("design.design_id", ondelete="CASCADE"), index=True
+    )
+    version: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(Text)
+    # The YAML file as published, and its SHA-256 (line endings normalised).
+    source: Mapped[str] = mapped_column(Text)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    # {"errors": 0, "warnings": n, "messages": [...]}: what the linter said at publication.
+    lint_summary: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Whether the design sends a grade (deep linking then asks the platform for a line item).
+    sends_grade: Mapped[bool] = mapped_column(Boolean)
+    published_at: Mapped[datetime] = mapped_column(TIMESTAMP)
+    published_by: Mapped[str] = mapped_column(String(255))
+
+
+class DesignBinding(Base):
+    """An activity (resource link, unique within a deployment) bound to a design."""
+
+    __tablename__ = "design_binding"
+    __table_args__ = (UniqueConstraint("deployment_id", "resource_link_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    registration_id: Mapped[int] = mapped_column(
+        ForeignKey("lti_registration.id", ondelete="CASCADE"), index=True
+    )
+    deployment_id: Mapped[int] = mapped_column(
+        ForeignKey("lti_deployment.id", ondelete="CASCADE"), index=True
+    )
+    # The platform's resource link id and context id, as sent in the launch.
+    resource_link_id: Mapped[str] = mapped_column(String(255))
+    context_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    design_id: Mapped[str] = mapped_column(
+        ForeignKey("design.design_id", ondelete="CASCADE"), index=True
+    )
+    # A pinned version, or null to follow the latest published version.
+    pinned_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    bound_by: Mapped[str] = mapped_column(Text)
+    # "deep-link", "custom-param" or "instructor" (core.catalogue.BindingMethod).
+    method: Mapped[str] = mapped_column(String(32))
+    bound_at: Mapped[datetime] = mapped_column(TIMESTAMP)
+
+
+class DesignDeepLink(Base):
+    """A design returned to the platform by deep linking, waiting for its activity's first launch."""
+
+    __tablename__ = "design_deep_link"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    registration_id: Mapped[int] = mapped_column(
+        ForeignKey("lti_registration.id", ondelete="CASCADE"), index=True
+    )
+    deployment_id: Mapped[int] = mapped_column(
+        ForeignKey("lti_deployment.id", ondelete="CASCADE"), index=True
+    )
+    context_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    design_id: Mapped[str] = mapped_column(
+        ForeignKey("design.design_id", ondelete="CASCADE"), index=True
+    )
+    pinned_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_by: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(TIMESTAMP)
+    # Set when the first launch of the activity it created bound it.
+    used_at: Mapped[datetime | None] = mapped_column(TIMESTAMP, nullable=True)
