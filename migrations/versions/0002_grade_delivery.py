@@ -33,6 +33,7 @@ def upgrade() -> None:
         sa.Column("resource_id", sa.String(length=255), nullable=False),
         sa.Column("tag", sa.String(length=255), nullable=False),
         sa.Column("platform_resource_link_id", sa.String(length=255), nullable=True),
+        sa.Column("granted_scopes", sa.JSON(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(

@@ -267,6 +267,8 @@ class LineItem(Base):
     tag: Mapped[str] = mapped_column(String(255), default="")
     # The platform's resource link id (AGS ``resourceLinkId``) a created column is attached to.
     platform_resource_link_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    # The AGS scopes the launch granted (AGS 2.0 §3.1): service tokens ask for no others.
+    granted_scopes: Mapped[list[str]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(TIMESTAMP)
     updated_at: Mapped[datetime] = mapped_column(TIMESTAMP)
 
