@@ -1,0 +1,743 @@
+"""LTI core repositories: rows of the "LTI core" tables <-> the values of ``core/lti.py``.
+
+Functions flush when they need generated ids but never commit: the caller's transaction does.
+Upserts use ``INSERT ... ON CONFLICT`` (SQLite 3.35+ and PostgreSQL) so recording a launch is one
+statement per row, whichever process saw the user or course first.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from adaptive_lti.core.errors import ConflictError, NotFoundError
+from adaptive_lti.core.lti import (
+    CachedKeySet,
+    CourseContext,
+    CoursePage,
+    DeploymentInfo,
+    LaunchContext,
+    LaunchSummary,
+    LoginStateInfo,
+    Person,
+    PlatformRegistrationInfo,
+    RecordedLaunch,
+    RegistrationStatus,
+    ResourceLinkInfo,
+    ToolKeyInfo,
+)
+from adaptive_lti.db.tables import (
+    Context,
+    Deployment,
+    Launch,
+    LoginState,
+    PlatformRegistration,
+    ResourceLink,
+    ToolKey,
+    User,
+)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes: every stored time is UTC, so say so."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _as_utc_or_none(moment: datetime | None) -> datetime | None:
+    return None if moment is None else as_utc(moment)
+
+
+# --- platform registrations ----------------------------------------------------------------
+
+
+def _registration_info(row: PlatformRegistration) -> PlatformRegistrationInfo:
+    return PlatformRegistrationInfo(
+        id=row.id,
+        issuer=row.issuer,
+        client_id=row.client_id,
+        name=row.name,
+        auth_login_url=row.auth_login_url,
+        auth_token_url=row.auth_token_url,
+        auth_token_audience=row.auth_token_audience,
+        jwks_url=row.jwks_url,
+        static_jwks=json.loads(row.static_jwks) if row.static_jwks else None,
+        status=RegistrationStatus(row.status),
+        created_at=as_utc(row.created_at),
+    )
+
+
+def _deployment_info(row: Deployment) -> DeploymentInfo:
+    return DeploymentInfo(
+        id=row.id,
+        registration_id=row.registration_id,
+        deployment_id=row.deployment_id,
+        active=row.active,
+        created_at=as_utc(row.created_at),
+    )
+
+
+def _key_set(row: PlatformRegistration) -> CachedKeySet:
+    return CachedKeySet(
+        keys=json.loads(row.jwks_cache) if row.jwks_cache else None,
+        fetched_at=_as_utc_or_none(row.jwks_fetched_at),
+        expires_at=_as_utc_or_none(row.jwks_expires_at),
+        forced_refetch_at=_as_utc_or_none(row.jwks_forced_refetch_at),
+    )
+
+
+def add_registration(
+    session: Session,
+    *,
+    issuer: str,
+    client_id: str,
+    auth_login_url: str,
+    auth_token_url: str,
+    now: datetime,
+    jwks_url: str | None = None,
+    static_jwks: Mapping[str, Any] | None = None,
+    auth_token_audience: str | None = None,
+    name: str = "",
+    status: RegistrationStatus = RegistrationStatus.active,
+    deployment_ids: Sequence[str] = (),
+) -> PlatformRegistrationInfo:
+    """Add a registration and its deployments; a duplicate (issuer, client_id) is a conflict."""
+    if not jwks_url and not static_jwks:
+        raise ConflictError(
+            "A registration needs the platform's JWKS URL or a static key set.",
+            hint="Give --jwks-url (Moodle: <site>/mod/lti/certs.php) or --jwks-file.",
+        )
+    row = PlatformRegistration(
+        issuer=issuer,
+        client_id=client_id,
+        name=name,
+        auth_login_url=auth_login_url,
+        auth_token_url=auth_token_url,
+        auth_token_audience=auth_token_audience,
+        jwks_url=jwks_url,
+        static_jwks=json.dumps(dict(static_jwks)) if static_jwks else None,
+        status=status.value,
+        created_at=now,
+    )
+    try:
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+    except IntegrityError:
+        raise ConflictError(
+            f"The platform {issuer!r} with client id {client_id!r} is already registered.",
+            hint="Use 'adaptive-lti platform list' to see it, or remove it first.",
+        ) from None
+    for deployment_id in dict.fromkeys(deployment_ids):
+        add_deployment(session, row.id, deployment_id, active=True, now=now)
+    return _registration_info(row)
+
+
+def list_registrations(session: Session) -> list[PlatformRegistrationInfo]:
+    rows = session.scalars(select(PlatformRegistration).order_by(PlatformRegistration.id))
+    return [_registration_info(row) for row in rows]
+
+
+def get_registration(session: Session, registration_id: int) -> PlatformRegistrationInfo:
+    row = session.get(PlatformRegistration, registration_id)
+    if row is None:
+        raise NotFoundError(
+            f"There is no platform registration with id {registration_id}.",
+            hint="Use 'adaptive-lti platform list' to see the registrations and their ids.",
+        )
+    return _registration_info(row)
+
+
+def find_registration(
+    session: Session, issuer: str, client_id: str
+) -> PlatformRegistrationInfo | None:
+    row = session.scalars(
+        select(PlatformRegistration).where(
+            PlatformRegistration.issuer == issuer, PlatformRegistration.client_id == client_id
+        )
+    ).one_or_none()
+    return None if row is None else _registration_info(row)
+
+
+def registrations_for_issuer(session: Session, issuer: str) -> list[PlatformRegistrationInfo]:
+    rows = session.scalars(
+        select(PlatformRegistration)
+        .where(PlatformRegistration.issuer == issuer)
+        .order_by(PlatformRegistration.id)
+    )
+    return [_registration_info(row) for row in rows]
+
+
+def set_registration_status(
+    session: Session, registration_id: int, status: RegistrationStatus
+) -> PlatformRegistrationInfo:
+    row = session.get(PlatformRegistration, registration_id)
+    if row is None:
+        get_registration(session, registration_id)  # raises the clear NotFoundError
+        raise AssertionError("unreachable")
+    row.status = status.value
+    session.flush()
+    return _registration_info(row)
+
+
+def remove_registration(session: Session, registration_id: int) -> PlatformRegistrationInfo:
+    """Remove a registration and everything recorded under it (deployments, users, launches)."""
+    info = get_registration(session, registration_id)
+    # Delete children explicitly: SQLite only cascades when foreign keys are switched on.
+    deployment_ids = select(Deployment.id).where(Deployment.registration_id == registration_id)
+    session.execute(delete(Launch).where(Launch.registration_id == registration_id))
+    session.execute(delete(ResourceLink).where(ResourceLink.deployment_id.in_(deployment_ids)))
+    session.execute(delete(Context).where(Context.deployment_id.in_(deployment_ids)))
+    session.execute(delete(User).where(User.registration_id == registration_id))
+    session.execute(delete(LoginState).where(LoginState.registration_id == registration_id))
+    session.execute(delete(Deployment).where(Deployment.registration_id == registration_id))
+    session.execute(delete(PlatformRegistration).where(PlatformRegistration.id == registration_id))
+    return info
+
+
+@dataclass(frozen=True)
+class RegistrationLookup:
+    """A registration with its cached key set and, when asked for, one of its deployments."""
+
+    registration: PlatformRegistrationInfo
+    key_set: CachedKeySet
+    deployment: DeploymentInfo | None
+
+
+def lookup_registration(
+    session: Session, issuer: str, client_id: str, deployment_id: str | None
+) -> RegistrationLookup | None:
+    """One round trip: the registration, its JWKS cache and the named deployment (if any)."""
+    if deployment_id is None:
+        row = session.scalars(
+            select(PlatformRegistration).where(
+                PlatformRegistration.issuer == issuer, PlatformRegistration.client_id == client_id
+            )
+        ).one_or_none()
+        if row is None:
+            return None
+        return RegistrationLookup(_registration_info(row), _key_set(row), None)
+    found = session.execute(
+        select(PlatformRegistration, Deployment)
+        .where(PlatformRegistration.issuer == issuer, PlatformRegistration.client_id == client_id)
+        .outerjoin(
+            Deployment,
+            (Deployment.registration_id == PlatformRegistration.id)
+            & (Deployment.deployment_id == deployment_id),
+        )
+    ).first()
+    if found is None:
+        return None
+    registration, deployment = found
+    return RegistrationLookup(
+        registration=_registration_info(registration),
+        key_set=_key_set(registration),
+        deployment=None if deployment is None else _deployment_info(deployment),
+    )
+
+
+def load_key_set(session: Session, registration_id: int) -> CachedKeySet:
+    row = session.get(PlatformRegistration, registration_id)
+    if row is None:
+        get_registration(session, registration_id)
+        raise AssertionError("unreachable")
+    return _key_set(row)
+
+
+def store_key_set(
+    session: Session,
+    registration_id: int,
+    keys: Mapping[str, Any],
+    *,
+    fetched_at: datetime,
+    expires_at: datetime,
+    forced: bool,
+) -> None:
+    values: dict[str, Any] = {
+        "jwks_cache": json.dumps(dict(keys)),
+        "jwks_fetched_at": fetched_at,
+        "jwks_expires_at": expires_at,
+    }
+    if forced:
+        values["jwks_forced_refetch_at"] = fetched_at
+    session.execute(
+        update(PlatformRegistration)
+        .where(PlatformRegistration.id == registration_id)
+        .values(**values)
+    )
+
+
+def note_forced_refetch(session: Session, registration_id: int, when: datetime) -> None:
+    """Record a forced refetch attempt even when it failed, so the rate limit still applies."""
+    session.execute(
+        update(PlatformRegistration)
+        .where(PlatformRegistration.id == registration_id)
+        .values(jwks_forced_refetch_at=when)
+    )
+
+
+# --- deployments ---------------------------------------------------------------------------
+
+
+def list_deployments(session: Session, registration_id: int) -> list[DeploymentInfo]:
+    rows = session.scalars(
+        select(Deployment)
+        .where(Deployment.registration_id == registration_id)
+        .order_by(Deployment.id)
+    )
+    return [_deployment_info(row) for row in rows]
+
+
+def find_deployment(
+    session: Session, registration_id: int, deployment_id: str
+) -> DeploymentInfo | None:
+    row = session.scalars(
+        select(Deployment).where(
+            Deployment.registration_id == registration_id,
+            Deployment.deployment_id == deployment_id,
+        )
+    ).one_or_none()
+    return None if row is None else _deployment_info(row)
+
+
+def add_deployment(
+    session: Session, registration_id: int, deployment_id: str, *, active: bool, now: datetime
+) -> DeploymentInfo:
+    row = Deployment(
+        registration_id=registration_id,
+        deployment_id=deployment_id,
+        active=active,
+        created_at=now,
+    )
+    try:
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+    except IntegrityError:
+        raise ConflictError(
+            f"Deployment {deployment_id!r} is already known for registration {registration_id}.",
+            hint="Use 'adaptive-lti platform show ID' to see its deployments.",
+        ) from None
+    return _deployment_info(row)
+
+
+def record_inactive_deployment(
+    session: Session, registration_id: int, deployment_id: str, now: datetime
+) -> DeploymentInfo:
+    """Note an unknown deployment as inactive (idempotent: concurrent launches both succeed)."""
+    _upsert(
+        session,
+        Deployment,
+        {
+            "registration_id": registration_id,
+            "deployment_id": deployment_id,
+            "active": False,
+            "created_at": now,
+        },
+        conflict=("registration_id", "deployment_id"),
+        update_columns=(),
+    )
+    found = find_deployment(session, registration_id, deployment_id)
+    assert found is not None
+    return found
+
+
+def set_deployment_active(
+    session: Session, registration_id: int, deployment_id: str, *, active: bool, now: datetime
+) -> DeploymentInfo:
+    """Activate (creating it if needed) or deactivate one deployment."""
+    row = session.scalars(
+        select(Deployment).where(
+            Deployment.registration_id == registration_id,
+            Deployment.deployment_id == deployment_id,
+        )
+    ).one_or_none()
+    if row is None:
+        if not active:
+            raise NotFoundError(
+                f"Deployment {deployment_id!r} is not known for registration {registration_id}.",
+                hint="Use 'adaptive-lti platform show ID' to see its deployments.",
+            )
+        get_registration(session, registration_id)
+        return add_deployment(session, registration_id, deployment_id, active=True, now=now)
+    row.active = active
+    session.flush()
+    return _deployment_info(row)
+
+
+def remove_deployment(session: Session, registration_id: int, deployment_id: str) -> None:
+    row = session.scalars(
+        select(Deployment).where(
+            Deployment.registration_id == registration_id,
+            Deployment.deployment_id == deployment_id,
+        )
+    ).one_or_none()
+    if row is None:
+        raise NotFoundError(
+            f"Deployment {deployment_id!r} is not known for registration {registration_id}.",
+            hint="Use 'adaptive-lti platform show ID' to see its deployments.",
+        )
+    session.execute(delete(Launch).where(Launch.deployment_id == row.id))
+    session.execute(delete(ResourceLink).where(ResourceLink.deployment_id == row.id))
+    session.execute(delete(Context).where(Context.deployment_id == row.id))
+    session.delete(row)
+    session.flush()
+
+
+# --- the tool's keys -----------------------------------------------------------------------
+
+
+def _tool_key_info(row: ToolKey, private_key_pem: str) -> ToolKeyInfo:
+    return ToolKeyInfo(
+        kid=row.kid,
+        public_jwk=dict(row.public_jwk),
+        active=row.status == "active",
+        created_at=as_utc(row.created_at),
+        retired_at=_as_utc_or_none(row.retired_at),
+        private_key_pem=private_key_pem,
+    )
+
+
+@dataclass(frozen=True)
+class StoredToolKey:
+    """A tool key row: the private key is either in the database or in a file named here."""
+
+    info: ToolKeyInfo
+    private_key_path: str | None
+
+
+def list_tool_keys(session: Session, *, active_only: bool = False) -> list[StoredToolKey]:
+    query = select(ToolKey).order_by(ToolKey.created_at, ToolKey.kid)
+    if active_only:
+        query = query.where(ToolKey.status == "active")
+    return [
+        StoredToolKey(_tool_key_info(row, row.private_key_pem or ""), row.private_key_path)
+        for row in session.scalars(query)
+    ]
+
+
+def add_tool_key(
+    session: Session,
+    *,
+    kid: str,
+    public_jwk: Mapping[str, Any],
+    now: datetime,
+    private_key_pem: str | None = None,
+    private_key_path: str | None = None,
+) -> None:
+    session.add(
+        ToolKey(
+            kid=kid,
+            private_key_pem=private_key_pem,
+            private_key_path=private_key_path,
+            public_jwk=dict(public_jwk),
+            status="active",
+            created_at=now,
+        )
+    )
+    session.flush()
+
+
+def retire_tool_key(session: Session, kid: str, now: datetime) -> None:
+    row = session.get(ToolKey, kid)
+    if row is None:
+        raise NotFoundError(
+            f"There is no tool key with kid {kid!r}.",
+            hint="Use 'adaptive-lti keys list' to see the keys.",
+        )
+    if row.status != "active":
+        raise ConflictError(f"The tool key {kid!r} is already retired.")
+    active = session.scalar(
+        select(func.count()).select_from(ToolKey).where(ToolKey.status == "active")
+    )
+    if active is not None and active <= 1:
+        raise ConflictError(
+            f"The tool key {kid!r} is the only active key; retiring it would leave nothing to sign with.",
+            hint="Run 'adaptive-lti keys rotate' first, then retire the old key.",
+        )
+    row.status = "retired"
+    row.retired_at = now
+    session.flush()
+
+
+# --- OIDC login state ----------------------------------------------------------------------
+
+
+def _login_state_info(row: Any) -> LoginStateInfo:
+    return LoginStateInfo(
+        state=row.state,
+        nonce=row.nonce,
+        registration_id=row.registration_id,
+        target_link_uri=row.target_link_uri,
+        login_hint=row.login_hint,
+        lti_message_hint=row.lti_message_hint,
+        deployment_hint=row.deployment_hint,
+        storage_target=row.storage_target,
+        created_at=as_utc(row.created_at),
+        expires_at=as_utc(row.expires_at),
+    )
+
+
+_LOGIN_STATE_COLUMNS = (
+    LoginState.state,
+    LoginState.nonce,
+    LoginState.registration_id,
+    LoginState.target_link_uri,
+    LoginState.login_hint,
+    LoginState.lti_message_hint,
+    LoginState.deployment_hint,
+    LoginState.storage_target,
+    LoginState.created_at,
+    LoginState.expires_at,
+)
+
+
+def insert_login_state(session: Session, login: LoginStateInfo) -> None:
+    session.add(
+        LoginState(
+            state=login.state,
+            nonce=login.nonce,
+            registration_id=login.registration_id,
+            target_link_uri=login.target_link_uri,
+            login_hint=login.login_hint,
+            lti_message_hint=login.lti_message_hint,
+            deployment_hint=login.deployment_hint,
+            storage_target=login.storage_target,
+            created_at=login.created_at,
+            expires_at=login.expires_at,
+        )
+    )
+    session.flush()
+
+
+def peek_login_state(session: Session, state: str) -> LoginStateInfo | None:
+    row = session.execute(
+        select(*_LOGIN_STATE_COLUMNS).where(LoginState.state == state)
+    ).one_or_none()
+    return None if row is None else _login_state_info(row)
+
+
+def consume_login_state(session: Session, state: str) -> LoginStateInfo | None:
+    """Delete the login and return it, in one statement: two launches racing with the same
+    state cannot both get it (the second finds nothing once the first's delete is committed)."""
+    row = session.execute(
+        delete(LoginState)
+        .where(LoginState.state == state)
+        .returning(*_LOGIN_STATE_COLUMNS)
+        .execution_options(synchronize_session=False)
+    ).one_or_none()
+    return None if row is None else _login_state_info(row)
+
+
+def purge_expired_login_states(session: Session, now: datetime) -> int:
+    result = session.execute(
+        delete(LoginState)
+        .where(LoginState.expires_at < now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+# --- what launches record ------------------------------------------------------------------
+
+
+def _upsert(
+    session: Session,
+    table: type[Any],
+    values: Mapping[str, Any],
+    *,
+    conflict: Sequence[str],
+    update_columns: Sequence[str],
+) -> int:
+    """INSERT ... ON CONFLICT (conflict) DO UPDATE/NOTHING, returning the row's id."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(table).values(**values)
+    if update_columns:
+        statement = statement.on_conflict_do_update(
+            index_elements=list(conflict),
+            set_={column: statement.excluded[column] for column in update_columns},
+        )
+    else:
+        statement = statement.on_conflict_do_nothing(index_elements=list(conflict))
+    result = session.execute(statement.returning(table.id)).scalar_one_or_none()
+    if result is None:  # DO NOTHING returned no row: the row was already there
+        keys = [getattr(table, column) == values[column] for column in conflict]
+        result = session.execute(select(table.id).where(*keys)).scalar_one()
+    return int(result)
+
+
+def _optional_json(mapping: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    return None if mapping is None else json.loads(json.dumps(dict(mapping), default=str))
+
+
+def record_launch(
+    session: Session,
+    launch: LaunchContext,
+    *,
+    registration_id: int,
+    deployment_pk: int,
+    now: datetime,
+) -> RecordedLaunch:
+    """Upsert the user, context and resource link the launch names and insert the launch."""
+    person = launch.person
+    user_pk: int | None = None
+    if person.subject is not None:
+        user_pk = _upsert(
+            session,
+            User,
+            {
+                "registration_id": registration_id,
+                "subject": person.subject,
+                "given_name": person.given_name,
+                "family_name": person.family_name,
+                "name": person.name,
+                "email": person.email,
+                "person_sourcedid": person.person_sourcedid,
+                "username": person.username,
+                "first_seen_at": now,
+                "last_seen_at": now,
+            },
+            conflict=("registration_id", "subject"),
+            # The platform is the source of truth for names: keep what it last sent.
+            update_columns=(
+                "given_name",
+                "family_name",
+                "name",
+                "email",
+                "person_sourcedid",
+                "username",
+                "last_seen_at",
+            ),
+        )
+    context_pk: int | None = None
+    if launch.context is not None:
+        context_pk = _upsert(
+            session,
+            Context,
+            {
+                "deployment_id": deployment_pk,
+                "context_id": launch.context.id,
+                "label": launch.context.label,
+                "title": launch.context.title,
+                "types": list(launch.context.types),
+                "first_seen_at": now,
+                "last_seen_at": now,
+            },
+            conflict=("deployment_id", "context_id"),
+            update_columns=("label", "title", "types", "last_seen_at"),
+        )
+    resource_link_pk: int | None = None
+    if launch.resource_link is not None:
+        resource_link_pk = _upsert(
+            session,
+            ResourceLink,
+            {
+                "deployment_id": deployment_pk,
+                "context_id": context_pk,
+                "resource_link_id": launch.resource_link.id,
+                "title": launch.resource_link.title,
+                "description": launch.resource_link.description,
+                "first_seen_at": now,
+                "last_seen_at": now,
+            },
+            conflict=("deployment_id", "resource_link_id"),
+            update_columns=("context_id", "title", "description", "last_seen_at"),
+        )
+    row = Launch(
+        registration_id=registration_id,
+        deployment_id=deployment_pk,
+        user_id=user_pk,
+        context_id=context_pk,
+        resource_link_id=resource_link_pk,
+        message_type=launch.message_type,
+        target_link_uri=launch.target_link_uri,
+        roles=list(launch.role_uris),
+        roles_short=list(launch.role_short_names),
+        custom=dict(launch.custom),
+        locale=launch.locale,
+        ags_endpoint=_optional_json(launch.ags_endpoint),
+        nrps=_optional_json(launch.nrps),
+        deep_linking_settings=_optional_json(launch.deep_linking_settings),
+        basic_outcome=_optional_json(launch.basic_outcome),
+        ext=_optional_json(launch.ext),
+        tool_platform=_optional_json(launch.tool_platform),
+        launch_presentation=_optional_json(launch.launch_presentation),
+        launched_at=now,
+    )
+    session.add(row)
+    session.flush()
+    return RecordedLaunch(
+        launch_id=row.id,
+        registration_id=registration_id,
+        deployment_pk=deployment_pk,
+        user_pk=user_pk,
+        context_pk=context_pk,
+        resource_link_pk=resource_link_pk,
+    )
+
+
+def course_page(
+    session: Session, *, context_pk: int | None, resource_link_pk: int | None, limit: int = 20
+) -> CoursePage:
+    """The course, the activity and the course's most recent launches (newest first)."""
+    context: CourseContext | None = None
+    if context_pk is not None:
+        row = session.get(Context, context_pk)
+        if row is not None:
+            context = CourseContext(row.context_id, row.label, row.title, tuple(row.types))
+    resource_link: ResourceLinkInfo | None = None
+    if resource_link_pk is not None:
+        link = session.get(ResourceLink, resource_link_pk)
+        if link is not None:
+            resource_link = ResourceLinkInfo(link.resource_link_id, link.title, link.description)
+    if context_pk is not None:
+        scope = Launch.context_id == context_pk
+    elif resource_link_pk is not None:
+        scope = Launch.resource_link_id == resource_link_pk
+    else:
+        return CoursePage(context, resource_link, (), 0, 0)
+    rows = session.execute(
+        select(Launch, User, ResourceLink.title)
+        .outerjoin(User, User.id == Launch.user_id)
+        .outerjoin(ResourceLink, ResourceLink.id == Launch.resource_link_id)
+        .where(scope)
+        .order_by(Launch.launched_at.desc(), Launch.id.desc())
+        .limit(limit)
+    ).all()
+    summaries = []
+    for launch_row, user_row, link_title in rows:
+        person = Person(
+            subject=None if user_row is None else user_row.subject,
+            given_name=None if user_row is None else user_row.given_name,
+            family_name=None if user_row is None else user_row.family_name,
+            name=None if user_row is None else user_row.name,
+            email=None if user_row is None else user_row.email,
+        )
+        summaries.append(
+            LaunchSummary(
+                launch_id=launch_row.id,
+                launched_at=as_utc(launch_row.launched_at),
+                user_display_name=person.display_name,
+                roles_short=tuple(launch_row.roles_short),
+                message_type=launch_row.message_type,
+                resource_link_title=link_title,
+            )
+        )
+    launch_count = session.scalar(select(func.count()).select_from(Launch).where(scope)) or 0
+    person_count = (
+        session.scalar(
+            select(func.count(func.distinct(Launch.user_id))).where(
+                scope, Launch.user_id.is_not(None)
+            )
+        )
+        or 0
+    )
+    return CoursePage(context, resource_link, tuple(summaries), launch_count, person_count)

@@ -1,0 +1,175 @@
+"""The tool's RSA signing keys: created on first start, rotated, retired, published as a JWKS.
+
+The tool signs with the newest active key (client-credentials assertions, deep-linking
+responses) and publishes every active key at ``/.well-known/jwks.json`` so platforms that cached
+the old key keep verifying until ``adaptive-lti keys retire KID`` (Security Framework §6.3).
+Private keys live in the database, or in 0600 files under ``Settings.key_dir`` when it is set;
+they never appear in a log, a repr or a CLI listing. Parsed key objects are cached per PEM, so a
+request never re-parses a PEM.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
+from sqlalchemy.orm import Session
+
+from adaptive_lti.core.errors import AdaptiveLtiError
+from adaptive_lti.core.lti import ToolKeyInfo
+from adaptive_lti.db import lti_repo
+from adaptive_lti.settings import Settings
+
+log = logging.getLogger("adaptive_lti.lti.keys")
+
+KEY_SIZE_BITS = 2048
+SIGNING_ALGORITHM = "RS256"
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    kid: str
+    private_key: rsa.RSAPrivateKey
+
+    def __repr__(self) -> str:  # the private key must never reach a log
+        return f"SigningKey(kid={self.kid!r})"
+
+
+def _thumbprint_kid(public_jwk: dict[str, Any]) -> str:
+    """RFC 7638 JWK thumbprint: a kid derived from the key, stable and collision free."""
+    canonical = json.dumps(
+        {"e": public_jwk["e"], "kty": "RSA", "n": public_jwk["n"]}, separators=(",", ":")
+    )
+    digest = hashlib.sha256(canonical.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def generate_key_pair() -> tuple[str, str, dict[str, Any]]:
+    """A new RSA key: (kid, private PEM, public JWK with kid/alg/use)."""
+    private_key = rsa.generate_private_key(public_exponent=65537, key_size=KEY_SIZE_BITS)
+    pem = private_key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode("ascii")
+    public_jwk: dict[str, Any] = RSAAlgorithm.to_jwk(private_key.public_key(), as_dict=True)
+    kid = _thumbprint_kid(public_jwk)
+    public_jwk.update({"kid": kid, "alg": SIGNING_ALGORITHM, "use": "sig"})
+    return kid, pem, public_jwk
+
+
+@lru_cache(maxsize=32)
+def _load_private_key(pem: str) -> rsa.RSAPrivateKey:
+    key = serialization.load_pem_private_key(pem.encode("ascii"), password=None)
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise AdaptiveLtiError(
+            "A tool key is not an RSA key.", hint="Run 'adaptive-lti keys rotate'."
+        )
+    return key
+
+
+def _write_private_key_file(key_dir: Path, kid: str, pem: str) -> Path:
+    key_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = key_dir / f"{kid}.pem"
+    # O_EXCL: never overwrite a key; 0600 from creation, not chmod afterwards.
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="ascii") as handle:
+        handle.write(pem)
+    return path
+
+
+def _read_private_key(stored: lti_repo.StoredToolKey) -> str:
+    if stored.private_key_path:
+        try:
+            return Path(stored.private_key_path).read_text(encoding="ascii")
+        except OSError as error:
+            raise AdaptiveLtiError(
+                f"The private key file of tool key {stored.info.kid} cannot be read ({error.strerror}).",
+                hint="Restore the file, or run 'adaptive-lti keys rotate' and retire the old key.",
+            ) from None
+    return stored.info.private_key_pem
+
+
+def create_key(session: Session, settings: Settings, now: datetime) -> ToolKeyInfo:
+    """Make and store a new active signing key (``keys rotate``; first start)."""
+    kid, pem, public_jwk = generate_key_pair()
+    if settings.key_dir is not None:
+        path = _write_private_key_file(settings.key_dir, kid, pem)
+        lti_repo.add_tool_key(
+            session, kid=kid, public_jwk=public_jwk, now=now, private_key_path=str(path)
+        )
+    else:
+        lti_repo.add_tool_key(session, kid=kid, public_jwk=public_jwk, now=now, private_key_pem=pem)
+    log.info("created tool signing key kid=%s", kid)
+    return ToolKeyInfo(kid=kid, public_jwk=public_jwk, active=True, created_at=now, retired_at=None)
+
+
+def ensure_signing_key(session: Session, settings: Settings, now: datetime) -> None:
+    """Create the first key pair when the tool has none (first start)."""
+    if not lti_repo.list_tool_keys(session, active_only=True):
+        create_key(session, settings, now)
+
+
+def rotate(session: Session, settings: Settings, now: datetime) -> ToolKeyInfo:
+    """A new signing key; the old ones stay published until retired."""
+    return create_key(session, settings, now)
+
+
+def retire(session: Session, kid: str, now: datetime) -> None:
+    """Stop publishing and using a key (refused for the last active key)."""
+    lti_repo.retire_tool_key(session, kid, now)
+
+
+def list_keys(session: Session) -> list[ToolKeyInfo]:
+    """Every key, without its private part."""
+    return [
+        ToolKeyInfo(
+            kid=stored.info.kid,
+            public_jwk=stored.info.public_jwk,
+            active=stored.info.active,
+            created_at=stored.info.created_at,
+            retired_at=stored.info.retired_at,
+        )
+        for stored in lti_repo.list_tool_keys(session)
+    ]
+
+
+def published_jwks(session: Session) -> dict[str, list[dict[str, Any]]]:
+    """The JWKS a platform fetches: every active public key with kid, alg and use."""
+    return {
+        "keys": [
+            dict(stored.info.public_jwk)
+            for stored in lti_repo.list_tool_keys(session, active_only=True)
+        ]
+    }
+
+
+def signing_key(session: Session) -> SigningKey:
+    """The newest active key, parsed once per process."""
+    active = lti_repo.list_tool_keys(session, active_only=True)
+    if not active:
+        raise AdaptiveLtiError(
+            "The tool has no active signing key.",
+            hint="Run 'adaptive-lti keys rotate' to create one.",
+        )
+    newest = active[-1]
+    return SigningKey(newest.info.kid, _load_private_key(_read_private_key(newest)))
+
+
+def private_key_pem(session: Session, kid: str) -> str:
+    """The PEM of one key, for pylti1p3's Registration (lti/toolconf.py) only."""
+    for stored in lti_repo.list_tool_keys(session, active_only=True):
+        if stored.info.kid == kid:
+            return _read_private_key(stored)
+    raise AdaptiveLtiError(f"There is no active tool key with kid {kid!r}.")
