@@ -27,6 +27,7 @@ from adaptive_lti.core.design import (
     Split,
     Step,
 )
+from adaptive_lti.core.source import SourceMap
 
 # A location inside the design document, as keys and list indexes: ("route", 2, "branch", 0, "when").
 Path = tuple[str | int, ...]
@@ -94,6 +95,8 @@ class CompiledDesign:
     conditions: dict[str, Condition]
     # Where each condition text is written (for the linter's messages).
     condition_paths: dict[str, tuple[Path, ...]] = field(default_factory=dict)
+    # Where each part was written, when the design was read from YAML (``core/loader.py``).
+    source: SourceMap | None = field(default=None, compare=False, repr=False)
 
     @property
     def id(self) -> str:
