@@ -34,6 +34,7 @@ def upgrade() -> None:
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("title", sa.Text(), nullable=False),
         sa.Column("source", sa.Text(), nullable=False),
+        sa.Column("page_bodies", sa.JSON(), nullable=False),
         sa.Column("content_hash", sa.String(length=64), nullable=False),
         sa.Column("lint_summary", sa.JSON(), nullable=False),
         sa.Column("sends_grade", sa.Boolean(), nullable=False),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -72,14 +73,24 @@ def parse_design_reference(text: str) -> DesignReference:
     return DesignReference(design_id, int(version_text))
 
 
-def content_hash(source_text: str) -> str:
-    """SHA-256 of the design file's text with line endings normalised.
+def _normalise_newlines(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def content_hash(source_text: str, page_bodies: Mapping[str, str] | None = None) -> str:
+    """SHA-256 of the design file's text and of the page files it includes.
 
     Line endings are normalised so the same file published from Windows and from Linux is the
     same content; every other byte counts, since a changed comment is a changed source.
     """
-    normalised = source_text.replace("\r\n", "\n").replace("\r", "\n")
-    return hashlib.sha256(normalised.encode("utf-8")).hexdigest()
+    digest = hashlib.sha256(_normalise_newlines(source_text).encode("utf-8"))
+    for activity_id in sorted(page_bodies or {}):
+        body = _normalise_newlines((page_bodies or {})[activity_id])
+        # Length-prefixed, so no split of the same bytes between parts gives the same hash.
+        for part in (activity_id, body):
+            encoded = part.encode("utf-8")
+            digest.update(b"\0%d:" % len(encoded) + encoded)
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -122,6 +133,8 @@ class DesignVersionInfo:
     published_at: datetime
     published_by: str
     source_text: str = field(repr=False, default="")
+    # Markdown of the pages the file includes with ``file:``, by activity id.
+    page_bodies: Mapping[str, str] = field(repr=False, default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ back what won, so the loser sees the winner's row instead of an integrity error.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 from sqlalchemy import func, select, update
@@ -39,6 +40,7 @@ def _version_info(row: DesignVersion, *, with_source: bool = True) -> DesignVers
         published_at=as_utc(row.published_at),
         published_by=row.published_by,
         source_text=row.source if with_source else "",
+        page_bodies=dict(row.page_bodies) if with_source else {},
     )
 
 
@@ -82,6 +84,7 @@ def insert_version(
     version: int,
     title: str,
     source_text: str,
+    page_bodies: Mapping[str, str],
     content_hash: str,
     lint: LintSummary,
     sends_grade: bool,
@@ -105,6 +108,7 @@ def insert_version(
         version=version,
         title=title,
         source=source_text,
+        page_bodies=dict(page_bodies),
         content_hash=content_hash,
         lint_summary=lint.to_json(),
         sends_grade=sends_grade,

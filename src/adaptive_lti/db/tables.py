@@ -392,6 +392,9 @@ class DesignVersion(Base):
     title: Mapped[str] = mapped_column(Text)
     # The YAML file as published, and its SHA-256 (line endings normalised).
     source: Mapped[str] = mapped_column(Text)
+    # Markdown of pages written as ``file:`` beside the design, by activity id, so a published
+    # version is self-contained. Part of the content hash.
+    page_bodies: Mapped[dict[str, str]] = mapped_column(JSON)
     content_hash: Mapped[str] = mapped_column(String(64))
     # {"errors": 0, "warnings": n, "messages": [...]}: what the linter said at publication.
     lint_summary: Mapped[dict[str, Any]] = mapped_column(JSON)
