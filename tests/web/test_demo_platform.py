@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
+from adaptive_lti.db import migrate
 from adaptive_lti.lti.platform_demo import PENDING_LAUNCH_COOKIE, DemoPlatform
 from adaptive_lti.settings import Settings
 from adaptive_lti.web.app import create_app
@@ -21,9 +22,11 @@ BASE = "http://testserver"
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
+    database_url = f"sqlite:///{tmp_path / 'demo.db'}"
+    migrate.upgrade(database_url)
     return Settings(
         environment="test",
-        database_url=f"sqlite:///{tmp_path / 'demo.db'}",
+        database_url=database_url,
         base_url=BASE,
         demo_platform=True,
         demo_platform_key_file=tmp_path / "keys" / "demo-platform.pem",

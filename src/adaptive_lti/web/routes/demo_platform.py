@@ -8,12 +8,14 @@ authorization endpoint, the platform's JWKS and OpenID configuration.
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Form, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from adaptive_lti.core.errors import NotFoundError
+from adaptive_lti.db.session import transaction
 from adaptive_lti.lti.platform_demo import (
     DEMO_PLATFORM_PATH,
     PENDING_LAUNCH_COOKIE,
@@ -22,6 +24,7 @@ from adaptive_lti.lti.platform_demo import (
     FormPost,
     PendingLaunchCodec,
     load_or_create_platform_key,
+    register_with_tool,
 )
 from adaptive_lti.settings import Settings
 from adaptive_lti.web.templating import templates
@@ -39,9 +42,11 @@ NO_STORE_HEADERS = {
 
 
 def mount(app: FastAPI, settings: Settings) -> DemoPlatform:
-    """Build the demo platform for this server and serve its routes."""
+    """Build the demo platform for this server, register it with the tool, serve its routes."""
     key = load_or_create_platform_key(settings.demo_platform_key_file)
     platform = DemoPlatform.for_tool(settings.base_url, key)
+    with transaction(app.state.session_factory) as session:
+        register_with_tool(session, platform, datetime.now(UTC))
     app.state.demo_platform = platform
     app.state.demo_pending_launch_codec = PendingLaunchCodec(settings.secret_key)
     app.include_router(router)

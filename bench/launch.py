@@ -1,0 +1,644 @@
+"""Launch benchmark: full LTI 1.3 launches against the real server, with its own ceiling.
+
+    .venv/bin/python bench/launch.py --concurrency 32 --seconds 10 --database sqlite|postgresql|both
+
+What it does, per database:
+1. starts the real server (``adaptive-lti demo``: uvicorn, one process, uvloop and httptools when
+   installed) on a fresh database (a new SQLite file, or a new PostgreSQL database on the server
+   of ``ADAPTIVE_LTI_TEST_POSTGRES_URL``, default postgresql://postgres@127.0.0.1:5432/test);
+2. from separate load-generator processes, holds ``--concurrency`` virtual browsers, each on its
+   own keep-alive connection, and measures in the same run:
+   - the ceiling: ``GET /healthz`` (the server's cheapest endpoint), as fast as they can;
+   - full launches: ``POST /lti/login`` (OIDC login initiation, answered by a redirect carrying
+     state and nonce) -> an id_token signed *by the load generator* with the demo platform's key
+     (``lti/platform_demo.py``: the same claims and signing code the demo platform uses) ->
+     ``POST /lti/launch`` -> every redirect followed to the learner's page (200). So the measured
+     server does only the tool's work; ``--through-platform`` sends each launch through the demo
+     platform's pages and auth endpoint instead (two more requests, served by the same process).
+   Learners are synthetic (``--people`` distinct users with the personas' backgrounds), so the
+   tool records new users as in a real course, not the same seven rows over and over;
+3. prints launches/s, p50/p99 launch latency, the ratio to the ceiling, the server's CPU use
+   (near 100 % of one core means the server, not the load generator, was the limit) and the
+   server process's peak resident memory (VmHWM).
+``--profile`` samples the server with py-spy during the launch phase and prints where time goes.
+
+The load generator speaks HTTP/1.1 itself over asyncio streams (uvloop when installed): a general
+client library would cost more CPU than the server's trivial endpoint and cap the ceiling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import multiprocessing
+import multiprocessing.pool
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+from adaptive_lti.lti.platform_demo import (
+    DEMO_PEOPLE,
+    ROLE_LEARNER,
+    DemoPerson,
+    DemoPlatform,
+    load_or_create_platform_key,
+)
+
+DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+TARGET_RATIO = 0.2
+TARGET_P99_MS = 50.0
+TARGET_RSS_MB = 150.0
+SECRET_KEY = "bench-secret-key-that-is-long-enough-0123456789"
+
+
+# --- a minimal HTTP/1.1 client ------------------------------------------------------------------
+
+
+@dataclass
+class Response:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+    def all(self, name: str) -> list[str]:
+        return [value for key, value in self.headers if key == name]
+
+
+class HttpConnection:
+    """One keep-alive connection, as a browser holds one to a site."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if self.reader is None or self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        return self.reader, self.writer
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+    async def request(
+        self, method: str, target: str, headers: dict[str, str] | None = None, body: bytes = b""
+    ) -> Response:
+        reader, writer = await self._connect()
+        lines = [f"{method} {target} HTTP/1.1", f"Host: {self.host}:{self.port}"]
+        for name, value in (headers or {}).items():
+            lines.append(f"{name}: {value}")
+        if body or method == "POST":
+            lines.append(f"Content-Length: {len(body)}")
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
+        head = await reader.readuntil(b"\r\n\r\n")
+        status_line, *header_lines = head[:-4].decode("latin-1").split("\r\n")
+        status = int(status_line.split(" ", 2)[1])
+        response_headers = []
+        for line in header_lines:
+            name, _, value = line.partition(":")
+            response_headers.append((name.strip().lower(), value.strip()))
+        response = Response(status, response_headers, b"")
+        length = response.header("content-length")
+        if length is not None:
+            response.body = await reader.readexactly(int(length))
+        elif response.header("transfer-encoding") == "chunked":
+            chunks = []
+            while True:
+                size = int((await reader.readuntil(b"\r\n"))[:-2].split(b";")[0], 16)
+                chunk = await reader.readexactly(size + 2)
+                if size == 0:
+                    break
+                chunks.append(chunk[:-2])
+            response.body = b"".join(chunks)
+        else:
+            response.body = await reader.read()
+            self.close()
+        if (response.header("connection") or "").lower() == "close":
+            self.close()
+        return response
+
+
+class Browser:
+    """A virtual browser: one connection and a cookie jar (names only; one site)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.connection = HttpConnection(host, port)
+        self.cookies: dict[str, str] = {}
+
+    def _remember(self, response: Response) -> None:
+        for set_cookie in response.all("set-cookie"):
+            pair = set_cookie.split(";", 1)[0]
+            name, _, value = pair.partition("=")
+            if (
+                "max-age=0" in set_cookie.lower()
+                or "expires=thu, 01 jan 1970" in set_cookie.lower()
+            ):
+                self.cookies.pop(name.strip(), None)
+            else:
+                self.cookies[name.strip()] = value.strip().strip('"')
+
+    async def request(
+        self, method: str, target: str, form: dict[str, str] | None = None
+    ) -> Response:
+        headers = {"Accept": "text/html"}
+        if self.cookies:
+            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        body = b""
+        if form is not None:
+            body = urlencode(form).encode("ascii")
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        response = await self.connection.request(method, target, headers, body)
+        self._remember(response)
+        return response
+
+    async def follow(self, response: Response, limit: int = 5) -> Response:
+        """Follow redirects (same site) to the page the browser ends on."""
+        while response.status in (301, 302, 303, 307) and limit > 0:
+            location = response.header("location") or "/"
+            parts = urlsplit(location)
+            target = parts.path + (f"?{parts.query}" if parts.query else "")
+            response = await self.request("GET", target)
+            limit -= 1
+        return response
+
+
+FORM_ACTION = re.compile(rb'<form method="post" action="([^"]+)"')
+HIDDEN_INPUT = re.compile(rb'<input type="hidden" name="([^"]+)" value="([^"]*)">')
+
+
+def html_form(body: bytes) -> tuple[str, dict[str, str]]:
+    import html
+
+    action = FORM_ACTION.search(body)
+    if action is None:
+        raise LaunchFailed("no form in the page: " + body[:300].decode(errors="replace"))
+    fields = {
+        html.unescape(name.decode()): html.unescape(value.decode())
+        for name, value in HIDDEN_INPUT.findall(body)
+    }
+    return html.unescape(action.group(1).decode()), fields
+
+
+class LaunchFailed(Exception):
+    pass
+
+
+# --- the load generator ---------------------------------------------------------------------------
+
+
+def synthetic_learners(count: int) -> list[DemoPerson]:
+    """``count`` distinct learners, each with the background of one of the demo personas."""
+    personas = [person for person in DEMO_PEOPLE if ROLE_LEARNER in person.roles]
+    learners = []
+    for number in range(count):
+        persona = personas[number % len(personas)]
+        learners.append(
+            DemoPerson(
+                key=f"bench{number}",
+                user_id=str(100_000 + number),
+                username=f"bench{number}",
+                given_name=persona.given_name,
+                family_name=f"Bench{number}",
+                email=f"bench{number}@bench.example",
+                roles=persona.roles,
+                background=persona.background,
+                locale=persona.locale,
+                custom=dict(persona.custom),
+            )
+        )
+    return learners
+
+
+@dataclass
+class PhaseResult:
+    completed: int = 0
+    failed: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+    errors: collections.Counter[str] = field(default_factory=collections.Counter)
+    seconds: float = 0.0
+
+
+async def scripted_launch(
+    browser: Browser, platform: DemoPlatform, person: DemoPerson, base_path: str
+) -> None:
+    """Login -> id_token signed here -> launch -> the tool's page."""
+    login = platform.login_initiation(person)
+    response = await browser.request("POST", base_path + "/lti/login", login.fields)
+    if response.status not in (302, 303):
+        raise LaunchFailed(f"login answered {response.status}: {response.body[:200]!r}")
+    query = parse_qs(urlsplit(response.header("location") or "").query)
+    state, nonce = query.get("state", [""])[0], query.get("nonce", [""])[0]
+    if not state or not nonce:
+        raise LaunchFailed(f"login redirect without state/nonce: {response.header('location')}")
+    token = platform.sign(platform.id_token_claims(person, nonce, int(time.time())))
+    response = await browser.request(
+        "POST", base_path + "/lti/launch", {"id_token": token, "state": state}
+    )
+    response = await browser.follow(response)
+    if response.status != 200:
+        raise LaunchFailed(f"launch ended on {response.status}: {response.body[:200]!r}")
+
+
+async def platform_launch(browser: Browser, person: DemoPerson, base_path: str) -> None:
+    """The same through the demo platform: its launch button and its auth endpoint."""
+    response = await browser.request(
+        "POST", base_path + "/demo-platform/launch", {"person": person.key}
+    )
+    action, fields = html_form(response.body)
+    response = await browser.request("POST", urlsplit(action).path, fields)
+    location = urlsplit(response.header("location") or "")
+    response = await browser.request("GET", f"{location.path}?{location.query}")
+    action, fields = html_form(response.body)
+    if "error" in fields:
+        raise LaunchFailed(f"the demo platform refused: {fields}")
+    response = await browser.follow(await browser.request("POST", urlsplit(action).path, fields))
+    if response.status != 200:
+        raise LaunchFailed(f"launch ended on {response.status}: {response.body[:200]!r}")
+
+
+async def run_phase_async(
+    kind: str,
+    url: str,
+    key_file: str,
+    concurrency: int,
+    seconds: float,
+    people: int,
+    worker_index: int,
+) -> PhaseResult:
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    platform = DemoPlatform.for_tool(url, load_or_create_platform_key(Path(key_file)))
+    learners = synthetic_learners(people)
+    demo_learners = [person for person in DEMO_PEOPLE if ROLE_LEARNER in person.roles]
+    result = PhaseResult()
+    deadline = time.perf_counter() + seconds
+    counter = iter(range(worker_index * 1_000_000, 10**12))
+
+    async def virtual_user() -> None:
+        browser = Browser(host, port)
+        while time.perf_counter() < deadline:
+            number = next(counter)
+            started = time.perf_counter()
+            try:
+                if kind == "healthz":
+                    response = await browser.request("GET", "/healthz")
+                    if response.status != 200:
+                        raise LaunchFailed(f"/healthz answered {response.status}")
+                elif kind == "launch":
+                    await scripted_launch(browser, platform, learners[number % people], "")
+                else:
+                    await platform_launch(browser, demo_learners[number % len(demo_learners)], "")
+            except (LaunchFailed, OSError, asyncio.IncompleteReadError, ValueError) as error:
+                result.failed += 1
+                result.errors[f"{type(error).__name__}: {str(error)[:160]}"] += 1
+                browser.connection.close()
+                continue
+            result.latencies_ms.append((time.perf_counter() - started) * 1000)
+            result.completed += 1
+        browser.connection.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(virtual_user() for _ in range(concurrency)))
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def run_phase(arguments: tuple[str, str, str, int, float, int, int]) -> PhaseResult:
+    try:
+        import uvloop
+
+        return uvloop.run(run_phase_async(*arguments))
+    except ImportError:
+        return asyncio.run(run_phase_async(*arguments))
+
+
+@dataclass
+class Phase:
+    kind: str
+    completed: int
+    failed: int
+    per_second: float
+    p50_ms: float
+    p99_ms: float
+    server_cpu: float  # fraction of one core
+    errors: collections.Counter[str]
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def measure(
+    pool: multiprocessing.pool.Pool,
+    kind: str,
+    url: str,
+    key_file: Path,
+    concurrency: int,
+    seconds: float,
+    people: int,
+    clients: int,
+    server_pid: int,
+) -> Phase:
+    shares = [
+        concurrency // clients + (1 if i < concurrency % clients else 0) for i in range(clients)
+    ]
+    jobs = [
+        (kind, url, str(key_file), share, seconds, people, index)
+        for index, share in enumerate(shares)
+        if share
+    ]
+    cpu_before, wall_before = cpu_seconds(server_pid), time.perf_counter()
+    results = pool.map(run_phase, jobs)
+    cpu_after, wall_after = cpu_seconds(server_pid), time.perf_counter()
+    latencies = [value for result in results for value in result.latencies_ms]
+    completed = sum(result.completed for result in results)
+    errors: collections.Counter[str] = collections.Counter()
+    for result in results:
+        errors.update(result.errors)
+    elapsed = max(result.seconds for result in results)
+    return Phase(
+        kind=kind,
+        completed=completed,
+        failed=sum(result.failed for result in results),
+        per_second=completed / elapsed,
+        p50_ms=percentile(latencies, 0.50),
+        p99_ms=percentile(latencies, 0.99),
+        server_cpu=(cpu_after - cpu_before) / (wall_after - wall_before),
+        errors=errors,
+    )
+
+
+# --- the server and its database ---------------------------------------------------------------
+
+
+@contextmanager
+def fresh_database(backend: str, workdir: Path) -> Iterator[str]:
+    if backend == "sqlite":
+        yield f"sqlite:///{workdir / 'bench.db'}"
+        return
+    from sqlalchemy import create_engine, text
+
+    from adaptive_lti.db.session import normalise_database_url
+
+    admin_url = os.environ.get("ADAPTIVE_LTI_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
+    admin = create_engine(normalise_database_url(admin_url), isolation_level="AUTOCOMMIT")
+    name = f"adaptive_lti_bench_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin.url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@contextmanager
+def running_server(database_url: str, workdir: Path) -> Iterator[tuple[str, int, Path]]:
+    """``adaptive-lti demo`` on a free port: (url, pid, the demo platform's key file)."""
+    log_path = workdir / "server.log"
+    env = {key: value for key, value in os.environ.items() if not key.startswith("ADAPTIVE_LTI_")}
+    env.update(
+        {
+            "ADAPTIVE_LTI_ENVIRONMENT": "test",
+            "ADAPTIVE_LTI_SECRET_KEY": SECRET_KEY,
+            "ADAPTIVE_LTI_LOG_LEVEL": "WARNING",  # no access log: it would be measured too
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    command = [
+        sys.executable, "-m", "adaptive_lti.cli", "demo", "--host", "127.0.0.1", "--port", "0",
+        "--data-dir", str(workdir), "--database-url", database_url,
+    ]  # fmt: skip
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        url = None
+        while url is None:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the server did not start:\n{log_path.read_text()}")
+            match = re.search(r"listening on (http://\S+)", log_path.read_text())
+            url = match.group(1) if match else None
+            time.sleep(0.05)
+        yield url, process.pid, workdir / "demo-platform-key.pem"
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        problems = [
+            line
+            for line in log_path.read_text(errors="replace").splitlines()
+            if "Traceback" in line or " 500 " in line or "ERROR" in line
+        ]
+        if problems:
+            print(f"  server log ({log_path}) has errors, first: {problems[0]}", file=sys.stderr)
+
+
+@contextmanager
+def profiling(pid: int, enabled: bool, seconds: float, output: Path) -> Iterator[None]:
+    if not enabled:
+        yield
+        return
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(py_spy).exists():
+        raise SystemExit("--profile needs py-spy: .venv/bin/pip install py-spy")
+    command = [
+        py_spy, "record", "--pid", str(pid), "--rate", "250", "--duration", str(int(seconds)),
+        "--format", "raw", "--output", str(output), "--nonblocking",
+    ]  # fmt: skip
+    recorder = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(0.5)
+    try:
+        yield
+    finally:
+        recorder.wait(timeout=seconds + 30)
+
+
+def summarise_profile(path: Path, top: int = 25) -> None:
+    """Print the functions with the most samples: own (self) time and inclusive time."""
+    own: collections.Counter[str] = collections.Counter()
+    inclusive: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack:
+            continue
+        count = int(count_text)
+        total += count
+        frames = stack.split(";")
+        own[_short(frames[-1])] += count
+        for frame in set(map(_short, frames)):
+            inclusive[frame] += count
+    if not total:
+        print("  (no profile samples)")
+        return
+    print(f"\n  profile of the server during launches ({total} samples)")
+    print("  inclusive  function")
+    for frame, count in inclusive.most_common(top * 3):
+        if "site-packages" in frame or "adaptive_lti" in frame or "sqlite" in frame:
+            print(f"  {100 * count / total:6.1f} %  {frame}")
+    print("  self       function")
+    for frame, count in own.most_common(top):
+        print(f"  {100 * count / total:6.1f} %  {frame}")
+
+
+def _short(frame: str) -> str:
+    # "function (path/to/module.py:123)" -> "function (module path from the package)"
+    frame = re.sub(r":\d+\)$", ")", frame)
+    frame = re.sub(r"\(.*?/site-packages/", "(", frame)
+    frame = re.sub(r"\(.*?/src/adaptive_lti/", "(adaptive_lti/", frame)
+    return re.sub(r"\(.*?/lib/python3\.\d+/", "(stdlib/", frame)
+
+
+# --- main --------------------------------------------------------------------------------------
+
+
+def bench_database(backend: str, args: argparse.Namespace) -> dict[str, Phase | float]:
+    kind = "platform" if args.through_platform else "launch"
+    with tempfile.TemporaryDirectory(prefix="adaptive-lti-bench-") as tmp:
+        workdir = Path(tmp)
+        with (
+            fresh_database(backend, workdir) as database_url,
+            running_server(database_url, workdir) as (url, pid, key_file),
+        ):
+            context = multiprocessing.get_context("spawn")
+            with context.Pool(args.clients) as pool:
+                common = (url, key_file, args.concurrency)
+                # Warm up (imports, JIT-free caches, connection pools, the first user rows).
+                measure(pool, kind, *common, min(2.0, args.seconds), args.people, args.clients, pid)
+                ceiling = measure(
+                    pool, "healthz", *common, args.seconds, args.people, args.clients, pid
+                )
+                profile_path = workdir / "profile.txt"
+                with profiling(pid, args.profile, args.seconds, profile_path):
+                    launches = measure(
+                        pool, kind, *common, args.seconds, args.people, args.clients, pid
+                    )
+            rss = peak_rss_mb(pid)
+            if args.profile:
+                summarise_profile(profile_path)
+                kept = Path(args.profile_output or f"bench-launch-profile-{backend}.txt")
+                shutil.copy(profile_path, kept)
+                print(f"  raw profile (py-spy collapsed stacks) kept in {kept}")
+    return {"ceiling": ceiling, "launches": launches, "rss": rss}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--concurrency", type=int, default=32, help="concurrent launches (32)")
+    parser.add_argument("--seconds", type=float, default=10, help="length of each phase (10)")
+    parser.add_argument(
+        "--database", choices=["sqlite", "postgresql", "both"], default="both", help="(both)"
+    )
+    parser.add_argument(
+        "--clients",
+        type=int,
+        default=max(1, min(4, (os.cpu_count() or 2) - 1)),
+        help="load-generator processes (default: one per spare CPU, at least 1)",
+    )
+    parser.add_argument("--people", type=int, default=1000, help="distinct learners (1000)")
+    parser.add_argument(
+        "--through-platform",
+        action="store_true",
+        help="send launches through the demo platform's auth endpoint instead of signing here",
+    )
+    parser.add_argument("--profile", action="store_true", help="sample the server with py-spy")
+    parser.add_argument("--profile-output", help="where to keep the raw profile")
+    args = parser.parse_args()
+
+    backends = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
+    how = (
+        "through the demo platform's auth endpoint (same server)"
+        if args.through_platform
+        else "id_token signed by the load generator"
+    )
+    print(
+        f"adaptive-lti launch benchmark: {args.concurrency} concurrent, {args.seconds:g} s per "
+        f"phase, {args.clients} load-generator process(es), {os.cpu_count()} CPUs; {how}"
+    )
+    rows = []
+    for backend in backends:
+        print(f"\n[{backend}] running...", flush=True)
+        measured = bench_database(backend, args)
+        ceiling, launches, rss = measured["ceiling"], measured["launches"], measured["rss"]
+        assert isinstance(ceiling, Phase) and isinstance(launches, Phase)
+        assert isinstance(rss, float)
+        for phase in (ceiling, launches):
+            if phase.failed:
+                print(f"  {phase.kind}: {phase.failed} failed; most common:")
+                for message, count in phase.errors.most_common(3):
+                    print(f"    {count} x {message}")
+        rows.append((backend, ceiling, launches, rss))
+
+    print(
+        "\ndatabase    /healthz req/s  (p50/p99 ms)   launches/s  p50 ms  p99 ms  ratio  "
+        "server CPU (healthz/launch)  peak RSS"
+    )
+    for backend, ceiling, launches, rss in rows:
+        print(
+            f"{backend:<11} {ceiling.per_second:>13,.0f}  ({ceiling.p50_ms:4.1f}/{ceiling.p99_ms:5.1f})"
+            f"   {launches.per_second:>10,.0f}  {launches.p50_ms:6.1f}  {launches.p99_ms:6.1f}"
+            f"  {launches.per_second / ceiling.per_second:5.3f}"
+            f"  {100 * ceiling.server_cpu:5.0f} % / {100 * launches.server_cpu:4.0f} %"
+            f"             {rss:5.0f} MB"
+        )
+    print(
+        f"targets: ratio >= {TARGET_RATIO} (a launch costs at most 5 trivial requests), "
+        f"p99 < {TARGET_P99_MS:g} ms at 32 concurrent launches, peak RSS < {TARGET_RSS_MB:g} MB"
+    )
+    for backend, ceiling, launches, rss in rows:
+        misses = []
+        if launches.per_second / ceiling.per_second < TARGET_RATIO:
+            misses.append("ratio")
+        if launches.p99_ms >= TARGET_P99_MS:
+            misses.append("p99")
+        if rss >= TARGET_RSS_MB:
+            misses.append("memory")
+        if launches.failed:
+            misses.append(f"{launches.failed} failed launches")
+        print(
+            f"  {backend}: " + ("all targets met" if not misses else "missed: " + ", ".join(misses))
+        )
+
+
+if __name__ == "__main__":
+    main()

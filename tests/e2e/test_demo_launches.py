@@ -1,0 +1,187 @@
+"""Full launches through the real server (``adaptive-lti demo``) over HTTP, as a browser makes
+them from the demo platform: home page -> launch button -> OIDC login at the tool -> the
+platform's auth endpoint -> the id_token form_post -> the tool's page. On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import (
+    DemoPlatformClient,
+    RunningServer,
+    forms_of,
+    path_of,
+    start_server,
+)
+
+
+def test_the_root_opens_the_demo_platform(demo_client: DemoPlatformClient) -> None:
+    page = demo_client.home()
+    assert path_of(str(page.url)) == "/demo-platform/"
+    assert [step.status for step in demo_client.steps] == [303, 200]
+    people = {
+        button["data-person"]
+        for form in forms_of(page)
+        for button in form.buttons
+        if "data-person" in button
+    }
+    assert people == {"ana", "ben", "chen", "dara", "eve", "femi", "gabi", "irene"}
+
+
+def test_a_learner_launch_reaches_the_landing_page(demo_client: DemoPlatformClient) -> None:
+    page = demo_client.launch_as("ana")
+    assert page.status_code == 200, page.text
+    # The whole flow went through the real endpoints, in order.
+    steps = [(step.method, path_of(step.url), step.status) for step in demo_client.steps]
+    assert steps == [
+        ("GET", "/", 303),
+        ("GET", "/demo-platform/", 200),
+        ("POST", "/demo-platform/launch", 200),
+        ("POST", "/lti/login", 302),
+        ("GET", "/demo-platform/auth", 200),
+        ("POST", "/lti/launch", 200),
+    ]
+    assert "Ana Alves" in page.text
+    assert "Introduction to Programming" in page.text
+    # What the platform sent about her background is shown back to her.
+    assert "none" in page.text and "interest" in page.text
+
+
+@pytest.mark.parametrize("person", ["ben", "chen", "gabi"])
+def test_other_learners_launch_too(demo_client: DemoPlatformClient, person: str) -> None:
+    page = demo_client.launch_as(person)
+    assert page.status_code == 200, page.text
+    assert person.capitalize() in page.text
+
+
+def test_the_instructor_reaches_the_course_page(demo_client: DemoPlatformClient) -> None:
+    demo_client.launch_as("ana")  # so the course has a learner's launch to show
+    page = demo_client.launch_as("irene")
+    assert page.status_code == 200, page.text
+    assert "Irene" in page.text
+    assert "Introduction to Programming" in page.text
+    assert "Ana Alves" in page.text  # the course page lists who launched
+
+
+def test_the_login_redirect_asks_the_platform_as_the_spec_says(
+    demo_client: DemoPlatformClient,
+) -> None:
+    login = demo_client.login(demo_client.pick("dara"))
+    location = urlsplit(login.headers["location"])
+    assert f"{location.scheme}://{location.netloc}{location.path}" == (
+        demo_client.server.base_url + "/demo-platform/auth"
+    )
+    query = {name: values[0] for name, values in parse_qs(location.query).items()}
+    assert query["scope"] == "openid"
+    assert query["response_type"] == "id_token"
+    assert query["response_mode"] == "form_post"
+    assert query["prompt"] == "none"
+    assert query["redirect_uri"] == demo_client.server.base_url + "/lti/launch"
+    assert query["login_hint"] == "6"
+    assert query["lti_message_hint"] == "7"
+    assert len(query["state"]) >= 22 and len(query["nonce"]) >= 22  # at least 128 bits
+
+
+def test_a_replayed_id_token_is_refused(demo_client: DemoPlatformClient) -> None:
+    answer = demo_client.authorize(demo_client.login(demo_client.pick("eve")))
+    first = demo_client.launch(answer)
+    assert first.status_code == 200, first.text
+    replay = demo_client.launch(answer)
+    assert replay.status_code == 401, replay.text
+    # Even in a fresh browser that never saw the first launch.
+    stranger = DemoPlatformClient(demo_client.server)
+    try:
+        assert stranger.launch(answer).status_code == 401
+    finally:
+        stranger.close()
+
+
+def test_a_tampered_id_token_is_refused(demo_client: DemoPlatformClient) -> None:
+    answer = demo_client.authorize(demo_client.login(demo_client.pick("femi")))
+    header, payload, signature = answer.fields["id_token"].split(".")
+    tampered = f"{header}.{payload[:-4]}AAAA.{signature}"
+    response = demo_client.submit(answer, id_token=tampered)
+    assert response.status_code == 401, response.text
+    # The genuine token still works: the forged one consumed nothing.
+    assert demo_client.launch(answer).status_code == 200
+
+
+def test_a_platform_error_reaches_the_tool_as_a_friendly_page(
+    demo_client: DemoPlatformClient,
+) -> None:
+    login = demo_client.login(demo_client.pick("ana"))
+    location = urlsplit(login.headers["location"])
+    query = {name: values[0] for name, values in parse_qs(location.query).items()}
+    query["prompt"] = "login"  # Moodle's auth.php answers "invalid_request: Invalid prompt"
+    response = demo_client.request(
+        "GET", demo_client.server.base_url + "/demo-platform/auth?" + str(httpx.QueryParams(query))
+    )
+    (error_form,) = forms_of(response)
+    assert error_form.fields["error"] == "invalid_request"
+    page = demo_client.launch(error_form)
+    assert 400 <= page.status_code < 500
+    assert "Invalid prompt" in page.text
+
+
+def test_the_tool_publishes_its_keys(demo_client: DemoPlatformClient) -> None:
+    response = demo_client.request("GET", demo_client.server.base_url + "/.well-known/jwks.json")
+    assert response.status_code == 200
+    keys = response.json()["keys"]
+    assert keys and all({"kid", "alg", "use", "n", "e"} <= set(key) for key in keys)
+    assert all("d" not in key for key in keys)
+
+
+# --- two server processes sharing one database --------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def second_server(
+    running_server: RunningServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningServer]:
+    """Another process on the same database and data directory, behind the same public URL."""
+    server = start_server(
+        running_server.database_url,
+        running_server.data_dir,
+        base_url=running_server.base_url,
+        name="second-server",
+    )
+    yield server
+    server.stop()
+
+
+def test_a_login_on_one_process_and_the_launch_on_another(
+    demo_client: DemoPlatformClient, second_server: RunningServer
+) -> None:
+    login = demo_client.login(demo_client.pick("chen"))  # served by the first process
+    answer = demo_client.authorize(login)
+    page = demo_client.launch(answer, via=second_server)  # served by the second
+    assert page.status_code == 200, page.text
+    assert "Chen" in page.text
+    # And the replay is refused by the first process: the nonce was spent in the shared database.
+    assert demo_client.launch(answer).status_code == 401
+
+
+def test_the_second_process_did_not_register_the_platform_twice(
+    running_server: RunningServer, second_server: RunningServer
+) -> None:
+    from adaptive_lti.db import lti_repo
+    from adaptive_lti.db.session import make_engine, make_session_factory, transaction
+
+    engine = make_engine(running_server.database_url)
+    try:
+        with transaction(make_session_factory(engine)) as session:
+            registrations = lti_repo.list_registrations(session)
+    finally:
+        engine.dispose()
+    assert [r.issuer for r in registrations] == [running_server.base_url + "/demo-platform"]
+    assert second_server.process.poll() is None
+
+
+def test_the_demo_keeps_its_key_private(running_server: RunningServer) -> None:
+    key_file: Path = running_server.data_dir / "demo-platform-key.pem"
+    assert key_file.stat().st_mode & 0o077 == 0
