@@ -59,6 +59,29 @@ class Settings(BaseSettings):
     demo_platform: bool = False
     # The demo platform's private signing key (PEM, mode 0600), made on first start.
     demo_platform_key_file: Path = Path("demo-data/demo-platform-key.pem")
+    # LTI Dynamic Registration (/lti/register). The tool's name as the platform lists it.
+    tool_name: str = Field(default="Adaptive learning paths", min_length=1, max_length=100)
+    # Registrations made by dynamic registration wait for 'adaptive-lti platform approve ID'
+    # before launches are accepted. Unset: required in production, not in development or tests.
+    registration_requires_approval: bool | None = None
+    # OAuth scopes the tool asks for (the platform turns on only these services): grade passback
+    # (AGS line items, scores, results) and the course roster (NRPS).
+    registration_scopes: tuple[str, ...] = (
+        "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem",
+        "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem.readonly",
+        "https://purl.imsglobal.org/spec/lti-ags/scope/score",
+        "https://purl.imsglobal.org/spec/lti-ags/scope/result.readonly",
+        "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly",
+    )
+    # The identity claims asked for (Moodle sends names and email only when they are listed).
+    registration_claims: tuple[str, ...] = (
+        "iss",
+        "sub",
+        "name",
+        "given_name",
+        "family_name",
+        "email",
+    )
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Self:
@@ -75,6 +98,13 @@ class Settings(BaseSettings):
                 "included: it cannot be turned on in production"
             )
         return self
+
+    @property
+    def approval_required_for_registrations(self) -> bool:
+        """Whether dynamic registrations wait for an administrator (see registration_requires_approval)."""
+        if self.registration_requires_approval is not None:
+            return self.registration_requires_approval
+        return self.environment is Environment.production
 
     @property
     def is_sqlite(self) -> bool:
