@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from adaptive_lti.db.session import make_engine, make_session_factory
 from adaptive_lti.settings import Settings
 from adaptive_lti.web import errors
-from adaptive_lti.web.routes import demo_platform, health
+from adaptive_lti.web.routes import demo_platform, health, lti
 
 WEB_DIR = Path(__file__).resolve().parent
 
@@ -37,6 +37,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
     app.include_router(health.router)
+    app.include_router(lti.router)
     if settings.demo_platform:
         demo_platform.mount(app, settings)
     return app

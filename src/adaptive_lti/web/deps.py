@@ -1,13 +1,21 @@
-"""Dependencies: settings, and one database session with one transaction per request."""
+"""Dependencies: settings, one database session with one transaction per request, the clock,
+and the LTI ones: the launch being received (``LaunchDep``) and the tool session of follow-up
+requests (``ToolSessionDep``, ``InstructorDep``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
+from adaptive_lti.core.errors import PermissionDeniedError
+from adaptive_lti.lti import session as tool_session
+from adaptive_lti.lti.adapters import FastAPICookieService, FastAPIRequest
+from adaptive_lti.lti.tool import AcceptedLaunch, BindingNeeded, LtiTool
 from adaptive_lti.settings import Settings
 
 
@@ -31,3 +39,106 @@ def get_session(request: Request) -> Iterator[Session]:
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_now(request: Request) -> datetime:
+    """The current time; tests set ``app.state.clock`` to a callable to move it."""
+    clock: Callable[[], datetime] | None = getattr(request.app.state, "clock", None)
+    return clock() if clock is not None else datetime.now(UTC)
+
+
+NowDep = Annotated[datetime, Depends(get_now)]
+
+
+def get_lti_tool(request: Request) -> LtiTool:
+    """One ``LtiTool`` per app, made on first use (tests may set ``app.state.http_transport``
+    or replace ``app.state.session_factory`` before the first request)."""
+    tool: LtiTool | None = getattr(request.app.state, "lti_tool", None)
+    if tool is None:
+        tool = LtiTool(
+            request.app.state.settings,
+            request.app.state.session_factory,
+            transport=getattr(request.app.state, "http_transport", None),
+        )
+        request.app.state.lti_tool = tool
+    return tool
+
+
+LtiToolDep = Annotated[LtiTool, Depends(get_lti_tool)]
+
+
+@dataclass(frozen=True)
+class LtiHttp:
+    """The request's LTI parameters and the cookies to read and set, shared by the
+    dependencies and the handler of one request."""
+
+    request: FastAPIRequest
+    cookies: FastAPICookieService
+
+
+async def get_lti_http(request: Request, tool: LtiToolDep) -> LtiHttp:
+    adapter = await FastAPIRequest.from_request(request, secure=tool.secure)
+    return LtiHttp(adapter, FastAPICookieService(adapter))
+
+
+LtiHttpDep = Annotated[LtiHttp, Depends(get_lti_http)]
+
+
+@dataclass(frozen=True)
+class PlatformErrorReport:
+    """The platform answered the login with an OIDC error (Moodle posts ``error``)."""
+
+    error: str
+    description: str
+
+
+def get_launch(
+    http: LtiHttpDep, tool: LtiToolDep, session: SessionDep, now: NowDep
+) -> AcceptedLaunch | BindingNeeded | PlatformErrorReport:
+    """The launch being received, fully checked (a sync dependency: FastAPI runs it in its
+    threadpool, so the database and any JWKS fetch never block the event loop)."""
+    error = http.request.get_param("error")
+    if error is not None and http.request.get_param("id_token") is None:
+        return PlatformErrorReport(
+            error=error[:200], description=(http.request.get_param("error_description") or "")[:500]
+        )
+    return tool.accept_launch(session, http.request, http.cookies, now)
+
+
+LaunchDep = Annotated[AcceptedLaunch | BindingNeeded | PlatformErrorReport, Depends(get_launch)]
+
+
+async def get_tool_session(
+    request: Request, settings: SettingsDep, now: NowDep
+) -> tool_session.ToolSession:
+    """The tool session of a follow-up request: the ``X-Tool-Session`` header, a
+    ``tool_session`` form field or query parameter, or (when the browser kept it) the cookie."""
+    token = request.headers.get(tool_session.HEADER) or request.query_params.get(tool_session.FIELD)
+    if not token and request.method == "POST":
+        form = await request.form()
+        value = form.get(tool_session.FIELD)
+        token = value if isinstance(value, str) else None
+    if not token:
+        token = request.cookies.get(tool_session.COOKIE)
+    if not token:
+        raise PermissionDeniedError(
+            "This page belongs to a launch from your course, and no tool session came with the request.",
+            hint="Open the activity from your course page.",
+        )
+    return tool_session.verify(token, settings.secret_key, now)
+
+
+ToolSessionDep = Annotated[tool_session.ToolSession, Depends(get_tool_session)]
+
+
+def require_instructor(session: ToolSessionDep) -> tool_session.ToolSession:
+    if not session.is_instructor:
+        raise PermissionDeniedError(
+            "This page is for the course's instructors.",
+            hint="Your roles in this course do not include teaching it; ask the course's "
+            "instructor if you need access.",
+        )
+    return session
+
+
+InstructorDep = Annotated[tool_session.ToolSession, Depends(require_instructor)]

@@ -1,0 +1,244 @@
+"""LTI 1.3 endpoints: OIDC login initiation, the launch, the tool's JWKS, and the first pages
+after a launch (the instructor's course page, the learner's landing page).
+
+Handlers are sync ``def``: FastAPI runs them in its threadpool, so database work and the rare
+JWKS fetch never block the event loop. ``page_after_launch`` is the one place that decides what
+a launch shows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from adaptive_lti.core.lti import RecordedLaunch
+from adaptive_lti.lti import keys
+from adaptive_lti.lti import session as tool_session
+from adaptive_lti.lti.adapters import FastAPIRedirect
+from adaptive_lti.lti.tool import AcceptedLaunch, BindingNeeded
+from adaptive_lti.services import launch as launch_service
+from adaptive_lti.web.deps import (
+    InstructorDep,
+    LaunchDep,
+    LtiHttpDep,
+    LtiToolDep,
+    NowDep,
+    PlatformErrorReport,
+    SessionDep,
+    SettingsDep,
+    ToolSessionDep,
+)
+from adaptive_lti.web.templating import templates
+
+router = APIRouter()
+
+# What platform error codes mean for a person (OIDC Core §3.1.2.6, as Moodle's auth.php sends).
+PLATFORM_ERRORS = {
+    "login_required": "You are not logged in to the platform any more.",
+    "invalid_request": "The platform found the tool's login request invalid.",
+    "invalid_request_object": "The platform found the tool's login request invalid.",
+    "unauthorized_client": "The platform does not recognise this tool's registration.",
+    "access_denied": "The platform refused access to this activity.",
+    "unsupported_response_type": "The platform does not support the tool's login request.",
+    "invalid_scope": "The platform does not support the tool's login request.",
+    "server_error": "The platform had an internal problem.",
+}
+
+
+def html_lang(locale: str | None) -> str:
+    """Moodle's ``pt_br`` becomes the BCP 47 tag ``pt-BR`` for the page's lang attribute."""
+    if not locale:
+        return "en"
+    language, _, region = locale.replace("-", "_").partition("_")
+    if not language.isalpha() or len(language) > 8:
+        return "en"
+    return (
+        f"{language.lower()}-{region.upper()}" if region.isalnum() and region else language.lower()
+    )
+
+
+@router.api_route("/lti/login", methods=["GET", "POST"], include_in_schema=False)
+def login(
+    request: Request, http: LtiHttpDep, tool: LtiToolDep, session: SessionDep, now: NowDep
+) -> Response:
+    """Third-party initiated login (LTI Core 1.3 §4.1): store state and nonce, go to the platform."""
+    redirect = tool.login(session, http.request, http.cookies, now)
+    if redirect.storage_target is None:
+        return FastAPIRedirect(redirect.url, http.cookies).do_redirect()
+    # The platform offers postMessage storage: put the state there too (the cookie may be refused).
+    response = templates.TemplateResponse(
+        request,
+        "lti/storage_login.html",
+        {
+            "auth_url": redirect.url,
+            "state": redirect.login.state,
+            "nonce": redirect.login.nonce,
+            "storage_target": redirect.storage_target,
+            "platform_origin": redirect.platform_origin,
+        },
+    )
+    http.cookies.update_response(response)
+    return response
+
+
+@router.post("/lti/launch", include_in_schema=False)
+def launch(
+    request: Request,
+    outcome: LaunchDep,
+    http: LtiHttpDep,
+    tool: LtiToolDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    now: NowDep,
+) -> Response:
+    if isinstance(outcome, PlatformErrorReport):
+        return templates.TemplateResponse(
+            request,
+            "lti/platform_error.html",
+            {
+                "error_code": outcome.error,
+                "meaning": PLATFORM_ERRORS.get(
+                    outcome.error, "The platform could not complete the launch."
+                ),
+                "description": outcome.description,
+            },
+            status_code=400,
+        )
+    if isinstance(outcome, BindingNeeded):
+        return _binding_page(request, outcome)
+    recorded = launch_service.record_launch(
+        session,
+        outcome.context,
+        registration_id=outcome.registration.id,
+        deployment_pk=outcome.deployment.id,
+        now=now,
+    )
+    session_values = tool_session.new_session(
+        launch_id=recorded.launch_id,
+        registration_id=recorded.registration_id,
+        deployment_pk=recorded.deployment_pk,
+        context_pk=recorded.context_pk,
+        resource_link_pk=recorded.resource_link_pk,
+        user_pk=recorded.user_pk,
+        subject=outcome.context.person.subject,
+        roles=outcome.context.role_short_names,
+        is_instructor=outcome.context.is_instructor,
+        now=now,
+        ttl_seconds=settings.session_ttl_seconds,
+    )
+    token = tool_session.issue(session_values, settings.secret_key, now)
+    response = page_after_launch(request, session, outcome, recorded, token)
+    secure = tool.secure
+    # The state cookie has done its job; the session cookie helps browsers that keep it.
+    response.set_cookie(
+        f"lti1p3-{outcome.login.state}",
+        "",
+        max_age=0,
+        path="/lti",
+        secure=secure,
+        httponly=True,
+        samesite="none" if secure else "lax",
+        partitioned=secure,
+    )
+    response.set_cookie(
+        tool_session.COOKIE,
+        token,
+        max_age=settings.session_ttl_seconds,
+        path="/",
+        secure=secure,
+        httponly=True,
+        samesite="none" if secure else "lax",
+        partitioned=secure,
+    )
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+def page_after_launch(
+    request: Request,
+    session: SessionDep,
+    accepted: AcceptedLaunch,
+    recorded: RecordedLaunch,
+    token: str,
+) -> Response:
+    """What a launch shows: the one place to change when the learner journey arrives.
+
+    Instructors (and deep-linking requests, which only instructors make) see the course page;
+    everyone else sees the landing page with what the tool knows about them."""
+    context = accepted.context
+    common: dict[str, Any] = {
+        "launch": context,
+        "tool_session": token,
+        "session_field": tool_session.FIELD,
+        "lang": html_lang(context.locale),
+    }
+    if context.is_instructor or context.is_deep_linking:
+        page = launch_service.course_page(
+            session, context_pk=recorded.context_pk, resource_link_pk=recorded.resource_link_pk
+        )
+        return templates.TemplateResponse(
+            request, "lti/instructor_course.html", {**common, "page": page}
+        )
+    return templates.TemplateResponse(request, "lti/learner_landing.html", common)
+
+
+def _binding_page(request: Request, binding: BindingNeeded) -> Response:
+    if binding.kind == "platform-storage":
+        return templates.TemplateResponse(
+            request,
+            "lti/storage_launch.html",
+            {
+                "id_token": binding.id_token,
+                "state": binding.state,
+                "storage_target": binding.storage_target,
+                "platform_origin": binding.platform_origin,
+                "relaunch_url": binding.relaunch_url,
+            },
+        )
+    # No way to tie this browser to its login inside the frame: offer a top-level window,
+    # where the tool's cookies are first-party. 401: the launch itself was not accepted.
+    return templates.TemplateResponse(
+        request,
+        "lti/new_window.html",
+        {"relaunch_url": binding.relaunch_url},
+        status_code=401,
+    )
+
+
+@router.get("/.well-known/jwks.json", include_in_schema=False)
+def jwks(session: SessionDep, settings: SettingsDep, now: NowDep) -> JSONResponse:
+    """The tool's public keys (every active one), for platforms verifying the tool's JWTs."""
+    keys.ensure_signing_key(session, settings, now)
+    return JSONResponse(
+        keys.published_jwks(session),
+        headers={"Cache-Control": "public, max-age=300"},
+    )
+
+
+@router.api_route("/lti/course", methods=["GET", "POST"], include_in_schema=False)
+def instructor_course(request: Request, instructor: InstructorDep, session: SessionDep) -> Response:
+    """The instructor's course page again, inside the tool (tool session required)."""
+    page = launch_service.course_page(
+        session, context_pk=instructor.context_pk, resource_link_pk=instructor.resource_link_pk
+    )
+    return templates.TemplateResponse(
+        request, "lti/course_page.html", {"page": page, "session_field": tool_session.FIELD}
+    )
+
+
+@router.get("/lti/session", include_in_schema=False)
+def current_session(current: ToolSessionDep) -> dict[str, Any]:
+    """What the tool session says (for the tool's own scripts: send ``X-Tool-Session``)."""
+    return {
+        "launch_id": current.launch_id,
+        "registration_id": current.registration_id,
+        "context_id": current.context_pk,
+        "resource_link_id": current.resource_link_pk,
+        "user_id": current.user_pk,
+        "roles": list(current.roles),
+        "is_instructor": current.is_instructor,
+        "expires_at": current.expires_at.isoformat(),
+    }

@@ -1,0 +1,143 @@
+"""A tool app driven through FastAPI's TestClient by the scripted platform: login, then launch."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from adaptive_lti.db.session import transaction
+from adaptive_lti.db.tables import Context, Deployment, Launch, LoginState, ResourceLink, User
+from adaptive_lti.settings import Settings, UnknownDeploymentPolicy
+from adaptive_lti.web.app import create_app
+from tests.lti.scripted_platform import LAUNCH_URL, LEARNER, TOOL_BASE, ScriptedPlatform
+
+NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+SECRET = "test-secret-key-that-is-long-enough-0123456789"
+
+
+@dataclass
+class Clock:
+    now: datetime = NOW
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+def tool_settings(db_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": db_url,
+        "base_url": TOOL_BASE,
+        "environment": "test",
+        "secret_key": SECRET,
+        "unknown_deployment_policy": UnknownDeploymentPolicy.record_inactive,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def row_counts(session: Session) -> dict[str, int]:
+    return {
+        table.__tablename__: session.scalar(select(func.count()).select_from(table)) or 0
+        for table in (User, Context, ResourceLink, Launch, LoginState, Deployment)
+    }
+
+
+@dataclass
+class LtiHarness:
+    app: FastAPI
+    client: TestClient
+    platform: ScriptedPlatform
+    clock: Clock
+    session_factory: sessionmaker[Session]
+    logins: list[tuple[str, str]] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        with self.session_factory() as session:
+            return row_counts(session)
+
+    def login_params(self, **overrides: str | None) -> dict[str, str]:
+        params: dict[str, str | None] = {
+            "iss": self.platform.issuer,
+            "login_hint": "3",
+            "target_link_uri": LAUNCH_URL,
+            "lti_message_hint": "1",
+            "lti_deployment_id": self.platform.deployment_id,
+            "client_id": self.platform.client_id,
+        }
+        params.update(overrides)
+        return {key: value for key, value in params.items() if value is not None}
+
+    def login(self, method: str = "GET", **overrides: str | None) -> httpx.Response:
+        params = self.login_params(**overrides)
+        if method == "GET":
+            return self.client.get("/lti/login", params=params, follow_redirects=False)
+        return self.client.post("/lti/login", data=params, follow_redirects=False)
+
+    def start(self, **overrides: str | None) -> tuple[str, str]:
+        """Log in and return (state, nonce) from the redirect to the platform."""
+        response = self.login(**overrides)
+        assert response.status_code == 302, response.text
+        query = parse_qs(urlsplit(response.headers["location"]).query)
+        state, nonce = query["state"][0], query["nonce"][0]
+        self.logins.append((state, nonce))
+        return state, nonce
+
+    def launch(self, id_token: str | None, state: str | None, **extra: str) -> httpx.Response:
+        data = {key: value for key, value in (("id_token", id_token), ("state", state)) if value}
+        data.update(extra)
+        return self.client.post("/lti/launch", data=data, follow_redirects=False)
+
+    def full_launch(
+        self,
+        *,
+        role: str = LEARNER,
+        mutate: Callable[[dict[str, Any]], None] | None = None,
+        subject: str = "3",
+        **sign_options: Any,
+    ) -> httpx.Response:
+        state, nonce = self.start()
+        claims = self.platform.claims(
+            nonce=nonce, now=self.clock.now, role=role, subject=subject, mutate=mutate
+        )
+        return self.launch(self.platform.sign(claims, **sign_options), state)
+
+
+@contextmanager
+def harness(
+    session_factory: sessionmaker[Session],
+    db_url: str,
+    *,
+    platform: ScriptedPlatform | None = None,
+    register: bool = True,
+    static: bool = False,
+    **settings_overrides: Any,
+) -> Iterator[LtiHarness]:
+    """An app whose sessions come from ``session_factory`` (the test's rolled-back connection,
+    or a fresh database's factory) with the scripted platform registered."""
+    platform = platform or ScriptedPlatform()
+    clock = Clock()
+    app = create_app(tool_settings(db_url, **settings_overrides))
+    app.state.session_factory = session_factory
+    app.state.http_transport = platform.transport()
+    app.state.clock = clock
+    if register:
+        with transaction(session_factory) as session:
+            platform.register(session, clock.now, static=static)
+    try:
+        with TestClient(app, base_url=TOOL_BASE) as client:
+            yield LtiHarness(app, client, platform, clock, session_factory)
+    finally:
+        app.state.engine.dispose()
