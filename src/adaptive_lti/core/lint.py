@@ -1,0 +1,883 @@
+"""The design linter: mistakes a loaded design can still hold, found before any learner meets them.
+
+``lint(compiled)`` walks the route once, keeping what every learner has certainly done (``must``)
+and what some learner may have done (``may``) at each step. That tells which values a condition
+can read there (a score of an activity not yet done is unknown; a page has no score at all), and
+the reasoning helpers below enumerate those values to decide what a branch does for every kind of
+learner: which cases are taken, which never are, and who falls through.
+
+Static reasoning over conditions is exact for what the language can say: a comparison of a
+number with constants only changes truth at those constants, so the constants, the points between
+them and the declared bounds cover every case. Choice domains and booleans are enumerated as they
+are. When the product of the domains exceeds ``MAX_COMBINATIONS`` we sample it (seeded), and then
+only report what a sampled learner proves (a dead end), never "always" or "never".
+
+Codes (errors stop ``adaptive-lti check``; warnings only with ``--strict``):
+
+=========================  =======  ==============================================================
+code                       level    meaning
+=========================  =======  ==============================================================
+dead-end                   error    a branch without ``otherwise`` that some learners match no case of
+choice-impossible          error    a choice that cannot be satisfied (pick > offered, min > max, ...)
+satisfied-on-entry         error    the design counts as done before any activity is
+never-passed               error    ``passed_when`` can never hold
+not-a-check                error    a remediation or the grade uses an activity that has no score
+unreachable-activity       warning  an activity no learner can reach
+case-never-taken           warning  a branch case that is never taken (always false, or shadowed)
+condition-always-true      warning  a condition that holds for every learner
+condition-never-true       warning  a condition that holds for no learner
+read-before-done           warning  a condition reads the result of an activity not done yet
+no-score                   warning  a condition reads ``.score`` of an activity that is not a check
+loop-without-exit          warning  remediation that repeats a check without a lesson, never triggers,
+                                    or outlives the check's attempts; a review of itself
+review-never-due           warning  a review of an activity no learner has done at that point
+choice-may-be-empty        warning  a choice a learner can leave empty
+choice-overlap             warning  a choice listing an activity twice, or as required and on offer
+unused-attribute           warning  an attribute no condition reads and no intake asks
+unused-skill               warning  a skill no question gives evidence for or no one reads
+intake-source              warning  an intake asks an attribute whose sources do not include intake
+migration-kind             warning  a migration maps an activity to one of another kind
+=========================  =======  ==============================================================
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from adaptive_lti.core.compiled import CompiledDesign, iter_steps
+from adaptive_lti.core.conditions import All as AllNode
+from adaptive_lti.core.conditions import Any_ as AnyNode
+from adaptive_lti.core.conditions import (
+    Compare,
+    Condition,
+    Literal,
+    Member,
+    Name,
+    Node,
+    Symbol,
+    ValueType,
+    format_duration,
+)
+from adaptive_lti.core.conditions import Not as NotNode
+from adaptive_lti.core.design import (
+    AttributeSource,
+    Branch,
+    Check,
+    Choose,
+    DesignMoveOn,
+    Intake,
+    Remediate,
+    Review,
+    Split,
+    Step,
+)
+from adaptive_lti.core.errors import Problem
+from adaptive_lti.core.source import Path
+
+MAX_COMBINATIONS = 4096
+OTHER_TEXT = "(any other text)"
+
+ERROR = "error"
+WARNING = "warning"
+
+
+# --- pure reasoning helpers ------------------------------------------------------------------------
+
+
+def constants_by_name(trees: Iterable[Node]) -> dict[str, set[Any]]:
+    """Every constant each name is compared with, across ``trees``.
+
+    When two names are compared with each other, each borrows the other's constants, so that
+    both sides can take the values where the comparison changes.
+    """
+    constants: dict[str, set[Any]] = {}
+    pairs: list[tuple[str, str]] = []
+
+    def visit(node: Node) -> None:
+        match node:
+            case AllNode(operands) | AnyNode(operands):
+                for operand in operands:
+                    visit(operand)
+            case NotNode(operand):
+                visit(operand)
+            case Member(subject, options):
+                constants.setdefault(subject.key, set()).update(o.value for o in options)
+            case Compare(Name() as left, _, Literal() as right):
+                constants.setdefault(left.key, set()).add(right.value)
+            case Compare(Literal() as left, _, Name() as right):
+                constants.setdefault(right.key, set()).add(left.value)
+            case Compare(Name() as left, _, Name() as right):
+                constants.setdefault(left.key, set())
+                constants.setdefault(right.key, set())
+                pairs.append((left.key, right.key))
+            case _:
+                pass
+
+    for tree in trees:
+        visit(tree)
+    for left, right in pairs:
+        shared = constants[left] | constants[right]
+        constants[left] = constants[right] = set(shared)
+    return constants
+
+
+def number_candidates(
+    constants: Iterable[float],
+    minimum: float | None = None,
+    maximum: float | None = None,
+    *,
+    integer: bool = False,
+) -> tuple[float, ...]:
+    """Values that take a number through every truth value of comparisons with ``constants``.
+
+    The constants themselves, a point between each pair, one beyond each end (unless a bound
+    stops it), and the bounds; for whole numbers, the neighbours instead of midpoints.
+    """
+    points = sorted({float(value) for value in constants} | _present(minimum, maximum))
+    points = [p for p in points if _within(p, minimum, maximum)]
+    if not points:
+        return (minimum if minimum is not None else 0.0,)
+    candidates = set(points)
+    if integer:
+        for point in points:
+            candidates.update({math.floor(point) - 1.0, float(math.floor(point))})
+            candidates.update({float(math.ceil(point)), math.ceil(point) + 1.0})
+    else:
+        for low, high in itertools.pairwise(points):
+            candidates.add((low + high) / 2)
+        candidates.update({points[0] - 1.0, points[-1] + 1.0})
+    return tuple(sorted(c for c in candidates if _within(c, minimum, maximum)))
+
+
+def _present(*values: float | None) -> set[float]:
+    return {float(value) for value in values if value is not None}
+
+
+def _within(value: float, minimum: float | None, maximum: float | None) -> bool:
+    return (minimum is None or value >= minimum) and (maximum is None or value <= maximum)
+
+
+def candidate_values(
+    symbol: Symbol, constants: Iterable[Any], *, may_be_unknown: bool, integer: bool = False
+) -> tuple[Any, ...]:
+    """The values worth trying for one name: its whole domain for choices and booleans, the
+    telling points for numbers and durations, the compared texts plus one other for text; and
+    ``None`` (unknown) when the name may have no value yet."""
+    values: tuple[Any, ...]
+    if symbol.type is ValueType.choice:
+        values = symbol.values
+    elif symbol.type is ValueType.boolean:
+        values = (True, False)
+    elif symbol.type is ValueType.text:
+        values = (*sorted(str(c) for c in constants), OTHER_TEXT)
+    else:
+        numbers = [float(c) for c in constants if isinstance(c, int | float)]
+        values = number_candidates(numbers, symbol.minimum, symbol.maximum, integer=integer)
+    return (*values, None) if may_be_unknown else values
+
+
+def enumerate_learners(
+    domains: Mapping[str, Sequence[Any]], cap: int = MAX_COMBINATIONS, seed: int = 0
+) -> tuple[list[dict[str, Any]], bool]:
+    """Every combination of the domains (``True``), or a seeded sample of ``cap`` (``False``)."""
+    names = list(domains)
+    size = math.prod(len(domains[name]) for name in names)
+    if size <= cap:
+        return [
+            dict(zip(names, combination, strict=True))
+            for combination in itertools.product(*(domains[name] for name in names))
+        ], True
+    generator = random.Random(seed)  # noqa: S311 - a reproducible sample, not a secret
+    return [{name: generator.choice(domains[name]) for name in names} for _ in range(cap)], False
+
+
+def describe_learner(values: Mapping[str, Any], symbols: Mapping[str, Symbol]) -> str:
+    """An example learner as a designer reads it: "prior_programming=some, diagnostic.score=0.6"."""
+    parts = []
+    for name, value in values.items():
+        symbol = symbols.get(name)
+        if value is None:
+            shown = "unknown"
+        elif isinstance(value, bool):
+            shown = "true" if value else "false"
+        elif symbol is not None and symbol.type is ValueType.duration:
+            shown = format_duration(float(value))
+        elif isinstance(value, float):
+            shown = f"{value:.4g}"
+        else:
+            shown = str(value)
+        parts.append(f"{name}={shown}")
+    return ", ".join(parts)
+
+
+# --- what learners have done at a point of the route ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Activities every learner here has completed (``must``) and that some may have (``may``)."""
+
+    must: frozenset[str] = frozenset()
+    may: frozenset[str] = frozenset()
+
+    def having_done(self, *activities: str) -> Progress:
+        return Progress(self.must | set(activities), self.may | set(activities))
+
+    def maybe_done(self, *activities: str) -> Progress:
+        return Progress(self.must, self.may | set(activities))
+
+
+def _merge(paths: Sequence[Progress]) -> Progress:
+    if not paths:
+        return Progress()
+    return Progress(
+        frozenset.intersection(*(p.must for p in paths)), frozenset.union(*(p.may for p in paths))
+    )
+
+
+@dataclass
+class _Linter:
+    compiled: CompiledDesign
+    problems: list[Problem] = field(default_factory=list)
+    reached: set[str] = field(default_factory=set)
+    on_route: set[str] = field(default_factory=set)
+    dead_cases: dict[str, str] = field(default_factory=dict)  # activity -> why its case is dead
+
+    # reporting
+
+    def report(
+        self,
+        path: Path,
+        severity: str,
+        code: str,
+        message: str,
+        hint: str = "",
+        *,
+        key: bool = False,
+    ) -> None:
+        source = self.compiled.source
+        position = source.locate(path, key=key) if source is not None else None
+        file = source.file if source is not None else "<design>"
+        line, column = (position.line, position.column) if position else (0, 0)
+        self.problems.append(Problem(message, file, line, column, hint, severity, code))
+
+    # names a condition reads, and what they can be at a point of the route
+
+    def domain(self, name: str, constants: set[Any], progress: Progress) -> tuple[Any, ...]:
+        design = self.compiled.design
+        symbol = self.compiled.symbols[name]
+        if name.startswith("since("):
+            activity = name[len("since(") : -1]
+            if activity not in progress.may:
+                return (None,)
+            return candidate_values(symbol, constants, may_be_unknown=activity not in progress.must)
+        if "." in name:
+            prefix, _, suffix = name.partition(".")
+            if prefix in {"mastery", "mastered", "group"} and prefix not in design.activities:
+                return candidate_values(symbol, constants, may_be_unknown=False)
+            activity = prefix
+            done_by_all, done_by_some = activity in progress.must, activity in progress.may
+            if suffix == "score":
+                if not done_by_some or not isinstance(design.activities[activity], Check):
+                    return (None,)
+                return candidate_values(symbol, constants, may_be_unknown=not done_by_all)
+            if suffix == "attempts":
+                if not done_by_some:
+                    return (0.0,)
+                values = candidate_values(symbol, constants, may_be_unknown=False, integer=True)
+                return values if not done_by_all else tuple(v for v in values if v >= 1) or (1.0,)
+            if suffix == "completed":
+                return (True,) if done_by_all else (True, False) if done_by_some else (False,)
+            if suffix == "passed":
+                return (True, False) if done_by_some else (False,)
+        attribute = design.attributes.get(name)
+        # Unknown until a source gives it: a default, or an intake every learner here has done.
+        unknown = (
+            attribute is not None
+            and attribute.default is None
+            and not any(asker in progress.must for asker in self._askers(name))
+        )
+        return candidate_values(symbol, constants, may_be_unknown=unknown)
+
+    def _askers(self, attribute: str) -> list[str]:
+        return [
+            activity_id
+            for activity_id, activity in self.compiled.design.activities.items()
+            if isinstance(activity, Intake) and attribute in activity.ask
+        ]
+
+    def learners(
+        self, conditions: Sequence[Condition], progress: Progress
+    ) -> tuple[list[dict[str, Any]], bool]:
+        constants = constants_by_name(condition.tree for condition in conditions)
+        names = dict.fromkeys(name for condition in conditions for name in condition.reads)
+        domains = {name: self.domain(name, constants.get(name, set()), progress) for name in names}
+        return enumerate_learners(domains)
+
+    def check_reads(self, condition: Condition, path: Path, progress: Progress) -> None:
+        design = self.compiled.design
+        for name in condition.reads:
+            activity = name[len("since(") : -1] if name.startswith("since(") else ""
+            if "." in name:
+                prefix, _, suffix = name.partition(".")
+                if prefix in design.activities and suffix in {"score", "passed"}:
+                    activity = prefix
+                    if suffix == "score" and not isinstance(design.activities[prefix], Check):
+                        self.report(
+                            path,
+                            WARNING,
+                            "no-score",
+                            f"'{name}' is always unknown: '{prefix}' is a "
+                            f"{design.activities[prefix].kind}, and only checks have a score",
+                            f"read a check's score, or use '{prefix}.completed'",
+                        )
+                        continue
+            if activity and activity not in progress.may:
+                self.report(
+                    path,
+                    WARNING,
+                    "read-before-done",
+                    f"the condition reads '{name}' before any learner can have done '{activity}'",
+                    f"move '{activity}' before this step on the route",
+                )
+
+    def check_condition_alone(
+        self, condition: Condition, path: Path, progress: Progress, *, last_case: bool = False
+    ) -> bool | None:
+        """Warn when a condition holds for every learner or for none; return which (or None)."""
+        learners, exhaustive = self.learners([condition], progress)
+        if not exhaustive:
+            return None
+        results = {condition.evaluate(learner) for learner in learners}
+        if results == {True}:
+            hint = (
+                "write 'otherwise: true' if every remaining learner should take this case"
+                if last_case
+                else "check the values it compares with"
+            )
+            self.report(
+                path,
+                WARNING,
+                "condition-always-true",
+                f"the condition '{condition.source}' holds for every learner here",
+                hint,
+            )
+            return True
+        if results == {False}:
+            self.report(
+                path,
+                WARNING,
+                "condition-never-true",
+                f"the condition '{condition.source}' holds for no learner here",
+                "check the values it compares with, and that what it reads is done before",
+            )
+            return False
+        return None
+
+    # the route walk
+
+    def walk(self, steps: Sequence[Step], path: Path, progress: Progress, live: bool) -> Progress:
+        for index, step in enumerate(steps):
+            progress = self.step(step, (*path, index), progress, live)
+        return progress
+
+    def mark(self, activity: str, live: bool, why_dead: str = "") -> None:
+        self.on_route.add(activity)
+        if live:
+            self.reached.add(activity)
+        elif why_dead:
+            self.dead_cases.setdefault(activity, why_dead)
+
+    def step(self, step: Step, path: Path, progress: Progress, live: bool) -> Progress:
+        if isinstance(step, str):
+            self.mark(step, live)
+            return progress.having_done(step)
+        if isinstance(step, Branch):
+            return self.branch(step, path, progress, live)
+        if isinstance(step, Remediate):
+            return self.remediate(step, path, progress, live)
+        if isinstance(step, Choose):
+            return self.choose(step, path, progress, live)
+        if isinstance(step, Split):
+            outcomes = [
+                self.walk(variant.then, (*path, "split", "variants", name, "then"), progress, live)
+                for name, variant in step.split.variants.items()
+            ]
+            return _merge(outcomes)
+        assert isinstance(step, Review)
+        return self.review(step, path, progress, live)
+
+    def branch(self, step: Branch, path: Path, progress: Progress, live: bool) -> Progress:
+        cases = step.branch
+        conditions = [self.compiled.conditions[c.when] for c in cases if c.when is not None]
+        learners, exhaustive = self.learners(conditions, progress)
+        taken_by = [0 for _ in cases]
+        fall_through: dict[str, Any] | None = None
+        for learner in learners:
+            for index, case in enumerate(cases):
+                if case.otherwise or self.compiled.conditions[str(case.when)].evaluate(learner):
+                    taken_by[index] += 1
+                    break
+            else:
+                fall_through = fall_through or learner
+        after: list[Progress] = []
+        for index, case in enumerate(cases):
+            case_path = (*path, "branch", index)
+            name = f"'{case.name}'" if case.name else f"{index + 1}"
+            taken = taken_by[index] > 0 or not exhaustive
+            if case.when is not None and live:
+                condition = self.compiled.conditions[case.when]
+                self.check_reads(condition, (*case_path, "when"), progress)
+                alone = self.check_condition_alone(
+                    condition, (*case_path, "when"), progress, last_case=index == len(cases) - 1
+                )
+                if not taken and alone is not False:
+                    earlier = self._shadowing_case(cases[:index], learners, condition)
+                    self.report(
+                        (*case_path, "when"),
+                        WARNING,
+                        "case-never-taken",
+                        f"case {name} is never taken: {earlier} already takes every learner "
+                        "it would",
+                        "reorder the cases or make the earlier condition narrower",
+                    )
+            elif not taken and live:
+                self.report(
+                    (*case_path, "otherwise"),
+                    WARNING,
+                    "case-never-taken",
+                    f"case {name} ('otherwise') is never taken: the cases before it cover "
+                    "every learner",
+                    "remove it, or check the conditions before it",
+                )
+            why = f"case {name} of the branch at line {self._line(path)} is never taken"
+            after.append(
+                self.walk(case.then, (*case_path, "then"), progress, live and taken)
+                if taken
+                else self._walk_dead(case.then, (*case_path, "then"), progress, why)
+            )
+        if fall_through is not None:
+            after.append(progress)
+            if live:
+                example = describe_learner(fall_through, self.compiled.symbols)
+                self.report(
+                    (*path, "branch"),
+                    ERROR,
+                    "dead-end",
+                    f"some learners match no case of this branch and have no route, e.g. {example}",
+                    "add a last case 'otherwise: true' (with 'then: []' if they should just go on)",
+                )
+        return _merge(after)
+
+    def _walk_dead(
+        self, steps: Sequence[Step], path: Path, progress: Progress, why: str
+    ) -> Progress:
+        for _, step in iter_steps(tuple(steps), path):
+            for activity in _step_activities(step):
+                self.mark(activity, False, why)
+        return self.walk(steps, path, progress, live=False)
+
+    def _shadowing_case(
+        self, earlier: Sequence[Any], learners: list[dict[str, Any]], condition: Condition
+    ) -> str:
+        for index, case in enumerate(earlier):
+            if case.otherwise:
+                return "'otherwise'"
+            earlier_condition = self.compiled.conditions[str(case.when)]
+            if all(
+                earlier_condition.evaluate(learner)
+                for learner in learners
+                if condition.evaluate(learner)
+            ):
+                return f"case '{case.name}'" if case.name else f"case {index + 1}"
+        return "the cases before it"
+
+    def _line(self, path: Path) -> int:
+        source = self.compiled.source
+        position = source.locate(path) if source is not None else None
+        return position.line if position is not None else 0
+
+    def remediate(self, step: Remediate, path: Path, progress: Progress, live: bool) -> Progress:
+        spec = step.remediate
+        design = self.compiled.design
+        here = (*path, "remediate")
+        check = design.activities[spec.check]
+        self.mark(spec.check, live)
+        triggers = spec.below > 0
+        self.mark(spec.lesson, live and triggers, "its remediation never triggers")
+        if spec.support:
+            self.mark(spec.support, live and triggers, "its remediation never triggers")
+        if not isinstance(check, Check):
+            self.report(
+                (*here, "check"),
+                ERROR,
+                "not-a-check",
+                f"'{spec.check}' is a {check.kind}: remediation needs a check, whose score "
+                "decides whether to repeat",
+                "name a check activity here",
+            )
+        if spec.lesson == spec.check:
+            self.report(
+                (*here, "lesson"),
+                WARNING,
+                "loop-without-exit",
+                f"the remediation repeats '{spec.check}' with no lesson in between",
+                "name a remedial lesson, so learners are taught before they try again",
+            )
+        if not triggers:
+            self.report(
+                (*here, "below"),
+                WARNING,
+                "loop-without-exit",
+                "the remediation never triggers: no score is below 0",
+                "set 'below' to the score that needs help, e.g. 0.7",
+            )
+        if (
+            isinstance(check, Check)
+            and check.max_attempts is not None
+            and check.max_attempts < spec.max + 1
+        ):
+            self.report(
+                (*here, "max"),
+                WARNING,
+                "loop-without-exit",
+                f"the remediation may ask for {spec.max + 1} attempts at '{spec.check}', but it "
+                f"allows {check.max_attempts}",
+                f"raise max_attempts of '{spec.check}' or lower 'max'",
+            )
+        done = progress.having_done(spec.check)
+        extra = [spec.lesson] + ([spec.support] if spec.support else [])
+        return done.maybe_done(*extra) if triggers else done
+
+    def choose(self, step: Choose, path: Path, progress: Progress, live: bool) -> Progress:
+        spec = step.choose
+        here = (*path, "choose")
+        for activity in (*spec.from_, *spec.required):
+            self.mark(activity, live)
+        offered = list(dict.fromkeys(spec.from_))
+        if len(offered) != len(spec.from_):
+            twice = sorted({a for a in spec.from_ if spec.from_.count(a) > 1})
+            self.report(
+                (*here, "from"),
+                WARNING,
+                "choice-overlap",
+                f"'from' lists {', '.join(repr(a) for a in twice)} more than once",
+                "list each activity once",
+            )
+        both = [activity for activity in offered if activity in spec.required]
+        if both:
+            self.report(
+                (*here, "required"),
+                WARNING,
+                "choice-overlap",
+                f"{', '.join(repr(a) for a in both)} is both required and on offer",
+                "required activities are done by everyone: remove them from 'from'",
+            )
+        available = len([activity for activity in offered if activity not in spec.required])
+        if spec.pick is not None and spec.pick > available:
+            self.report(
+                (*here, "pick"),
+                ERROR,
+                "choice-impossible",
+                f"learners must pick {spec.pick}, but only {available} "
+                f"activit{'y is' if available == 1 else 'ies are'} on offer",
+                "offer more activities or lower 'pick'",
+            )
+        if spec.min is not None and spec.min > available:
+            self.report(
+                (*here, "min"),
+                ERROR,
+                "choice-impossible",
+                f"learners must pick at least {spec.min}, but only {available} "
+                f"activit{'y is' if available == 1 else 'ies are'} on offer",
+                "offer more activities or lower 'min'",
+            )
+        if spec.min is not None and spec.max is not None and spec.min > spec.max:
+            self.report(
+                (*here, "min"),
+                ERROR,
+                "choice-impossible",
+                f"'min' ({spec.min}) is more than 'max' ({spec.max})",
+                "swap them",
+            )
+        elif spec.max is not None and spec.max > available:
+            self.report(
+                (*here, "max"),
+                WARNING,
+                "choice-impossible",
+                f"'max' is {spec.max}, but only {available} activities are on offer",
+                f"lower 'max' to {available}",
+            )
+        if spec.least == 0 and not spec.required:
+            self.report(
+                here,
+                WARNING,
+                "choice-may-be-empty",
+                f"learners may choose nothing at '{spec.id}'",
+                "set 'min: 1' (or 'pick: 1'), or add 'required' activities",
+                key=True,
+            )
+        chosen_by_all = offered if spec.least >= available else []
+        return progress.having_done(*spec.required, *chosen_by_all).maybe_done(*offered)
+
+    def review(self, step: Review, path: Path, progress: Progress, live: bool) -> Progress:
+        spec = step.review
+        here = (*path, "review")
+        due = spec.of in progress.may
+        self.mark(spec.activity, live and due, f"its review of '{spec.of}' is never due")
+        if spec.activity == spec.of:
+            self.report(
+                (*here, "activity"),
+                WARNING,
+                "loop-without-exit",
+                f"'{spec.of}' is a review of itself",
+                "name a separate review activity (e.g. a short check on the same skills)",
+            )
+        if not due:
+            self.report(
+                (*here, "of"),
+                WARNING,
+                "review-never-due",
+                f"the review is never due: no learner has done '{spec.of}' when they reach it",
+                f"place the review after '{spec.of}' on the route",
+            )
+        return progress.maybe_done(spec.activity)
+
+    # whole-design checks
+
+    def can_skip(self, steps: Sequence[Step], progress: Progress) -> bool:
+        """Whether some learner can get through ``steps`` without doing any activity."""
+        for step in steps:
+            if isinstance(step, str | Remediate):
+                return False
+            if isinstance(step, Choose) and (step.choose.least > 0 or step.choose.required):
+                return False
+            if isinstance(step, Split) and not any(
+                self.can_skip(variant.then, progress) for variant in step.split.variants.values()
+            ):
+                return False
+            if isinstance(step, Branch) and not self._branch_can_skip(step, progress):
+                return False
+        return True
+
+    def _branch_can_skip(self, step: Branch, progress: Progress) -> bool:
+        conditions = [self.compiled.conditions[c.when] for c in step.branch if c.when is not None]
+        learners, _ = self.learners(conditions, progress)
+        for learner in learners:
+            for case in step.branch:
+                if case.otherwise or self.compiled.conditions[str(case.when)].evaluate(learner):
+                    if self.can_skip(case.then, progress):
+                        return True
+                    break
+            else:
+                return True
+        return False
+
+    def completion(self, finished: Progress) -> None:
+        design = self.compiled.design
+        completion = design.completion
+        move_on = completion.move_on
+        passed_on_entry: dict[str, Any] | None = None
+        if completion.passed_when is not None:
+            condition = self.compiled.conditions[completion.passed_when]
+            path: Path = ("completion", "passed_when")
+            self.check_reads(condition, path, finished)
+            entry_learners, _ = self.learners([condition], Progress())
+            entry_learners = [self._at_entry(learner) for learner in entry_learners]
+            passed_on_entry = next(
+                (learner for learner in entry_learners if condition.evaluate(learner)), None
+            )
+            end_learners, exhaustive = self.learners([condition], finished)
+            if exhaustive and not any(condition.evaluate(learner) for learner in end_learners):
+                self.report(
+                    path,
+                    ERROR,
+                    "never-passed",
+                    f"no learner can ever pass the design: '{condition.source}' never holds at "
+                    "the end of the route",
+                    "check the activity it reads is on the route and the score it needs is "
+                    "reachable",
+                )
+        elif move_on is not DesignMoveOn.completed and move_on is not DesignMoveOn.mastery:
+            self.report(
+                ("completion", "move_on"),
+                WARNING,
+                "never-passed",
+                f"move_on '{move_on.value}' needs 'passed_when' to say when the design is passed",
+                "add e.g. 'passed_when: project.score >= 0.6'",
+            )
+        completed_on_entry = self.can_skip(design.route, Progress())
+        mastered_on_entry = all(skill.prior >= skill.mastery for skill in design.skills.values())
+        satisfied = {
+            DesignMoveOn.completed: completed_on_entry,
+            DesignMoveOn.passed: passed_on_entry is not None,
+            DesignMoveOn.completed_and_passed: completed_on_entry and passed_on_entry is not None,
+            DesignMoveOn.completed_or_passed: completed_on_entry or passed_on_entry is not None,
+            DesignMoveOn.mastery: mastered_on_entry,
+        }[move_on]
+        if not satisfied:
+            return
+        reasons = []
+        if completed_on_entry and move_on is not DesignMoveOn.passed:
+            reasons.append("every step of the route can be skipped")
+        if passed_on_entry is not None and move_on is not DesignMoveOn.completed:
+            example = describe_learner(
+                {key: passed_on_entry[key] for key in passed_on_entry}, self.compiled.symbols
+            )
+            reasons.append(f"'passed_when' already holds for a learner with {example}")
+        if move_on is DesignMoveOn.mastery:
+            reasons.append(
+                "there are no skills"
+                if not design.skills
+                else "every skill's prior is at or above its mastery threshold"
+            )
+        self.report(
+            ("completion",),
+            ERROR,
+            "satisfied-on-entry",
+            "the design counts as done before the learner does anything: " + "; ".join(reasons),
+            "make the completion depend on an activity learners must do (e.g. the project)",
+            key=True,
+        )
+
+    def _at_entry(self, learner: dict[str, Any]) -> dict[str, Any]:
+        """A learner who has done nothing: mastery at each skill's prior."""
+        skills = self.compiled.design.skills
+        entry = dict(learner)
+        for name in learner:
+            kind, _, skill = name.partition(".")
+            if kind == "mastery" and skill in skills:
+                entry[name] = skills[skill].prior
+            elif kind == "mastered" and skill in skills:
+                entry[name] = skills[skill].prior >= skills[skill].mastery
+        return entry
+
+    def declarations(self) -> None:
+        design = self.compiled.design
+        read = {name for condition in self.compiled.conditions.values() for name in condition.reads}
+        asked = {
+            attribute
+            for activity in design.activities.values()
+            if isinstance(activity, Intake)
+            for attribute in activity.ask
+        }
+        for name in design.attributes:
+            if name not in read and name not in asked:
+                self.report(
+                    ("attributes", name),
+                    WARNING,
+                    "unused-attribute",
+                    f"attribute '{name}' is never used: no condition reads it and no intake "
+                    "asks it",
+                    "remove it, or use it in a branch",
+                    key=True,
+                )
+        evidence = {
+            question.skill
+            for activity in design.activities.values()
+            if isinstance(activity, Check)
+            for question in activity.questions
+            if question.skill is not None
+        }
+        for skill in design.skills:
+            is_read = f"mastery.{skill}" in read or f"mastered.{skill}" in read
+            if skill not in evidence:
+                uses = " but conditions read it" if is_read else ""
+                self.report(
+                    ("skills", skill),
+                    WARNING,
+                    "unused-skill",
+                    f"no question gives evidence for skill '{skill}'{uses}: its mastery never "
+                    "changes",
+                    f"add 'skill: {skill}' to the questions that test it, or remove the skill",
+                    key=True,
+                )
+        for activity_id, activity in design.activities.items():
+            if not isinstance(activity, Intake):
+                continue
+            for index, attribute in enumerate(activity.ask):
+                declared = design.attributes.get(attribute)
+                if declared is not None and AttributeSource.intake not in declared.sources:
+                    self.report(
+                        ("activities", activity_id, "ask", index),
+                        WARNING,
+                        "intake-source",
+                        f"'{activity_id}' asks '{attribute}', whose sources do not include intake",
+                        f"add 'intake' to the sources of '{attribute}', or do not ask it",
+                    )
+        if design.grade is not None and design.grade.endswith(".score"):
+            graded = design.grade.removesuffix(".score")
+            kind = design.activities[graded].kind if graded in design.activities else None
+            if kind is not None and kind != "check":
+                self.report(
+                    ("grade",),
+                    ERROR,
+                    "not-a-check",
+                    f"the grade is the score of '{graded}', a {kind}: it has no score",
+                    "grade a check (e.g. project.score), or use 'progress'",
+                )
+        for index, migration in enumerate(design.migrations):
+            for old, new in migration.activities.items():
+                old_activity = design.activities.get(old)
+                new_activity = design.activities[new]
+                if old_activity is not None and old_activity.kind != new_activity.kind:
+                    self.report(
+                        ("migrations", index, "activities", old),
+                        WARNING,
+                        "migration-kind",
+                        f"the migration moves learners from '{old}' (a {old_activity.kind}) to "
+                        f"'{new}' (a {new_activity.kind})",
+                        "map each activity to one of the same kind, so progress carries over",
+                    )
+
+    def unreachable(self) -> None:
+        for activity_id in self.compiled.design.activities:
+            if activity_id in self.reached:
+                continue
+            if activity_id not in self.on_route:
+                message = f"activity '{activity_id}' is not on the route: no learner reaches it"
+                hint = "add it to the route, or remove it"
+            else:
+                why = self.dead_cases.get(activity_id, "the steps that name it are never taken")
+                message = f"no learner reaches activity '{activity_id}': {why}"
+                hint = "fix the conditions that lead to it"
+            self.report(
+                ("activities", activity_id),
+                WARNING,
+                "unreachable-activity",
+                message,
+                hint,
+                key=True,
+            )
+
+
+def _step_activities(step: Step) -> list[str]:
+    if isinstance(step, str):
+        return [step]
+    if isinstance(step, Remediate):
+        spec = step.remediate
+        return [spec.check, spec.lesson] + ([spec.support] if spec.support else [])
+    if isinstance(step, Choose):
+        return [*step.choose.from_, *step.choose.required]
+    if isinstance(step, Review):
+        return [step.review.activity]
+    return []
+
+
+_SEVERITY_ORDER = {ERROR: 0, WARNING: 1}
+
+
+def lint(compiled: CompiledDesign) -> list[Problem]:
+    """Every error and warning the linter finds, in file order."""
+    linter = _Linter(compiled)
+    finished = linter.walk(compiled.design.route, ("route",), Progress(), live=True)
+    linter.completion(finished)
+    linter.declarations()
+    linter.unreachable()
+    unique = list(dict.fromkeys(linter.problems))
+    return sorted(unique, key=lambda p: (p.line, p.column, _SEVERITY_ORDER.get(p.severity, 2)))
