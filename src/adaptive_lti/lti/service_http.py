@@ -1,0 +1,106 @@
+"""HTTP plumbing shared by the platform service clients (token, AGS, NRPS): error statuses as
+the project's errors, JSON bodies whatever their Content-Type, ``Link`` paging (RFC 8288).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from adaptive_lti.core.grading import ServiceCallRefused, ServiceUnavailable
+
+DEFAULT_TIMEOUT = httpx.Timeout(20.0, connect=10.0)
+# 4xx statuses that mean "not now" rather than "never": request timeout, too early, rate limit.
+TEMPORARY_CLIENT_ERRORS = frozenset({408, 425, 429})
+# Enough pages for any course; a platform whose "next" links loop forever is stopped here.
+MAX_PAGES = 1000
+
+_LINK_VALUE = re.compile(r"<([^>]*)>\s*((?:;\s*[^;,]+)*)")
+_LINK_PARAM = re.compile(r';\s*([A-Za-z0-9!#$&+.^_`|~-]+)\s*=\s*(?:"([^"]*)"|([^;,\s]*))')
+
+
+def describe_transport_error(error: httpx.TransportError, url: str) -> str:
+    if isinstance(error, httpx.TimeoutException):
+        return f"the platform did not answer in time ({url})"
+    return f"could not connect to the platform ({url}: {error.__class__.__name__}: {error})"
+
+
+def body_excerpt(response: httpx.Response, limit: int = 300) -> str:
+    """The start of a response body, on one line, for error messages."""
+    try:
+        text = response.text
+    except (UnicodeDecodeError, httpx.ResponseNotRead):
+        return ""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def parse_json_body(response: httpx.Response, what: str) -> Any:
+    """A response body as JSON, whatever the Content-Type claims (Moodle says text/html)."""
+    try:
+        return json.loads(response.content)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ServiceCallRefused(
+            f"The platform's {what} answer is not JSON: {body_excerpt(response) or '(empty)'}",
+            hint="Check that the URL the platform gave for this service is right.",
+        ) from error
+
+
+def raise_for_service_status(response: httpx.Response, what: str) -> None:
+    """Turn an error status into a refused call (4xx) or a temporary failure (5xx, 408, 429)."""
+    status = response.status_code
+    if 300 <= status < 400:
+        raise ServiceCallRefused(
+            f"The platform's {what} redirected the tool to "
+            f"{response.headers.get('location', '(no location)')} (HTTP {status}).",
+            hint="Check the platform's URLs in the tool's registration (https, host name).",
+        )
+    if status < 300:
+        return
+    detail = body_excerpt(response)
+    message = f"The platform's {what} answered HTTP {status}" + (f": {detail}" if detail else ".")
+    if status >= 500 or status in TEMPORARY_CLIENT_ERRORS:
+        raise ServiceUnavailable(message, hint="The tool will try again later.")
+    raise ServiceCallRefused(message)
+
+
+def authorised_get(http: httpx.Client, url: str, accept: str) -> Callable[[str], httpx.Request]:
+    """Builds a GET of ``url`` with a bearer token (for ``ServiceTokenProvider.send``)."""
+
+    def build(token: str) -> httpx.Request:
+        return http.build_request(
+            "GET", url, headers={"Authorization": f"Bearer {token}", "Accept": accept}
+        )
+
+    return build
+
+
+def next_page_url(response: httpx.Response) -> str | None:
+    """The ``rel="next"`` target of a response's Link header, exactly as the platform wrote it
+    (relative targets resolved against the request URL, RFC 8288 §3.2), or None."""
+    for header in response.headers.get_list("link"):
+        for match in _LINK_VALUE.finditer(header):
+            target, params = match.group(1), match.group(2)
+            for param in _LINK_PARAM.finditer(params):
+                name = param.group(1).lower()
+                value = param.group(2) if param.group(2) is not None else param.group(3)
+                if name == "rel" and "next" in value.lower().split():
+                    if "://" in target:
+                        return target
+                    return str(response.request.url.join(target))
+    return None
+
+
+def new_http_client(transport: httpx.BaseTransport | None = None) -> httpx.Client:
+    """The HTTP client for platform services: bounded timeouts, and no redirects (a redirected
+    POST turns into a GET and a score would be silently lost; the error names the new URL)."""
+    return httpx.Client(
+        transport=transport,
+        timeout=DEFAULT_TIMEOUT,
+        follow_redirects=False,
+        headers={"User-Agent": "adaptive-lti"},
+    )
