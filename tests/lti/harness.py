@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -15,7 +18,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from adaptive_lti.db.session import transaction
+from adaptive_lti.db import migrate
+from adaptive_lti.db.session import make_engine, make_session_factory, transaction
 from adaptive_lti.db.tables import Context, Deployment, Launch, LoginState, ResourceLink, User
 from adaptive_lti.settings import Settings, UnknownDeploymentPolicy
 from adaptive_lti.web.app import create_app
@@ -95,10 +99,13 @@ class LtiHarness:
         self.logins.append((state, nonce))
         return state, nonce
 
-    def launch(self, id_token: str | None, state: str | None, **extra: str) -> httpx.Response:
+    def launch(
+        self, id_token: str | None, state: str | None, *, json: bool = False, **extra: str
+    ) -> httpx.Response:
         data = {key: value for key, value in (("id_token", id_token), ("state", state)) if value}
         data.update(extra)
-        return self.client.post("/lti/launch", data=data, follow_redirects=False)
+        headers = {"Accept": "application/json"} if json else {}
+        return self.client.post("/lti/launch", data=data, headers=headers, follow_redirects=False)
 
     def full_launch(
         self,
@@ -106,13 +113,49 @@ class LtiHarness:
         role: str = LEARNER,
         mutate: Callable[[dict[str, Any]], None] | None = None,
         subject: str = "3",
+        json: bool = False,
         **sign_options: Any,
     ) -> httpx.Response:
         state, nonce = self.start()
         claims = self.platform.claims(
             nonce=nonce, now=self.clock.now, role=role, subject=subject, mutate=mutate
         )
-        return self.launch(self.platform.sign(claims, **sign_options), state)
+        return self.launch(self.platform.sign(claims, **sign_options), state, json=json)
+
+
+_SQLITE_TEMPLATE: list[Path] = []
+
+
+def fresh_sqlite_url() -> str:
+    """A new SQLite database at head: a copy of one migrated once per test run."""
+    if not _SQLITE_TEMPLATE:
+        template = Path(tempfile.mkdtemp(prefix="adaptive-lti-template-")) / "template.db"
+        migrate.upgrade(f"sqlite:///{template}")
+        _SQLITE_TEMPLATE.append(template)
+    target = Path(tempfile.mkdtemp(prefix="adaptive-lti-test-")) / "tool.db"
+    shutil.copyfile(_SQLITE_TEMPLATE[0], target)
+    return f"sqlite:///{target}"
+
+
+@contextmanager
+def isolated_database(
+    session_factory: sessionmaker[Session], db_url: str
+) -> Iterator[tuple[sessionmaker[Session], str]]:
+    """Sessions whose commits vanish after the test.
+
+    On PostgreSQL the test's rolled-back connection does it. On SQLite it cannot: pysqlite
+    starts no transaction before the first write, so the outermost SAVEPOINT's RELEASE
+    commits. SQLite tests therefore get a fresh database file each."""
+    if not db_url.startswith("sqlite"):
+        yield session_factory, db_url
+        return
+    url = fresh_sqlite_url()
+    engine = make_engine(url)
+    try:
+        yield make_session_factory(engine), url
+    finally:
+        engine.dispose()
+        shutil.rmtree(Path(url.removeprefix("sqlite:///")).parent, ignore_errors=True)
 
 
 @contextmanager
@@ -123,10 +166,26 @@ def harness(
     platform: ScriptedPlatform | None = None,
     register: bool = True,
     static: bool = False,
+    isolate: bool = True,
     **settings_overrides: Any,
 ) -> Iterator[LtiHarness]:
     """An app whose sessions come from ``session_factory`` (the test's rolled-back connection,
     or a fresh database's factory) with the scripted platform registered."""
+    if isolate:
+        with (
+            isolated_database(session_factory, db_url) as (factory, url),
+            harness(
+                factory,
+                url,
+                platform=platform,
+                register=register,
+                static=static,
+                isolate=False,
+                **settings_overrides,
+            ) as isolated,
+        ):
+            yield isolated
+        return
     platform = platform or ScriptedPlatform()
     clock = Clock()
     app = create_app(tool_settings(db_url, **settings_overrides))
