@@ -332,8 +332,8 @@ class _Linter:
                             path,
                             WARNING,
                             "no-score",
-                            f"'{name}' is always unknown: '{prefix}' is a "
-                            f"{design.activities[prefix].kind}, and only checks have a score",
+                            f"'{name}' is always unknown: '{prefix}' is "
+                            f"{_a(design.activities[prefix].kind)}, and only checks have a score",
                             f"read a check's score, or use '{prefix}.completed'",
                         )
                         continue
@@ -517,7 +517,7 @@ class _Linter:
                 (*here, "check"),
                 ERROR,
                 "not-a-check",
-                f"'{spec.check}' is a {check.kind}: remediation needs a check, whose score "
+                f"'{spec.check}' is {_a(check.kind)}: remediation needs a check, whose score "
                 "decides whether to repeat",
                 "name a check activity here",
             )
@@ -818,7 +818,7 @@ class _Linter:
                     ("grade",),
                     ERROR,
                     "not-a-check",
-                    f"the grade is the score of '{graded}', a {kind}: it has no score",
+                    f"the grade is the score of '{graded}', {_a(kind)}: it has no score",
                     "grade a check (e.g. project.score), or use 'progress'",
                 )
         for index, migration in enumerate(design.migrations):
@@ -830,8 +830,8 @@ class _Linter:
                         ("migrations", index, "activities", old),
                         WARNING,
                         "migration-kind",
-                        f"the migration moves learners from '{old}' (a {old_activity.kind}) to "
-                        f"'{new}' (a {new_activity.kind})",
+                        f"the migration moves learners from '{old}' ({_a(old_activity.kind)}) to "
+                        f"'{new}' ({_a(new_activity.kind)})",
                         "map each activity to one of the same kind, so progress carries over",
                     )
 
@@ -854,6 +854,11 @@ class _Linter:
                 hint,
                 key=True,
             )
+
+
+def _a(kind: str) -> str:
+    """ "a page", "an intake"."""
+    return f"an {kind}" if kind[:1] in "aeiou" else f"a {kind}"
 
 
 def _step_activities(step: Step) -> list[str]:
