@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from adaptive_lti.db.session import make_engine, make_session_factory
 from adaptive_lti.settings import Settings
 from adaptive_lti.web import errors
-from adaptive_lti.web.routes import demo_platform, health, lti
+from adaptive_lti.web.routes import deep_linking, demo_platform, health, lti, registration
 
 WEB_DIR = Path(__file__).resolve().parent
 
@@ -38,6 +38,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
     app.include_router(health.router)
     app.include_router(lti.router)
+    app.include_router(deep_linking.router)
+    app.include_router(registration.router)
     if settings.demo_platform:
         demo_platform.mount(app, settings)
     return app

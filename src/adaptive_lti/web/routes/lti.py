@@ -30,6 +30,7 @@ from adaptive_lti.web.deps import (
     SettingsDep,
     ToolSessionDep,
 )
+from adaptive_lti.web.routes import deep_linking
 from adaptive_lti.web.templating import templates
 
 router = APIRouter()
@@ -175,7 +176,10 @@ def page_after_launch(
         "session_field": tool_session.FIELD,
         "lang": html_lang(context.locale),
     }
-    if context.is_instructor or context.is_deep_linking:
+    if context.is_deep_linking:
+        # LTI Deep Linking 2.0: the instructor picks a design to add (routes/deep_linking.py).
+        return deep_linking.deep_linking_picker(request, session, context, token, common["lang"])
+    if context.is_instructor:
         page = launch_service.course_page(
             session, context_pk=recorded.context_pk, resource_link_pk=recorded.resource_link_pk
         )

@@ -1,0 +1,392 @@
+"""Publishing designs into the tool, and which design an activity (resource link) runs.
+
+Publishing loads the file with ``core.loader`` (every problem with its line and column), lints it
+with ``core.lint`` (errors refuse it, warnings are kept with the version) and stores it as an
+immutable version. Publishing the identical content again changes nothing; the same id and version
+with other content is refused, because learners part-way through a route stay on the version they
+started and must never see it change under them.
+
+An activity is bound to a design in one of three ways (``core.catalogue.BindingMethod``):
+
+- **deep linking**: the instructor picks a design when adding the activity; the response carries
+  the custom parameter ``design=ID`` and the tool notes the offer; the activity's first launch
+  finds that offer and records the binding as made by deep linking, by that instructor;
+- **custom parameter**: the activity (or tool) in the VLE has ``design=ID`` or ``design=ID@VERSION``
+  typed in; the first launch records the binding;
+- **instructor**: chosen on the tool's pages or with the CLI. Such a binding is not overridden by
+  the custom parameter; the other two follow it when an instructor edits it in the VLE.
+
+Services flush but never commit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from functools import lru_cache
+
+from sqlalchemy.orm import Session
+
+from adaptive_lti.core.catalogue import (
+    DESIGN_CUSTOM_PARAMETER,
+    BindingMethod,
+    DeepLinkOffer,
+    DesignReference,
+    DesignSummary,
+    DesignVersionInfo,
+    LaunchDesign,
+    LintSummary,
+    PublishResult,
+    ResourceLinkBindingInfo,
+    content_hash,
+    parse_design_reference,
+)
+from adaptive_lti.core.compiled import CompiledDesign
+from adaptive_lti.core.design import Page
+from adaptive_lti.core.errors import ConflictError, DesignError, NotFoundError, Problem
+from adaptive_lti.core.lint import lint
+from adaptive_lti.core.loader import load_design
+from adaptive_lti.core.lti import LaunchContext, Person
+from adaptive_lti.db import designs_repo, lti_repo
+
+# How long a deep-linking choice waits for the first launch of the activity it created: the
+# teacher saves Moodle's "add activity" form within minutes; a month covers courses prepared early.
+DEEP_LINK_OFFER_LIFETIME = timedelta(days=30)
+MAX_PUBLISHED_BY = 255
+
+
+# --- publishing ----------------------------------------------------------------------------
+
+
+def lint_summary(problems: list[Problem]) -> LintSummary:
+    errors = [p for p in problems if p.severity == "error"]
+    warnings = [p for p in problems if p.severity != "error"]
+    return LintSummary(
+        errors=len(errors),
+        warnings=len(warnings),
+        messages=tuple(str(p) for p in [*errors, *warnings]),
+    )
+
+
+def page_bodies_of(compiled: CompiledDesign) -> dict[str, str]:
+    """The Markdown of pages written as ``file:`` (inlined by ``load_design_file``), by id."""
+    return {
+        activity_id: activity.body
+        for activity_id, activity in compiled.design.activities.items()
+        if isinstance(activity, Page) and activity.file is not None and activity.body is not None
+    }
+
+
+def _with_pages(compiled: CompiledDesign, page_bodies: Mapping[str, str]) -> CompiledDesign:
+    if not page_bodies:
+        return compiled
+    activities = dict(compiled.design.activities)
+    for activity_id, body in page_bodies.items():
+        page = activities.get(activity_id)
+        if isinstance(page, Page) and page.body is None:
+            activities[activity_id] = page.model_copy(update={"body": body})
+    design = compiled.design.model_copy(update={"activities": activities})
+    return dataclasses.replace(compiled, design=design)
+
+
+def publish_design(
+    session: Session,
+    source_text: str,
+    filename: str,
+    published_by: str,
+    *,
+    now: datetime,
+    page_bodies: Mapping[str, str] | None = None,
+) -> PublishResult:
+    """Load, lint and store a design version; identical content again is a no-op.
+
+    ``page_bodies`` carries the Markdown of pages the file names with ``file:`` (the CLI reads
+    them beside the file), so the stored version needs nothing from the disk it came from.
+
+    Raises ``DesignError`` (every problem with file:line:column) when the file does not load or
+    the linter reports errors, and ``ConflictError`` when the version is taken by other content
+    or is older than the newest published version.
+    """
+    compiled = load_design(source_text, filename)
+    problems = lint(compiled)
+    summary = lint_summary(problems)
+    if summary.errors:
+        raise DesignError([p for p in problems if p.severity == "error"])
+    design_id, version = compiled.id, compiled.version
+    bodies = dict(page_bodies or {})
+    digest = content_hash(source_text, bodies)
+    existing = designs_repo.find_version(session, design_id, version)
+    if existing is not None:
+        return _same_or_conflict(existing, digest)
+    latest = designs_repo.latest_version(session, design_id)
+    if latest is not None and latest.version > version:
+        raise ConflictError(
+            f"{filename} is version {version} of {design_id}, older than the published "
+            f"version {latest.version}.",
+            hint=f"Raise `version:` in the file to {latest.version + 1} to publish it.",
+        )
+    stored = designs_repo.insert_version(
+        session,
+        design_id=design_id,
+        version=version,
+        title=compiled.design.title,
+        source_text=source_text,
+        page_bodies=bodies,
+        content_hash=digest,
+        lint=summary,
+        sends_grade=compiled.design.grade is not None,
+        published_by=published_by.strip()[:MAX_PUBLISHED_BY] or "unknown",
+        now=now,
+    )
+    if stored is None:
+        # Another process published this version between our read and our insert.
+        raced = designs_repo.find_version(session, design_id, version)
+        assert raced is not None
+        return _same_or_conflict(raced, digest)
+    return PublishResult(stored, created=True)
+
+
+def _same_or_conflict(existing: DesignVersionInfo, digest: str) -> PublishResult:
+    if existing.content_hash == digest:
+        return PublishResult(existing, created=False)
+    raise ConflictError(
+        f"version {existing.version} of {existing.design_id} is already published with other "
+        "content; raise `version:` in the file",
+        hint=f"Published versions never change (learners on version {existing.version} stay on "
+        f"it). Set `version: {existing.version + 1}` or higher and publish again.",
+    )
+
+
+def list_designs(session: Session) -> list[DesignSummary]:
+    return designs_repo.list_designs(session)
+
+
+def list_versions(session: Session, design_id: str) -> list[DesignVersionInfo]:
+    versions = designs_repo.list_versions(session, design_id)
+    if not versions:
+        raise _unknown_design(design_id)
+    return versions
+
+
+def _unknown_design(design_id: str) -> NotFoundError:
+    return NotFoundError(
+        f"No design {design_id!r} is published in the tool.",
+        hint="Publish it with 'adaptive-lti design publish FILE.yaml'; "
+        "'adaptive-lti design list' shows what is published.",
+    )
+
+
+def get_design_version(
+    session: Session, design_id: str, version: int | None = None
+) -> DesignVersionInfo:
+    """A published version (the newest when ``version`` is None), with its source."""
+    if version is None:
+        found = designs_repo.latest_version(session, design_id)
+        if found is None:
+            raise _unknown_design(design_id)
+        return found
+    found = designs_repo.find_version(session, design_id, version)
+    if found is None:
+        if not designs_repo.design_exists(session, design_id):
+            raise _unknown_design(design_id)
+        published = ", ".join(
+            str(v.version) for v in designs_repo.list_versions(session, design_id)
+        )
+        raise NotFoundError(
+            f"Version {version} of {design_id} is not published (published: {published}).",
+            hint=f"Use design={design_id} to follow the newest version, or pin a published one.",
+        )
+    return found
+
+
+def resolve(session: Session, reference: DesignReference) -> DesignVersionInfo:
+    return get_design_version(session, reference.design_id, reference.version)
+
+
+@lru_cache(maxsize=64)
+def _compile(source_text: str, filename: str, pages: tuple[tuple[str, str], ...]) -> CompiledDesign:
+    return _with_pages(load_design(source_text, filename), dict(pages))
+
+
+def compiled_design(version: DesignVersionInfo) -> CompiledDesign:
+    """The runnable design of a published version (compiled once per process: versions never
+    change, so the cache cannot go stale)."""
+    if not version.source_text:
+        raise ValueError("compiled_design needs a version read with its source")
+    return _compile(
+        version.source_text,
+        f"{version.design_id}@{version.version}",
+        tuple(sorted(version.page_bodies.items())),
+    )
+
+
+# --- bindings ------------------------------------------------------------------------------
+
+
+def _who(person: Person) -> str:
+    name = person.display_name
+    return name if person.subject is None else f"{name} (user {person.subject})"
+
+
+def _launch_place(session: Session, launch: LaunchContext) -> tuple[int, int] | None:
+    """(registration id, deployment pk) of a verified launch; None when the deployment is not
+    recorded (an inactive-deployment launch)."""
+    found = lti_repo.lookup_registration(
+        session, launch.issuer, launch.client_id, launch.deployment_id
+    )
+    if found is None or found.deployment is None:
+        return None
+    return found.registration.id, found.deployment.id
+
+
+def bind_resource_link(
+    session: Session,
+    launch: LaunchContext,
+    reference: DesignReference,
+    *,
+    bound_by: str,
+    now: datetime,
+    method: BindingMethod = BindingMethod.instructor,
+) -> ResourceLinkBindingInfo:
+    """Bind the launch's activity to a design (replacing any binding it had)."""
+    if launch.resource_link is None:
+        raise NotFoundError(
+            "This launch is not from an activity (it carries no resource link), so there is "
+            "nothing to bind a design to.",
+            hint="Open the activity itself from the course page.",
+        )
+    resolve(session, reference)
+    place = _launch_place(session, launch)
+    if place is None:
+        raise NotFoundError(
+            f"The deployment {launch.deployment_id!r} of {launch.issuer} is not active in the tool.",
+            hint="An administrator can activate it with 'adaptive-lti platform deployment'.",
+        )
+    registration_id, deployment_pk = place
+    return designs_repo.set_binding(
+        session,
+        registration_id=registration_id,
+        deployment_pk=deployment_pk,
+        resource_link_id=launch.resource_link.id,
+        context_id=launch.context.id if launch.context else None,
+        design_id=reference.design_id,
+        pinned_version=reference.version,
+        bound_by=bound_by,
+        method=method,
+        now=now,
+    )
+
+
+def record_deep_link(
+    session: Session, launch: LaunchContext, reference: DesignReference, *, now: datetime
+) -> tuple[DeepLinkOffer, DesignVersionInfo]:
+    """Note that the instructor returned ``reference`` by deep linking (bound at first launch)."""
+    version = resolve(session, reference)
+    place = _launch_place(session, launch)
+    if place is None:
+        raise NotFoundError(
+            f"The deployment {launch.deployment_id!r} of {launch.issuer} is not active in the tool.",
+            hint="An administrator can activate it with 'adaptive-lti platform deployment'.",
+        )
+    registration_id, deployment_pk = place
+    offer = designs_repo.add_deep_link_offer(
+        session,
+        registration_id=registration_id,
+        deployment_pk=deployment_pk,
+        context_id=launch.context.id if launch.context else None,
+        design_id=reference.design_id,
+        pinned_version=reference.version,
+        created_by=_who(launch.person),
+        now=now,
+    )
+    return offer, version
+
+
+def custom_design_reference(launch: LaunchContext) -> DesignReference | None:
+    """The ``design`` custom parameter of a launch, parsed (None when absent or empty)."""
+    value = launch.custom.get(DESIGN_CUSTOM_PARAMETER)
+    if value is None or not value.strip():
+        return None
+    return parse_design_reference(value)
+
+
+def design_for_launch(
+    session: Session, launch: LaunchContext, *, now: datetime
+) -> LaunchDesign | None:
+    """The design this launch's activity runs, recording the binding on its first launch.
+
+    None when the activity is bound to nothing and names no design (the instructor then picks
+    one; a learner is told the activity is not set up yet), or when the launch is not from an
+    activity (deep linking). Raises ``NotFoundError`` when the named design or version is not
+    published, and ``InvalidInputError`` when the custom parameter is malformed.
+    """
+    if launch.resource_link is None:
+        return None
+    place = _launch_place(session, launch)
+    if place is None:
+        return None
+    registration_id, deployment_pk = place
+    requested = custom_design_reference(launch)
+    binding = designs_repo.find_binding(session, deployment_pk, launch.resource_link.id)
+    if binding is not None:
+        if (
+            requested is not None
+            and requested != binding.reference
+            and binding.method is not BindingMethod.instructor
+        ):
+            # The activity's custom parameter was edited in the VLE since the first launch.
+            resolve(session, requested)
+            binding = designs_repo.set_binding(
+                session,
+                registration_id=registration_id,
+                deployment_pk=deployment_pk,
+                resource_link_id=launch.resource_link.id,
+                context_id=launch.context.id if launch.context else None,
+                design_id=requested.design_id,
+                pinned_version=requested.version,
+                bound_by=f"custom parameter design={requested} (changed; launch by "
+                f"{_who(launch.person)})",
+                method=BindingMethod.custom_parameter,
+                now=now,
+            )
+            return LaunchDesign(binding, resolve(session, requested), newly_bound=True)
+        return LaunchDesign(binding, resolve(session, binding.reference), newly_bound=False)
+    if requested is None:
+        return None
+    version = resolve(session, requested)
+    context_id = launch.context.id if launch.context else None
+    offer = designs_repo.take_deep_link_offer(
+        session,
+        deployment_pk=deployment_pk,
+        context_id=context_id,
+        design_id=requested.design_id,
+        pinned_version=requested.version,
+        created_after=now - DEEP_LINK_OFFER_LIFETIME,
+        now=now,
+    )
+    if offer is not None:
+        method, bound_by = BindingMethod.deep_link, offer.created_by
+    else:
+        method = BindingMethod.custom_parameter
+        bound_by = f"custom parameter design={requested} (first launch by {_who(launch.person)})"
+    binding, created = designs_repo.insert_binding_if_absent(
+        session,
+        registration_id=registration_id,
+        deployment_pk=deployment_pk,
+        resource_link_id=launch.resource_link.id,
+        context_id=context_id,
+        design_id=requested.design_id,
+        pinned_version=requested.version,
+        bound_by=bound_by,
+        method=method,
+        now=now,
+    )
+    if not created:
+        # A concurrent first launch bound it first: run what it bound.
+        version = resolve(session, binding.reference)
+    return LaunchDesign(binding, version, newly_bound=created)
+
+
+def bindings_of(session: Session, design_id: str) -> list[ResourceLinkBindingInfo]:
+    return designs_repo.list_bindings(session, design_id)
