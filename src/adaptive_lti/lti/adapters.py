@@ -26,7 +26,32 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 MAX_PARAM_CHARS = 8192
+_COOKIE_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~")
 EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+def set_cookie(
+    response: Response,
+    key: str,
+    value: str,
+    *,
+    max_age: int | None,
+    path: str,
+    secure: bool,
+) -> None:
+    """Add a Set-Cookie header: HttpOnly, and ``SameSite=None; Secure; Partitioned`` on https
+    (``SameSite=Lax`` on plain http). Written by hand because Starlette's ``partitioned`` needs
+    Python 3.14's ``http.cookies``; names and values here are base64url tokens, no quoting."""
+    if not key or not set(key) <= _COOKIE_SAFE or not set(value) <= _COOKIE_SAFE:
+        raise ValueError("cookie names and values must be base64url tokens")
+    parts = [f"{key}={value}", f"Path={path}", "HttpOnly"]
+    if max_age is not None:
+        parts.append(f"Max-Age={max_age}")
+    if secure:
+        parts += ["Secure", "SameSite=None", "Partitioned"]
+    else:
+        parts.append("SameSite=Lax")
+    response.headers.append("set-cookie", "; ".join(parts))
 
 
 class FastAPIRequest(LtiRequest):
@@ -104,15 +129,13 @@ class FastAPICookieService(CookieService):
     def update_response(self, response: Response) -> None:
         secure = self._request.is_secure()
         for key, cookie in self._to_set.items():
-            response.set_cookie(
-                key=key,
-                value=cookie.value,
+            set_cookie(
+                response,
+                key,
+                cookie.value,
                 max_age=cookie.max_age,
                 path=cookie.path,
                 secure=secure,
-                httponly=True,
-                samesite="none" if secure else "lax",
-                partitioned=secure,
             )
 
 

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from adaptive_lti.core.lti import RecordedLaunch
 from adaptive_lti.lti import keys
 from adaptive_lti.lti import session as tool_session
-from adaptive_lti.lti.adapters import FastAPIRedirect
+from adaptive_lti.lti.adapters import FastAPIRedirect, set_cookie
 from adaptive_lti.lti.tool import AcceptedLaunch, BindingNeeded
 from adaptive_lti.services import launch as launch_service
 from adaptive_lti.web.deps import (
@@ -133,25 +133,14 @@ def launch(
     response = page_after_launch(request, session, outcome, recorded, token)
     secure = tool.secure
     # The state cookie has done its job; the session cookie helps browsers that keep it.
-    response.set_cookie(
-        f"lti1p3-{outcome.login.state}",
-        "",
-        max_age=0,
-        path="/lti",
-        secure=secure,
-        httponly=True,
-        samesite="none" if secure else "lax",
-        partitioned=secure,
-    )
-    response.set_cookie(
+    set_cookie(response, f"lti1p3-{outcome.login.state}", "", max_age=0, path="/lti", secure=secure)
+    set_cookie(
+        response,
         tool_session.COOKIE,
         token,
         max_age=settings.session_ttl_seconds,
         path="/",
         secure=secure,
-        httponly=True,
-        samesite="none" if secure else "lax",
-        partitioned=secure,
     )
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "no-referrer"
