@@ -207,6 +207,15 @@ def parse(text: str) -> Node:
         tree = _parser().parse(text)
         node = _ToTree().transform(tree)
     except UnexpectedInput as error:
+        token = getattr(error, "token", None)
+        if isinstance(token, Token) and token.type == "$END":
+            # Lark reports the end of input at the last token read: point past the text instead.
+            raise ConditionError(
+                "the condition ends too early",
+                len(text.rstrip()) + 1,
+                "complete it: a value after a comparison, a condition after and/or/not, "
+                "or a closing ')'",
+            ) from None
         column = getattr(error, "column", 0) or 0
         found = text[column - 1 : column + 9].split(" ")[0] if column else ""
         message = f"cannot read the condition at {found!r}" if found else "the condition ends early"
