@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from adaptive_lti import __version__
-from adaptive_lti.cli import demo, design, server
+from adaptive_lti.cli import demo, design, designs, server
 from adaptive_lti.core.errors import AdaptiveLtiError
 
-COMMAND_MODULES = [server, demo, design]
+COMMAND_MODULES = [server, demo, design, designs]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,244 @@
+"""``design publish|list|show``: the designs published into the tool's database.
+
+``publish`` loads and lints the file first (as ``check`` does) and refuses it on errors; warnings
+are printed and kept with the version. Publishing the identical file again is a no-op (exit 0);
+the same ``version:`` with other content is refused (exit 1). ``--json`` prints a machine-readable
+answer for scripts and CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.orm import Session
+
+from adaptive_lti.core.catalogue import DesignVersionInfo
+from adaptive_lti.core.errors import AdaptiveLtiError, DesignError
+from adaptive_lti.core.loader import load_design_file
+from adaptive_lti.db.session import make_engine, make_session_factory, transaction
+from adaptive_lti.services import designs as design_service
+from adaptive_lti.settings import Settings
+
+
+def register(subparsers: Any) -> None:
+    design = subparsers.add_parser(
+        "design",
+        help="publish designs into the tool and list them",
+        description="Manage the designs published in the tool's database "
+        "(check a file without publishing it with 'adaptive-lti check').",
+    )
+    commands = design.add_subparsers(dest="design_command", metavar="ACTION", required=True)
+
+    publish = commands.add_parser(
+        "publish",
+        help="load, lint and publish a design file (refused on lint errors)",
+        description="Publish a design version. Published versions never change: to change a "
+        "design, raise its 'version:' and publish again.",
+    )
+    publish.add_argument("file", help="the design file (YAML)")
+    publish.add_argument(
+        "--by", help="who publishes, as recorded with the version (default: your login name)"
+    )
+    publish.add_argument("--json", action="store_true", help="print the result as JSON")
+    publish.set_defaults(handler=run_publish)
+
+    listing = commands.add_parser("list", help="list the published designs")
+    listing.add_argument("--json", action="store_true", help="print the list as JSON")
+    listing.set_defaults(handler=run_list)
+
+    show = commands.add_parser("show", help="show one design: its versions and activities")
+    show.add_argument("design_id", metavar="ID", help="the design's id")
+    show.add_argument("--version", type=int, help="the version to show (default: the newest)")
+    show.add_argument("--source", action="store_true", help="print the version's YAML source")
+    show.add_argument("--json", action="store_true", help="print the design as JSON")
+    show.set_defaults(handler=run_show)
+
+
+@contextmanager
+def _database() -> Iterator[Session]:
+    settings = Settings()
+    engine = make_engine(settings.database_url)
+    try:
+        with transaction(make_session_factory(engine)) as session:
+            yield session
+    except (OperationalError, ProgrammingError) as error:
+        # Missing tables (a new database) or an unreachable server: say what to do.
+        reason = str(error.orig).splitlines()[0] if error.orig else type(error).__name__
+        raise AdaptiveLtiError(
+            f"The database at {engine.url.render_as_string(hide_password=True)} cannot be used "
+            f"({reason}).",
+            hint="Check ADAPTIVE_LTI_DATABASE_URL and run 'adaptive-lti db upgrade'.",
+        ) from None
+    finally:
+        engine.dispose()
+
+
+def _version_json(version: DesignVersionInfo) -> dict[str, Any]:
+    return {
+        "design": version.design_id,
+        "version": version.version,
+        "title": version.title,
+        "content_hash": version.content_hash,
+        "sends_grade": version.sends_grade,
+        "published_at": version.published_at.isoformat(),
+        "published_by": version.published_by,
+        "lint": {
+            "errors": version.lint.errors,
+            "warnings": version.lint.warnings,
+            "messages": list(version.lint.messages),
+        },
+    }
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def _default_publisher() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "command line"
+
+
+def run_publish(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    try:
+        # Reads page files beside the design too, so the stored version is self-contained.
+        compiled = load_design_file(path)
+        source_text = path.read_bytes().decode("utf-8-sig")
+        with _database() as session:
+            result = design_service.publish_design(
+                session,
+                source_text,
+                str(path),
+                args.by or _default_publisher(),
+                now=datetime.now(UTC),
+                page_bodies=design_service.page_bodies_of(compiled),
+            )
+    except DesignError as error:
+        if args.json:
+            _print_json({"published": False, "problems": [str(p) for p in error.problems]})
+        for problem in error.problems:
+            print(problem, file=sys.stderr)
+        print(
+            f"error: {path} was not published: fix the problems above "
+            "('adaptive-lti check FILE' shows them without publishing).",
+            file=sys.stderr,
+        )
+        return 1
+    version = result.version
+    if args.json:
+        _print_json({"published": True, "created": result.created, **_version_json(version)})
+        return 0
+    for message in version.lint.messages:
+        print(message)
+    if result.created:
+        print(
+            f"published {version.design_id} version {version.version} (“{version.title}”): "
+            f"{version.lint.warnings} warning{'s' if version.lint.warnings != 1 else ''}"
+        )
+    else:
+        print(
+            f"{version.design_id} version {version.version} is already published with this "
+            "content: nothing changed"
+        )
+    return 0
+
+
+def run_list(args: argparse.Namespace) -> int:
+    with _database() as session:
+        summaries = design_service.list_designs(session)
+    if args.json:
+        _print_json(
+            [
+                {"versions": summary.version_count, **_version_json(summary.latest)}
+                for summary in summaries
+            ]
+        )
+        return 0
+    if not summaries:
+        print("No design is published yet: publish one with 'adaptive-lti design publish FILE'.")
+        return 0
+    rows = [("ID", "VERSION", "TITLE", "LINT", "PUBLISHED")]
+    for summary in summaries:
+        latest = summary.latest
+        rows.append(
+            (
+                summary.design_id,
+                f"{summary.latest_version} (of {summary.version_count})",
+                summary.title,
+                f"{latest.lint.errors} errors, {latest.lint.warnings} warnings",
+                f"{latest.published_at:%Y-%m-%d %H:%M} by {latest.published_by}",
+            )
+        )
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    with _database() as session:
+        version = design_service.get_design_version(session, args.design_id, args.version)
+        versions = design_service.list_versions(session, args.design_id)
+        bindings = design_service.bindings_of(session, args.design_id)
+    compiled = design_service.compiled_design(version)
+    activities = {
+        activity_id: activity.kind for activity_id, activity in compiled.design.activities.items()
+    }
+    if args.json:
+        answer = {
+            **_version_json(version),
+            "versions": [v.version for v in versions],
+            "activities": activities,
+            "bindings": [
+                {
+                    "registration_id": b.registration_id,
+                    "resource_link_id": b.resource_link_id,
+                    "context_id": b.context_id,
+                    "pinned_version": b.pinned_version,
+                    "method": b.method.value,
+                    "bound_by": b.bound_by,
+                    "bound_at": b.bound_at.isoformat(),
+                }
+                for b in bindings
+            ],
+        }
+        if args.source:
+            answer["source"] = version.source_text
+        _print_json(answer)
+        return 0
+    print(f"{version.design_id} version {version.version}: {version.title}")
+    print(f"  published {version.published_at:%Y-%m-%d %H:%M} UTC by {version.published_by}")
+    print(f"  versions: {', '.join(str(v.version) for v in versions)}")
+    print(f"  sends a grade: {'yes' if version.sends_grade else 'no'}")
+    print(f"  lint: {version.lint.errors} errors, {version.lint.warnings} warnings")
+    for message in version.lint.messages:
+        print(f"    {message}")
+    print(f"  activities ({len(activities)}):")
+    for activity_id, kind in activities.items():
+        print(f"    {activity_id} ({kind})")
+    print(f"  activities in courses bound to it: {len(bindings)}")
+    for binding in bindings:
+        pinned = f"version {binding.pinned_version}" if binding.pinned_version else "newest"
+        print(
+            f"    registration {binding.registration_id}, course {binding.context_id or '-'}, "
+            f"resource link {binding.resource_link_id}: {pinned}, by {binding.method.value} "
+            f"({binding.bound_by})"
+        )
+    if args.source:
+        print()
+        print(version.source_text, end="" if version.source_text.endswith("\n") else "\n")
+    return 0
