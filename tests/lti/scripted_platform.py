@@ -131,7 +131,10 @@ class ScriptedPlatform:
             headers["kid"] = self.kid
         elif kid is not None:
             headers["kid"] = kid
-        token = jwt.encode(claims, key or self.key, algorithm=algorithm, headers=headers)
+        # PyJWS, not jwt.encode: the tests sign claims jwt.encode would refuse (a list as iss).
+        token = jwt.PyJWS().encode(
+            json.dumps(claims).encode(), key or self.key, algorithm=algorithm, headers=headers
+        )
         if kid is None:
             token = _without_header_field(token, "kid")
         return token

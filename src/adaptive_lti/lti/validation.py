@@ -117,7 +117,7 @@ class LaunchValidator:
             raise _refuse(
                 "issuer (iss)", "The id_token's issuer is not the registered one."
             ) from None
-        except jwt.InvalidTokenError as error:
+        except (jwt.InvalidTokenError, TypeError, ValueError) as error:
             raise _refuse(SIGNATURE_CHECK, f"The id_token cannot be verified ({error}).") from None
         self._check_authorized_party(claims, registration)
         self._check_times(claims, now)
