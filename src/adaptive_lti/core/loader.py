@@ -323,6 +323,7 @@ class _Reader:
                         )
                         stack[-1].key_invalid = True
                         path = (*stack[-1].path, "?")
+                        self.poisoned.add(path)
                     else:
                         path = _child_path(stack)
                     start: Any = event.start_mark
@@ -558,6 +559,8 @@ class _Reader:
             )
             return
         message, hint, code = _plain_words(error, path, key_error, self.source)
+        if kind == "union_tag_invalid":
+            path = (*path, "kind")  # point at the kind that was written
         self.add(path, message, hint, code=code, key=key_error)
 
     # page files
@@ -617,9 +620,13 @@ class _Reader:
 _RESOLVER = yaml.resolver.Resolver()
 _ALIAS_MESSAGE = "aliases ('*name') are not allowed in designs"
 _ALIAS_HINT = "write the value out in full where it is needed"
+_QUOTE_HINT = (
+    "a value holding ': ' must be in quotes, e.g. title: \"Loops: the basics\"; "
+    "otherwise check the indentation"
+)
 _SYNTAX_HINTS = {
-    "mapping values are not allowed here": "a value holding ': ' must be in quotes, e.g. "
-    'title: "Loops: the basics"; otherwise check the indentation',
+    "mapping values are not allowed here": _QUOTE_HINT,
+    "mapping values are not allowed in this context": _QUOTE_HINT,
     "could not find expected ':'": "each key needs a ':' after it",
     "found unexpected end of stream": "a quote or bracket is not closed",
     "found unknown escape character": "inside double quotes write a backslash as '\\\\', "
