@@ -34,6 +34,9 @@ __all__ = [
     "DesignDeepLink",
     "DesignVersion",
     "Launch",
+    "LearnerEnrolment",
+    "LearnerEvent",
+    "LearnerSnapshot",
     "LineItem",
     "LoginState",
     "PlatformRegistration",
@@ -452,3 +455,100 @@ class DesignDeepLink(Base):
     created_at: Mapped[datetime] = mapped_column(TIMESTAMP)
     # Set when the first launch of the activity it created bound it.
     used_at: Mapped[datetime | None] = mapped_column(TIMESTAMP, nullable=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Learner journey: one enrolment per learner on an activity's design, the append-only log of what
+# they did (the truth), and a snapshot derived from it for speed (rebuilt from the log at will).
+# Two requests of one learner cannot both append: (enrolment, sequence) is unique, and the
+# snapshot's ``event_count`` is the sequence the next event must take.
+# ---------------------------------------------------------------------------------------------
+
+
+class LearnerEnrolment(Base):
+    """A learner following a design on one activity (resource link), on one design version."""
+
+    __tablename__ = "learner_enrolment"
+    __table_args__ = (UniqueConstraint("resource_link_id", "user_id", "design_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    registration_id: Mapped[int] = mapped_column(
+        ForeignKey("lti_registration.id", ondelete="CASCADE"), index=True
+    )
+    deployment_id: Mapped[int] = mapped_column(
+        ForeignKey("lti_deployment.id", ondelete="CASCADE"), index=True
+    )
+    context_id: Mapped[int | None] = mapped_column(
+        ForeignKey("lti_context.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    resource_link_id: Mapped[int] = mapped_column(
+        ForeignKey("lti_resource_link.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[int] = mapped_column(ForeignKey("lti_user.id", ondelete="CASCADE"), index=True)
+    # The learner's ``sub``: the AGS score's userId.
+    user_sub: Mapped[str] = mapped_column(String(255))
+    binding_id: Mapped[int | None] = mapped_column(
+        ForeignKey("design_binding.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    design_id: Mapped[str] = mapped_column(
+        ForeignKey("design.design_id", ondelete="CASCADE"), index=True
+    )
+    # The version the learner is on: the one they started, until a migration moves them.
+    design_version: Mapped[int] = mapped_column(Integer)
+    # The AGS claim of the learner's latest launch (where scores go), null when grading is off.
+    ags_endpoint: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    locale: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    started_at: Mapped[datetime] = mapped_column(TIMESTAMP)
+    last_launch_at: Mapped[datetime] = mapped_column(TIMESTAMP)
+
+
+class LearnerEvent(Base):
+    """One event of a learner's log (``core.events``), never updated nor deleted."""
+
+    __tablename__ = "learner_event"
+    __table_args__ = (UniqueConstraint("enrolment_id", "sequence"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    enrolment_id: Mapped[int] = mapped_column(
+        ForeignKey("learner_enrolment.id", ondelete="CASCADE"), index=True
+    )
+    # 0, 1, 2, ... per enrolment, without gaps.
+    sequence: Mapped[int] = mapped_column(Integer)
+    event_type: Mapped[str] = mapped_column(String(32))
+    # ``core.events.event_to_dict`` of the event (its own ``at`` included).
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # The design version the event was decided on.
+    design_version: Mapped[int] = mapped_column(Integer)
+    occurred_at: Mapped[datetime] = mapped_column(TIMESTAMP, index=True)
+    # Who made it happen when it was not the learner (an instructor's override or reset).
+    actor: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The decision that followed, in the words of the rule that fired (for traces and analytics).
+    decision_kind: Mapped[str] = mapped_column(String(16))
+    decision_rule: Mapped[str] = mapped_column(Text)
+
+
+class LearnerSnapshot(Base):
+    """Where a learner is now, derived from the log (``rebuild_snapshot`` makes it again)."""
+
+    __tablename__ = "learner_snapshot"
+
+    enrolment_id: Mapped[int] = mapped_column(
+        ForeignKey("learner_enrolment.id", ondelete="CASCADE"), primary_key=True
+    )
+    # ``core.learner.LearnerState.to_dict`` and the engine's current decision (explanation too).
+    state: Mapped[dict[str, Any]] = mapped_column(JSON)
+    decision: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # "activity", "choose", "input" or "completed".
+    decision_kind: Mapped[str] = mapped_column(String(16))
+    activity: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The branch cases the learner is on, outermost first, joined with " / ".
+    route: Mapped[str | None] = mapped_column(Text, nullable=True)
+    flags: Mapped[list[str]] = mapped_column(JSON)
+    needs_help: Mapped[bool] = mapped_column(Boolean, default=False)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    grade: Mapped[float | None] = mapped_column(Float, nullable=True)
+    completed: Mapped[bool] = mapped_column(Boolean, default=False)
+    passed: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    # How many events the log holds: the next event's sequence number.
+    event_count: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(TIMESTAMP, index=True)
