@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, delete, func, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from adaptive_lti.core.grading import (
@@ -54,6 +54,20 @@ class ClaimedScore:
     user_id: str
     # Attempts made so far, this one included.
     attempts: int
+
+
+def _insert_unless_present(
+    session: Session, table: type[Any], values: dict[str, Any], conflict: list[str]
+) -> bool:
+    """INSERT ... ON CONFLICT DO NOTHING: a row another transaction inserted first wins.
+
+    Not a savepoint: on SQLite, pysqlite opens transactions lazily, so a SAVEPOINT before the
+    first write would start (and its RELEASE commit) a transaction of its own, behind the
+    caller's back.
+    """
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = insert(table).values(**values).on_conflict_do_nothing(index_elements=conflict)
+    return session.execute(statement.returning(table.id)).scalar_one_or_none() is not None
 
 
 # --- line items ---------------------------------------------------------------------------
@@ -96,30 +110,28 @@ def get_or_create_line_item(
     binding_key = spec.binding_key()
     row = _find_line_item(session, registration_id, binding_key)
     if row is None:
-        row = LineItem(
-            registration_id=registration_id,
-            resource_link_id=resource_link_id,
-            binding_key=binding_key,
-            lineitems_url=spec.lineitems_url,
-            lineitem_url=spec.lineitem_url,
-            label=spec.label,
-            score_maximum=spec.score_maximum,
-            resource_id=spec.resource_id,
-            tag=spec.tag,
-            platform_resource_link_id=spec.platform_resource_link_id,
-            granted_scopes=sorted(spec.granted_scopes),
-            created_at=now,
-            updated_at=now,
+        _insert_unless_present(
+            session,
+            LineItem,
+            {
+                "registration_id": registration_id,
+                "resource_link_id": resource_link_id,
+                "binding_key": binding_key,
+                "lineitems_url": spec.lineitems_url,
+                "lineitem_url": spec.lineitem_url,
+                "label": spec.label,
+                "score_maximum": spec.score_maximum,
+                "resource_id": spec.resource_id,
+                "tag": spec.tag,
+                "platform_resource_link_id": spec.platform_resource_link_id,
+                "granted_scopes": sorted(spec.granted_scopes),
+                "created_at": now,
+                "updated_at": now,
+            },
+            ["registration_id", "binding_key"],
         )
-        try:
-            # A savepoint: a concurrent transaction that created the same item first must not
-            # undo the caller's work, only this insert.
-            with session.begin_nested():
-                session.add(row)
-        except IntegrityError:
-            row = _find_line_item(session, registration_id, binding_key)
-            if row is None:  # pragma: no cover - the conflicting row vanished (deleted)
-                raise
+        row = _find_line_item(session, registration_id, binding_key)
+        assert row is not None  # inserted now, or by a concurrent transaction first
     elif sorted(spec.granted_scopes) != sorted(row.granted_scopes):
         # The latest launch says what the platform grants now (an admin may have changed it).
         row.granted_scopes = sorted(spec.granted_scopes)
@@ -161,27 +173,25 @@ def insert_score(
     existing = _find_score(session, dedupe_key)
     if existing is not None:
         return existing.id, False
-    row = ScoreOutbox(
-        registration_id=registration_id,
-        line_item_id=line_item_id,
-        user_sub=score.user_id,
-        payload=score.payload(),
-        status=OutboxStatus.pending.value,
-        attempts=0,
-        next_attempt_at=now,
-        dedupe_key=dedupe_key,
-        created_at=now,
+    inserted = _insert_unless_present(
+        session,
+        ScoreOutbox,
+        {
+            "registration_id": registration_id,
+            "line_item_id": line_item_id,
+            "user_sub": score.user_id,
+            "payload": score.payload(),
+            "status": OutboxStatus.pending.value,
+            "attempts": 0,
+            "next_attempt_at": as_utc(now),
+            "dedupe_key": dedupe_key,
+            "created_at": now,
+        },
+        ["dedupe_key"],
     )
-    try:
-        with session.begin_nested():
-            session.add(row)
-    except IntegrityError:
-        # Another transaction queued the same score between our look-up and insert.
-        existing = _find_score(session, dedupe_key)
-        if existing is None:  # pragma: no cover - the conflicting row vanished (deleted)
-            raise
-        return existing.id, False
-    return row.id, True
+    row = _find_score(session, dedupe_key)
+    assert row is not None  # inserted now, or by a concurrent transaction first
+    return row.id, inserted
 
 
 def _due(now: datetime) -> Any:
@@ -396,14 +406,13 @@ def store_access_token(
     )
     if getattr(changed, "rowcount", 0):
         return
-    try:
-        with session.begin_nested():
-            session.add(
-                ServiceAccessToken(registration_id=registration_id, scopes=scopes, **values)
-            )
-    except IntegrityError:
-        # Another worker stored a token for the same scopes at the same moment: either is fine.
-        return
+    # Another worker may store a token for the same scopes at the same moment: either is fine.
+    _insert_unless_present(
+        session,
+        ServiceAccessToken,
+        {"registration_id": registration_id, "scopes": scopes, **values},
+        ["registration_id", "scopes"],
+    )
 
 
 def forget_access_token(session: Session, registration_id: int, scopes: str) -> None:
