@@ -128,6 +128,7 @@ def upgrade() -> None:
         sa.Column("design_version", sa.Integer(), nullable=False),
         sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("actor", sa.Text(), nullable=True),
+        sa.Column("note", sa.Text(), nullable=True),
         sa.Column("decision_kind", sa.String(length=16), nullable=False),
         sa.Column("decision_rule", sa.Text(), nullable=False),
         sa.ForeignKeyConstraint(

@@ -522,6 +522,9 @@ class LearnerEvent(Base):
     occurred_at: Mapped[datetime] = mapped_column(TIMESTAMP, index=True)
     # Who made it happen when it was not the learner (an instructor's override or reset).
     actor: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Free text that came with the event and is not part of the engine's event: a reflection's
+    # answer (the event says only that the reflection was completed).
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
     # The decision that followed, in the words of the rule that fired (for traces and analytics).
     decision_kind: Mapped[str] = mapped_column(String(16))
     decision_rule: Mapped[str] = mapped_column(Text)
