@@ -471,6 +471,7 @@ class _Linter:
                     "dead-end",
                     f"some learners match no case of this branch and have no route, e.g. {example}",
                     "add a last case 'otherwise: true' (with 'then: []' if they should just go on)",
+                    key=True,
                 )
         return _merge(after)
 
