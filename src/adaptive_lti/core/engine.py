@@ -1,0 +1,1342 @@
+"""The routing engine: from (design version, learner state, new event, now) to a decision.
+
+``decide`` is pure: it folds the event into the learner model (``learner.apply``), then walks the
+route from where the learner is (the ``cursor`` kept in the state) to the next thing the learner
+must do, and returns the new state with a ``Decision``:
+
+- ``NextActivity`` — do this activity (or continue it),
+- ``ChoiceOffered`` — pick activities from a set (a ``choose`` step),
+- ``NeedsInput`` — answer intake questions the launch did not answer,
+- ``DesignCompleted`` — the route is finished (passed or not, with the grade for the VLE).
+
+Each decision carries an ``Explanation`` (see ``core/explanation.py``). A decision never replays
+history: its cost is the route depth plus the conditions it evaluates. ``replay`` rebuilds a
+state from the event log, giving the same decisions every time; ``migrate`` moves a learner to a
+newer version of the design when that version declares a mapping for where the learner is.
+
+When a due spaced review may interrupt: only between activities or at a launch, never while the
+learner is answering a check, so that answers and starts never change the route.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import weakref
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from adaptive_lti.core import learner as model
+from adaptive_lti.core.compiled import CompiledDesign, iter_steps
+from adaptive_lti.core.conditions import SECONDS_PER_UNIT, format_value
+from adaptive_lti.core.design import (
+    Activity,
+    Branch,
+    Check,
+    Choice,
+    Choose,
+    DesignMoveOn,
+    Intake,
+    MoveOn,
+    Remediate,
+    Review,
+    ReviewSpec,
+    Split,
+    SplitSpec,
+    Step,
+)
+from adaptive_lti.core.errors import EngineError
+from adaptive_lti.core.events import (
+    Chose,
+    Event,
+    Launched,
+    Migrated,
+    Overridden,
+    Reset,
+)
+from adaptive_lti.core.explanation import (
+    Explanation,
+    TraceEntry,
+    join_phrases,
+    lower_title,
+    path_text,
+    reasons,
+    values_text,
+)
+from adaptive_lti.core.learner import (
+    Cursor,
+    Interruption,
+    LearnerState,
+    Offer,
+    OfferReason,
+    OverrideNote,
+    RouteTaken,
+    StepPath,
+    Value,
+)
+from adaptive_lti.core.mastery import is_mastered
+
+# --- decisions ---------------------------------------------------------------------------------
+
+
+class DecisionBase(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    explanation: Explanation
+    grade: float | None = None  # what the VLE gradebook should hold now (None: nothing to send)
+    routes: tuple[str, ...] = ()  # the branch cases the learner is on, outermost first
+    flags: tuple[str, ...] = ()  # raised for instructors, e.g. "needs-help"
+
+
+class NextActivity(DecisionBase):
+    kind: Literal["activity"] = "activity"
+    activity: str
+    title: str
+    activity_kind: str  # page, check, intake, link, reflection
+    reason: OfferReason
+    attempt: int  # which attempt this will be (1 for the first)
+    attempts_left: int | None = None  # for checks with max_attempts
+    resumed: bool = False  # the learner was already sent here and has not finished it
+
+
+class ChoiceOption(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    activity: str
+    title: str
+    description: str = ""
+
+
+class ChoiceOffered(DecisionBase):
+    kind: Literal["choose"] = "choose"
+    choice: str
+    prompt: str
+    options: tuple[ChoiceOption, ...]
+    required: tuple[ChoiceOption, ...]  # done by everyone, not part of the pick
+    least: int
+    most: int
+
+
+class InputQuestion(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    attribute: str
+    question: str
+    type: str
+    values: tuple[str, ...] = ()
+    labels: dict[str, str] = {}
+
+
+class NeedsInput(DecisionBase):
+    kind: Literal["input"] = "input"
+    activity: str
+    title: str
+    questions: tuple[InputQuestion, ...]
+
+
+class DesignCompleted(DecisionBase):
+    kind: Literal["completed"] = "completed"
+    passed: bool | None  # None when the design has no passed_when
+    satisfied: bool  # the design's completion rule (move_on) holds
+
+
+Decision = Annotated[
+    NextActivity | ChoiceOffered | NeedsInput | DesignCompleted, Field(discriminator="kind")
+]
+DECISION_ADAPTER: TypeAdapter[Decision] = TypeAdapter(Decision)
+
+
+# --- an index of the design, built once per compiled design ---------------------------------------
+
+ROUTE: StepPath = ("route",)
+
+
+@dataclass(frozen=True)
+class _Index:
+    steps: dict[StepPath, Step]
+    containers: dict[StepPath, tuple[Step, ...]]
+    owner: dict[StepPath, StepPath]  # a container (a case's or variant's then) -> its step
+    reviews: tuple[tuple[StepPath, ReviewSpec], ...]
+    cases: dict[str, list[tuple[StepPath, int]]]  # case name -> (branch path, case index)
+    choices: dict[str, StepPath]  # choose id -> its step
+    locations: dict[str, list[Cursor]]  # activity -> where an override can put the learner
+    order: dict[StepPath, int]  # depth-first position, for "progress"
+
+
+_INDEXES: dict[int, tuple[weakref.ref[CompiledDesign], _Index]] = {}
+
+
+def _index(design: CompiledDesign) -> _Index:
+    key = id(design)
+    entry = _INDEXES.get(key)
+    if entry is not None and entry[0]() is design:
+        return entry[1]
+    index = _build_index(design)
+    _INDEXES[key] = (weakref.ref(design, lambda _ref: _INDEXES.pop(key, None)), index)
+    return index
+
+
+def _build_index(design: CompiledDesign) -> _Index:
+    steps: dict[StepPath, Step] = {}
+    containers: dict[StepPath, tuple[Step, ...]] = {ROUTE: design.design.route}
+    owner: dict[StepPath, StepPath] = {}
+    reviews: list[tuple[StepPath, ReviewSpec]] = []
+    cases: dict[str, list[tuple[StepPath, int]]] = {}
+    choices: dict[str, StepPath] = {}
+    locations: dict[str, list[Cursor]] = {}
+    for path, step in iter_steps(design.design.route, ROUTE):
+        steps[path] = step
+        if isinstance(step, str):
+            locations.setdefault(step, []).append(Cursor(step=path))
+        elif isinstance(step, Branch):
+            for case_index, case in enumerate(step.branch):
+                container = (*path, "branch", case_index, "then")
+                containers[container], owner[container] = case.then, path
+                cases.setdefault(case.name or f"case {case_index + 1}", []).append(
+                    (path, case_index)
+                )
+        elif isinstance(step, Split):
+            for name, variant in step.split.variants.items():
+                container = (*path, "split", "variants", name, "then")
+                containers[container], owner[container] = variant.then, path
+        elif isinstance(step, Remediate):
+            spec = step.remediate
+            for phase, activity in (
+                ("check", spec.check),
+                ("lesson", spec.lesson),
+                ("support", spec.support),
+            ):
+                if activity is not None:
+                    locations.setdefault(activity, []).append(Cursor(step=path, phase=phase))
+        elif isinstance(step, Choose):
+            choices[step.choose.id] = path
+        elif isinstance(step, Review):
+            reviews.append((path, step.review))
+    order = {path: number for number, path in enumerate(steps)}
+    return _Index(steps, containers, owner, tuple(reviews), cases, choices, locations, order)
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def split_variant(learner_key: str, design_id: str, spec: SplitSpec) -> str:
+    """The learner's variant: stable across runs and processes (sha256, not the salted hash())."""
+    digest = hashlib.sha256(f"{learner_key}\x1f{design_id}\x1f{spec.id}".encode()).digest()
+    total = sum(variant.weight for variant in spec.variants.values())
+    point = int.from_bytes(digest[:8], "big") / 2.0**64 * total
+    cumulative = 0.0
+    names = list(spec.variants)
+    for name in names:
+        cumulative += spec.variants[name].weight
+        if point < cumulative:
+            return name
+    return names[-1]
+
+
+def _move_on(activity: Activity) -> MoveOn:
+    if activity.move_on is not None:
+        return activity.move_on
+    if isinstance(activity, Check) and activity.pass_mark is not None:
+        return MoveOn.passed
+    return MoveOn.completed
+
+
+def _duration_seconds(text: str) -> float:
+    return float(text[:-1]) * SECONDS_PER_UNIT[text[-1]]
+
+
+def _title(design: CompiledDesign, activity_id: str) -> str:
+    return design.design.activities[activity_id].title
+
+
+def _score_text(score: float | None) -> str:
+    return format_value(score)
+
+
+_UNEXPLAINED = Explanation(
+    rule="", learner_text="", instructor_detail="(not explained: decided with explain=False)"
+)
+
+# --- the walk ------------------------------------------------------------------------------------
+
+_DONE = None  # a slot returns None when its activity is done and the route may move on
+
+
+class _Walk:
+    """One decision: a mutable working copy of the routing part of the state, then one copy back."""
+
+    def __init__(
+        self,
+        design: CompiledDesign,
+        state: LearnerState,
+        now: datetime,
+        learner_key: str,
+        explain: bool = True,
+    ) -> None:
+        self.explain = explain
+        self.design = design
+        self.index = _index(design)
+        self.state = state
+        self.now = now
+        self.learner_key = learner_key
+        self.cursor = state.cursor
+        self.offer = state.offer
+        self.interruption = state.interruption
+        self.finished = state.finished
+        self.override = state.override
+        self.choices = state.choices
+        self.groups = state.groups
+        self.routes = state.routes
+        self.remediation = state.remediation
+        self.reviews = state.reviews
+        self.flags = state.flags
+        self.trace: list[TraceEntry] = []
+        self.may_interrupt = False
+        self._lookup: Callable[[str], Value] | None = None  # made on first use
+
+    # -- bookkeeping --
+
+    def lookup(self, name: str) -> Value:
+        if self._lookup is None:
+            self._lookup = model.make_lookup(self.design.design, self.state, self.now, self.groups)
+        return self._lookup(name)
+
+    def note(
+        self, rule: str, path: StepPath | str = "", *, learner: str = "", **extra: Any
+    ) -> None:
+        where = path if isinstance(path, str) else path_text(path)
+        detail = extra.pop("detail", rule)
+        self.trace.append(
+            TraceEntry(rule=rule, path=where, learner=learner, detail=detail, **extra)
+        )
+
+    def finish_state(self) -> LearnerState:
+        return model.replace(
+            self.state,
+            {
+                "cursor": self.cursor,
+                "offer": self.offer,
+                "interruption": self.interruption,
+                "finished": self.finished,
+                "override": self.override,
+                "choices": self.choices,
+                "groups": self.groups,
+                "routes": self.routes,
+                "remediation": self.remediation,
+                "reviews": self.reviews,
+                "flags": self.flags,
+            },
+        )
+
+    def set_group(self, split_id: str, variant: str) -> None:
+        self.groups = {**self.groups, split_id: variant}
+        self._lookup = None
+
+    # -- moving along the route --
+
+    def advance_from(self, path: StepPath) -> None:
+        """Move past the step at ``path`` (and past finished enclosing branches and splits)."""
+        self.offer = None
+        while True:
+            container, position = path[:-1], path[-1]
+            assert isinstance(position, int)
+            if position + 1 < len(self.index.containers[container]):
+                self.cursor = Cursor(step=(*container, position + 1))
+                return
+            if container == ROUTE:
+                self.cursor = Cursor(step=path, phase="end")
+                self.finished = True
+                if self.explain:
+                    self.note("end of the route", detail="the last step of the route is done")
+                return
+            path = self.index.owner[container]
+
+    def enter(self, container: StepPath, owner: StepPath) -> None:
+        if self.index.containers[container]:
+            self.offer = None
+            self.cursor = Cursor(step=(*container, 0))
+        else:
+            self.advance_from(owner)
+
+    # -- the main loop --
+
+    def run(self) -> Decision:
+        budget = 8 * len(self.index.steps) + 64
+        for _ in range(budget):
+            if self.finished:
+                return self.completed()
+            if self.interruption is not None:
+                decision = self.visit_interruption(self.interruption)
+                if decision is not None:
+                    return decision
+                continue
+            if (self.may_interrupt or self.offer is None) and self.start_due_review():
+                continue
+            if self.cursor is None:
+                self.cursor = Cursor(step=(*ROUTE, 0))
+                continue
+            step = self.index.steps[self.cursor.step]
+            decision = self.visit(self.cursor, step)
+            if decision is not None:
+                return decision
+        raise EngineError(  # pragma: no cover - every step moves forward; this guards a bug
+            f"the route of '{self.design.id}' did not settle after {budget} steps",
+            hint="report this design to the developers",
+        )
+
+    def visit(self, cursor: Cursor, step: Step) -> Decision | None:
+        path = cursor.step
+        if isinstance(step, str):
+            decision = self.slot(step, "route", path, gate=True)
+            if decision is None:
+                self.advance_from(path)
+            return decision
+        if isinstance(step, Branch):
+            self.visit_branch(path, step)
+            return None
+        if isinstance(step, Remediate):
+            return self.visit_remediate(cursor, step)
+        if isinstance(step, Choose):
+            return self.visit_choose(cursor, step.choose)
+        if isinstance(step, Split):
+            self.visit_split(path, step.split)
+            return None
+        assert isinstance(step, Review)
+        return self.visit_review(cursor, step.review)
+
+    # -- one activity --
+
+    def slot(
+        self,
+        activity_id: str,
+        reason: OfferReason,
+        path: StepPath,
+        *,
+        gate: bool,
+        before: list[str] | None = None,
+    ) -> Decision | None:
+        """Offer ``activity_id`` until it is done; None once it is (``gate``: apply move_on)."""
+        activity = self.design.activity(activity_id)
+        outcome = self.state.outcome(activity_id)
+        where = path_text(path)
+        if isinstance(activity, Intake):
+            missing = model.unknown_attributes(self.state, activity.ask)
+            if not missing:
+                if self.explain:
+                    self.note(
+                        f"intake '{activity_id}' skipped",
+                        path,
+                        detail=f"intake '{activity_id}' at {where} skipped: "
+                        f"{', '.join(activity.ask)} already known",
+                    )
+                return _DONE
+            return self.needs_input(activity_id, activity, missing, path)
+        offer = self.offer
+        if (
+            offer is not None
+            and offer.activity == activity_id
+            and outcome.attempts > offer.baseline
+        ):
+            if gate and not self.moved_on(activity_id, activity, outcome.passed):
+                if self.attempts_left(activity, outcome.attempts) != 0:
+                    assert isinstance(activity, Check) and activity.pass_mark is not None
+                    if self.explain:
+                        self.note(
+                            f"'{activity_id}' not passed: try again",
+                            path,
+                            learner=f"Your {lower_title(activity.title)} score was "
+                            f"{_score_text(outcome.score)}, below the pass mark "
+                            f"{format_value(activity.pass_mark)}: try again.",
+                            detail=f"'{activity_id}' at {where}: score {_score_text(outcome.score)} "
+                            f"< pass_mark {format_value(activity.pass_mark)}, move_on "
+                            f"{_move_on(activity).value}: offered again",
+                            values={f"{activity_id}.score": outcome.score},
+                        )
+                    self.offer = Offer(
+                        activity=activity_id, baseline=outcome.attempts, reason="retry"
+                    )
+                    return self.next_activity(activity_id, "retry", path)
+                if self.explain:
+                    self.note(
+                        f"'{activity_id}' not passed, no attempts left",
+                        path,
+                        learner=f"You have used every attempt at {lower_title(activity.title)}.",
+                        detail=f"'{activity_id}' at {where}: not passed and no attempts left; "
+                        "the route moves on",
+                    )
+            return _DONE
+        if offer is None or offer.activity != activity_id:
+            if _move_on(activity) is MoveOn.not_applicable:
+                if self.explain:
+                    self.note(
+                        f"'{activity_id}' not required",
+                        path,
+                        detail=f"'{activity_id}' at {where} skipped: move_on not-applicable",
+                    )
+                return _DONE
+            if self.attempts_left(activity, outcome.attempts) == 0:
+                if self.explain:
+                    self.note(
+                        f"'{activity_id}' has no attempts left",
+                        path,
+                        detail=f"'{activity_id}' at {where} skipped: all "
+                        f"{outcome.attempts} attempts used",
+                    )
+                return _DONE
+            self.offer = Offer(activity=activity_id, baseline=outcome.attempts, reason=reason)
+            if self.explain:
+                self.note(
+                    f"next step at {where}",
+                    path,
+                    detail=f"offer '{activity_id}' ({activity.kind}) at {where} ({reason})",
+                )
+            return self.next_activity(activity_id, reason, path)
+        return self.next_activity(activity_id, offer.reason, path, resumed=True)
+
+    def moved_on(self, activity_id: str, activity: Activity, passed: bool) -> bool:
+        move_on = _move_on(activity)
+        if move_on in {MoveOn.passed, MoveOn.completed_and_passed}:
+            return passed
+        return True
+
+    @staticmethod
+    def attempts_left(activity: Activity, attempts: int) -> int | None:
+        if isinstance(activity, Check) and activity.max_attempts is not None:
+            return max(activity.max_attempts - attempts, 0)
+        return None
+
+    # -- composite steps --
+
+    def visit_branch(self, path: StepPath, step: Branch) -> None:
+        where = path_text(path)
+        rejected: list[tuple[str, str, dict[str, Value]]] = []
+        for case_index, case in enumerate(step.branch):
+            name = case.name or f"case {case_index + 1}"
+            rule = f'branch case "{name}" of {where}'
+            values: dict[str, Value] = {}
+            if case.otherwise:
+                holds = True
+            else:
+                assert case.when is not None
+                holds, values = self.design.condition(case.when).explain(self.lookup)
+            if not holds:
+                assert case.when is not None
+                rejected.append((name, case.when, values))
+                if self.explain:
+                    self.note(
+                        rule,
+                        (*path, "branch", case_index),
+                        condition=case.when,
+                        result=False,
+                        values=values,
+                        detail=f"{rule} (case {case_index + 1} of {len(step.branch)}): "
+                        f"when {case.when} -> false; read {values_text(values)}",
+                    )
+                continue
+            taken = RouteTaken(
+                branch=where,
+                case=name,
+                index=case_index,
+                condition=case.when,
+                values=values,
+                rejected=tuple(rejected),
+            )
+            self.routes = {**self.routes, where: taken}
+            condition = f"when {case.when} -> true" if case.when else "otherwise"
+            if self.explain:
+                self.note(
+                    rule,
+                    (*path, "branch", case_index),
+                    condition=case.when,
+                    result=True,
+                    values=values,
+                    learner=self.route_sentence(taken) if self.explain else "",
+                    detail=f"{rule} (case {case_index + 1} of {len(step.branch)}) fired: {condition}; "
+                    f"read {values_text(values)}",
+                )
+            self.enter((*path, "branch", case_index, "then"), path)
+            return
+        if self.explain:
+            self.note(
+                f"no case of the branch at {where} applies",
+                path,
+                detail=f"branch at {where}: no case holds and there is no 'otherwise'; "
+                "the route continues after it",
+            )
+        self.advance_from(path)
+
+    def visit_remediate(self, cursor: Cursor, step: Remediate) -> Decision | None:
+        spec = step.remediate
+        path, key = cursor.step, path_text(cursor.step)
+        phase = cursor.phase or "check"
+        rounds = self.remediation.get(key, 0)
+        if phase == "check":
+            reason: OfferReason = "recheck" if rounds else "route"
+            decision = self.slot(spec.check, reason, path, gate=False)
+            if decision is not None:
+                return decision
+            score = self.state.outcome(spec.check).score
+            title = lower_title(_title(self.design, spec.check))
+            values: dict[str, Value] = {f"{spec.check}.score": score}
+            if score is not None and score >= spec.below:
+                if self.explain:
+                    self.note(
+                        f"remediation at {key}: check passed",
+                        path,
+                        values=values,
+                        detail=f"remediate at {key}: {spec.check}.score {_score_text(score)} >= "
+                        f"{format_value(spec.below)} after {rounds} remedial round(s); continue",
+                    )
+                self.advance_from(path)
+                return None
+            if rounds < spec.max:
+                self.remediation = {**self.remediation, key: rounds + 1}
+                if self.explain:
+                    self.note(
+                        f"remediation at {key}: round {rounds + 1} of {spec.max}",
+                        path,
+                        values=values,
+                        learner=f"Your {title} score was {_score_text(score)} (below "
+                        f"{format_value(spec.below)}): work through "
+                        f"{lower_title(_title(self.design, spec.lesson))}, then take the check again "
+                        f"(round {rounds + 1} of {spec.max}).",
+                        detail=f"remediate at {key}: {spec.check}.score {_score_text(score)} < "
+                        f"{format_value(spec.below)}; remedial round {rounds + 1} of {spec.max}: "
+                        f"'{spec.lesson}' then '{spec.check}' again",
+                    )
+                self.offer = None
+                self.cursor = Cursor(step=path, phase="lesson")
+                return None
+            learner = (
+                f"Your {title} score was {_score_text(score)}, still below "
+                f"{format_value(spec.below)} after {spec.max} remedial rounds"
+            )
+            if spec.flag is not None:
+                self.flags = {
+                    **self.flags,
+                    spec.flag: f"'{spec.check}' below {format_value(spec.below)} after "
+                    f"{spec.max} remedial rounds (last score {_score_text(score)})",
+                }
+                learner += ": your instructor has been told, so they can help"
+            if self.explain:
+                self.note(
+                    f"remediation at {key}: rounds exhausted",
+                    path,
+                    values=values,
+                    learner=learner + ".",
+                    detail=f"remediate at {key}: {spec.check}.score {_score_text(score)} < "
+                    f"{format_value(spec.below)} after {spec.max} round(s) (max); "
+                    + (f"flag '{spec.flag}' raised; " if spec.flag else "")
+                    + (f"support '{spec.support}' next" if spec.support else "continue"),
+                )
+            self.offer = None
+            if spec.support is not None:
+                self.cursor = Cursor(step=path, phase="support")
+            else:
+                self.advance_from(path)
+            return None
+        if phase == "lesson":
+            decision = self.slot(spec.lesson, "remediation", path, gate=False)
+            if decision is not None:
+                return decision
+            self.offer = None
+            self.cursor = Cursor(step=path, phase="check")
+            return None
+        assert spec.support is not None
+        decision = self.slot(spec.support, "support", path, gate=False)
+        if decision is None:
+            self.advance_from(path)
+        return decision
+
+    def visit_choose(self, cursor: Cursor, spec: Choice) -> Decision | None:
+        path = cursor.step
+        picked = self.choices.get(spec.id)
+        if picked is None:
+            return self.choice_offered(spec, path)
+        items = list(dict.fromkeys((*spec.required, *picked)))
+        if cursor.item >= len(items):
+            self.advance_from(path)
+            return None
+        decision = self.slot(items[cursor.item], "choice", path, gate=True)
+        if decision is None:
+            self.offer = None
+            self.cursor = Cursor(step=path, phase="items", item=cursor.item + 1)
+        return decision
+
+    def visit_split(self, path: StepPath, spec: SplitSpec) -> None:
+        variant = self.groups.get(spec.id)
+        assigned_now = variant is None
+        if variant is None:
+            variant = split_variant(self.learner_key, self.design.id, spec)
+            self.set_group(spec.id, variant)
+        weights = ", ".join(f"{name} {v.weight:g}" for name, v in spec.variants.items())
+        if self.explain:
+            self.note(
+                f'split "{spec.id}" at {path_text(path)}: variant "{variant}"',
+                path,
+                values={f"group.{spec.id}": variant},
+                detail=f'split "{spec.id}" at {path_text(path)}: variant "{variant}" '
+                + ("assigned by a stable hash of learner, design and split" if assigned_now else "")
+                + ("" if assigned_now else "(kept from the first assignment)")
+                + f"; weights {weights}",
+            )
+        self.enter((*path, "split", "variants", variant, "then"), path)
+
+    def review_due(self, spec: ReviewSpec) -> tuple[bool, float | None]:
+        completed_at = self.state.outcome(spec.of).completed_at
+        if completed_at is None:
+            return False, None
+        elapsed = (self.now - completed_at).total_seconds()
+        return elapsed >= _duration_seconds(spec.after), elapsed
+
+    def review_done(self, spec: ReviewSpec) -> bool:
+        """The review activity was completed once the review was due (not merely before)."""
+        of_at = self.state.outcome(spec.of).completed_at
+        done_at = self.state.outcome(spec.activity).completed_at
+        if of_at is None or done_at is None:
+            return False
+        return (done_at - of_at).total_seconds() >= _duration_seconds(spec.after)
+
+    def visit_review(self, cursor: Cursor, spec: ReviewSpec) -> Decision | None:
+        path, key = cursor.step, path_text(cursor.step)
+        if key in self.reviews:
+            self.advance_from(path)
+            return None
+        if cursor.phase == "review":
+            decision = self.slot(spec.activity, "review", path, gate=False)
+            if decision is None:
+                self.reviews = {**self.reviews, key: "done"}
+                self.advance_from(path)
+            return decision
+        due, elapsed = self.review_due(spec)
+        values: dict[str, Value] = {f"since({spec.of})": elapsed}
+        if due:
+            self.note_review(spec, key, elapsed)
+            self.offer = None
+            self.cursor = Cursor(step=path, phase="review")
+            return None
+        self.reviews = {**self.reviews, key: "skipped"}
+        if self.explain:
+            self.note(
+                f"review at {key} skipped",
+                path,
+                values=values,
+                detail=f"review at {key}: since({spec.of}) is "
+                f"{values_text(values).split(' = ')[1]} < {spec.after} when the step was reached; "
+                "skipped",
+            )
+        self.advance_from(path)
+        return None
+
+    def note_review(self, spec: ReviewSpec, key: str, elapsed: float | None) -> None:
+        values: dict[str, Value] = {f"since({spec.of})": elapsed}
+        shown = values_text(values).split(" = ")[1]
+        if self.explain:
+            self.note(
+                f"spaced review at {key} due",
+                key,
+                values=values,
+                learner=f"It has been {shown} since you completed "
+                f"{lower_title(_title(self.design, spec.of))}: a short review now helps you remember.",
+                detail=f"review at {key}: since({spec.of}) = {shown} >= {spec.after}; "
+                f"'{spec.activity}' offered",
+            )
+
+    def start_due_review(self) -> bool:
+        """Interrupt with a review that is due and whose step the learner has not yet passed."""
+        if self.cursor is None or not self.index.reviews:
+            return False
+        here = self.cursor.step
+        for path, spec in self.index.reviews:
+            key = path_text(path)
+            if key in self.reviews:
+                continue
+            if self.review_done(spec):
+                self.reviews = {**self.reviews, key: "done"}
+                continue
+            container, position = path[:-1], path[-1]
+            depth = len(container)
+            ahead = (
+                len(here) > depth
+                and here[:depth] == container
+                and isinstance(here[depth], int)
+                and here[depth] < position  # type: ignore[operator]
+            )
+            if not ahead:
+                continue
+            due, elapsed = self.review_due(spec)
+            if due:
+                self.note_review(spec, key, elapsed)
+                self.interruption = Interruption(
+                    kind="review",
+                    activity=spec.activity,
+                    key=key,
+                    baseline=self.state.outcome(spec.activity).attempts,
+                )
+                return True
+        return False
+
+    def visit_interruption(self, interruption: Interruption) -> Decision | None:
+        outcome = self.state.outcome(interruption.activity)
+        if outcome.attempts > interruption.baseline:
+            if interruption.kind == "review":
+                self.reviews = {**self.reviews, interruption.key: "done"}
+            if self.explain:
+                self.note(
+                    f"{interruption.kind} '{interruption.activity}' done",
+                    interruption.key,
+                    detail=f"{interruption.kind} '{interruption.activity}' done; back to the route",
+                )
+            self.interruption = None
+            return None
+        reason: OfferReason = "review" if interruption.kind == "review" else "override"
+        where: StepPath = self.cursor.step if self.cursor is not None else ROUTE
+        resumed = not any(entry.learner for entry in self.trace)
+        return self.next_activity(interruption.activity, reason, where, resumed=resumed)
+
+    # -- decisions --
+
+    def current_routes(self) -> list[RouteTaken]:
+        """The branch cases enclosing the cursor, outermost first."""
+        if self.cursor is None:
+            return []
+        step = self.cursor.step
+        taken = []
+        for position, part in enumerate(step):
+            if part == "branch":
+                route = self.routes.get(path_text(step[:position]))
+                if route is not None:
+                    taken.append(route)
+        return taken
+
+    def route_sentence(self, taken: RouteTaken) -> str:
+        design = self.design.design
+        if taken.by is not None:
+            why = f": {taken.reason}" if taken.reason else ""
+            return f"You are on the {taken.case} route because your instructor put you on it{why}."
+        if taken.condition is not None:
+            tree = self.design.condition(taken.condition).tree
+            because = join_phrases(reasons(design, tree, taken.values, True))
+            return f"You are on the {taken.case} route because {because}."
+        if not taken.rejected:
+            return f"You are on the {taken.case} route."
+        others = []
+        for name, when, values in taken.rejected:
+            tree = self.design.condition(when).tree
+            others.append(f"{name}: {join_phrases(reasons(design, tree, values, False))}")
+        return (
+            f"You are on the {taken.case} route because the other routes did not apply "
+            f"({'; '.join(others)})."
+        )
+
+    def learner_text(self, action: str) -> str:
+        sentences = [entry.learner for entry in self.trace if entry.learner]
+        fired_here = any(entry.result is True and entry.learner for entry in self.trace)
+        sentences.append(action)
+        if not fired_here:
+            routes = self.current_routes()
+            if routes:
+                sentences.append(self.route_sentence(routes[-1]))
+        return " ".join(sentence for sentence in sentences if sentence)
+
+    def explanation(self, summary: str, action: str) -> Explanation:
+        if not self.explain:
+            return _UNEXPLAINED
+        fired = [entry for entry in self.trace if entry.learner or entry.result is True]
+        rule = fired[-1].rule if fired else (self.trace[-1].rule if self.trace else summary)
+        lines = [f"Decision: {summary}"]
+        lines.extend(f"- {entry.detail}" for entry in self.trace)
+        routes = self.current_routes()
+        if routes and not any(entry.result is True for entry in self.trace):
+            for taken in routes:
+                how = (
+                    f"set by {taken.by}" + (f" ({taken.reason})" if taken.reason else "")
+                    if taken.by
+                    else (
+                        f"when {taken.condition}; read {values_text(taken.values)}"
+                        if taken.condition
+                        else "otherwise"
+                    )
+                )
+                lines.append(f'- on route "{taken.case}" of {taken.branch}: {how}')
+        if self.override is not None:
+            note = self.override
+            lines.append(
+                f"- last override by {note.by} at {note.at.isoformat()}: {note.target}"
+                + (f" ({note.reason})" if note.reason else "")
+            )
+        if self.flags:
+            lines.append(
+                "- flags: " + "; ".join(f"{flag}: {why}" for flag, why in self.flags.items())
+            )
+        return Explanation(
+            rule=rule,
+            learner_text=self.learner_text(action),
+            instructor_detail="\n".join(lines),
+            trace=tuple(self.trace),
+        )
+
+    def common(self) -> dict[str, Any]:
+        routes = tuple(taken.case for taken in self.current_routes())
+        if self.finished:
+            routes = tuple(taken.case for taken in self.routes.values())
+        return {"grade": self.grade(), "routes": routes, "flags": tuple(self.flags)}
+
+    def next_activity(
+        self, activity_id: str, reason: OfferReason, path: StepPath, *, resumed: bool = False
+    ) -> NextActivity:
+        activity = self.design.activity(activity_id)
+        outcome = self.state.outcome(activity_id)
+        verb = "Continue with" if resumed else "Next:"
+        action = f"{verb} {activity.title}."
+        summary = (
+            f"{'continue' if resumed else 'next'} activity '{activity_id}' ({activity.kind}) "
+            f"at {path_text(path)}, reason {reason}"
+        )
+        return NextActivity(
+            activity=activity_id,
+            title=activity.title,
+            activity_kind=activity.kind,
+            reason=reason,
+            attempt=outcome.attempts + 1,
+            attempts_left=self.attempts_left(activity, outcome.attempts),
+            resumed=resumed,
+            explanation=self.explanation(summary, action),
+            **self.common(),
+        )
+
+    def choice_offered(self, spec: Choice, path: StepPath) -> ChoiceOffered:
+        def option(activity_id: str) -> ChoiceOption:
+            activity = self.design.activity(activity_id)
+            return ChoiceOption(
+                activity=activity_id, title=activity.title, description=activity.description
+            )
+
+        options = tuple(option(a) for a in spec.from_ if a not in spec.required)
+        required = tuple(option(a) for a in spec.required)
+        least, most = spec.least, min(spec.most, len(options))
+        count = str(least) if least == most else f"{least} to {most}"
+        action = f"Choose {count} of: " + ", ".join(o.title for o in options) + "."
+        if required:
+            action += " Everyone also does: " + ", ".join(o.title for o in required) + "."
+        summary = f"choice '{spec.id}' at {path_text(path)}: pick {count} of {len(options)}"
+        if self.explain:
+            self.note(f"choice '{spec.id}' offered", path, detail=summary)
+        return ChoiceOffered(
+            choice=spec.id,
+            prompt=spec.prompt,
+            options=options,
+            required=required,
+            least=least,
+            most=most,
+            explanation=self.explanation(summary, action),
+            **self.common(),
+        )
+
+    def needs_input(
+        self, activity_id: str, activity: Intake, missing: tuple[str, ...], path: StepPath
+    ) -> NeedsInput:
+        questions = []
+        for attribute_id in missing:
+            attribute = self.design.design.attributes[attribute_id]
+            questions.append(
+                InputQuestion(
+                    attribute=attribute_id,
+                    question=attribute.question
+                    or attribute.description
+                    or attribute_id.replace("_", " "),
+                    type=attribute.type.value,
+                    values=attribute.values or (),
+                    labels=attribute.labels or {},
+                )
+            )
+        summary = f"intake '{activity_id}' at {path_text(path)} asks {', '.join(missing)}"
+        if self.explain:
+            self.note(f"intake '{activity_id}' asks", path, detail=summary)
+        action = (
+            f"{activity.title}: please answer {len(missing)} question"
+            + ("s" if len(missing) > 1 else "")
+            + " so we can find the right route for you."
+        )
+        return NeedsInput(
+            activity=activity_id,
+            title=activity.title,
+            questions=tuple(questions),
+            explanation=self.explanation(summary, action),
+            **self.common(),
+        )
+
+    def grade(self) -> float | None:
+        grade = self.design.design.grade
+        if grade is None:
+            return None
+        if grade == "progress":
+            if self.finished:
+                return 1.0
+            if self.cursor is None:
+                return 0.0
+            return round(self.index.order[self.cursor.step] / max(len(self.index.steps), 1), 4)
+        if grade == "mastery":
+            skills = self.design.design.skills
+            if not skills:
+                return None
+            known = [self.state.mastery.get(s, skill.prior) for s, skill in skills.items()]
+            return round(sum(known) / len(known), 4)
+        if grade.endswith(".score"):
+            return self.state.outcome(grade[:-6]).score
+        value = self.lookup(grade)
+        return float(value) if isinstance(value, int | float) else None
+
+    def completed(self) -> DesignCompleted:
+        design = self.design.design
+        completion = design.completion
+        passed: bool | None = None
+        values: dict[str, Value] = {}
+        if completion.passed_when is not None:
+            passed, values = self.design.condition(completion.passed_when).explain(self.lookup)
+        mastered = all(
+            is_mastered(self.state.mastery.get(s, skill.prior), skill)
+            for s, skill in design.skills.items()
+        )
+        move_on = completion.move_on
+        satisfied = {
+            DesignMoveOn.completed: True,
+            DesignMoveOn.passed: passed is True,
+            DesignMoveOn.completed_and_passed: passed is True,
+            DesignMoveOn.completed_or_passed: True,
+            DesignMoveOn.mastery: mastered,
+        }[move_on]
+        parts = ["You have finished"]
+        if passed is True:
+            tree = self.design.condition(completion.passed_when or "").tree
+            parts.append(f"and passed: {join_phrases(reasons(design, tree, values, True))}")
+        elif passed is False:
+            tree = self.design.condition(completion.passed_when or "").tree
+            parts.append(f"but not passed: {join_phrases(reasons(design, tree, values, False))}")
+        action = " ".join(parts) + "."
+        if move_on is DesignMoveOn.mastery:
+            action += (
+                " You have mastered every skill."
+                if mastered
+                else " Some skills are not mastered yet, so the course is not complete."
+            )
+        grade = self.grade()
+        if grade is not None:
+            action += f" Your grade: {format_value(grade)}."
+        summary = (
+            f"design completed; move_on {move_on.value} -> "
+            f"{'satisfied' if satisfied else 'not satisfied'}"
+            + (
+                f"; passed_when {completion.passed_when} -> {str(passed).lower()}; "
+                f"read {values_text(values)}"
+                if completion.passed_when
+                else ""
+            )
+            + (f"; grade {design.grade} = {format_value(grade)}" if design.grade else "")
+        )
+        self.trace = [entry for entry in self.trace if entry.rule != "end of the route"]
+        if self.explain:
+            self.note(
+                "design completion",
+                values=values,
+                condition=completion.passed_when,
+                result=passed,
+                detail=summary,
+            )
+        return DesignCompleted(
+            passed=passed,
+            satisfied=satisfied,
+            explanation=self.explanation(summary, action),
+            **self.common(),
+        )
+
+
+# --- routing events ------------------------------------------------------------------------------
+
+
+def _apply_routing(walk: _Walk, design: CompiledDesign, event: Event) -> None:
+    if isinstance(event, Launched):
+        walk.may_interrupt = True
+    elif isinstance(event, Chose):
+        _apply_choice(walk, design, event)
+    elif isinstance(event, Overridden):
+        _apply_override(walk, design, event)
+
+
+def _apply_choice(walk: _Walk, design: CompiledDesign, event: Chose) -> None:
+    path = walk.index.choices.get(event.choice)
+    if path is None:
+        raise EngineError(
+            f"the design has no choice '{event.choice}'",
+            hint="choices: " + (", ".join(walk.index.choices) or "none"),
+        )
+    step = walk.index.steps[path]
+    assert isinstance(step, Choose)
+    spec = step.choose
+    if event.choice in walk.choices:
+        raise EngineError(
+            f"the choice '{event.choice}' was already made "
+            f"({', '.join(walk.choices[event.choice])})",
+            hint="an instructor can override the learner's route",
+        )
+    if walk.cursor is None or walk.cursor.step != path or walk.interruption is not None:
+        raise EngineError(
+            f"the choice '{event.choice}' is not open now",
+            hint="choices are made when the route reaches them",
+        )
+    options = [a for a in spec.from_ if a not in spec.required]
+    unknown = [a for a in event.picked if a not in options]
+    if unknown:
+        raise EngineError(
+            f"{', '.join(repr(a) for a in unknown)} cannot be picked in '{event.choice}'",
+            hint="pick from: " + ", ".join(options),
+        )
+    if len(set(event.picked)) != len(event.picked):
+        raise EngineError("the same activity was picked twice", hint="pick each activity once")
+    least, most = spec.least, min(spec.most, len(options))
+    if not least <= len(event.picked) <= most:
+        count = str(least) if least == most else f"between {least} and {most}"
+        raise EngineError(
+            f"{len(event.picked)} picked in '{event.choice}', but {count} must be picked",
+            hint="pick from: " + ", ".join(options),
+        )
+    walk.choices = {**walk.choices, event.choice: event.picked}
+    walk.cursor = Cursor(step=path, phase="items", item=0)
+    walk.offer = None
+    titles = ", ".join(_title(design, a) for a in event.picked) or "nothing"
+    walk.note(
+        f"choice '{event.choice}' made",
+        path,
+        learner=f"You chose {titles}.",
+        detail=f"choice '{event.choice}' at {path_text(path)}: learner picked "
+        f"{', '.join(event.picked) or 'nothing'}",
+    )
+
+
+def _apply_override(walk: _Walk, design: CompiledDesign, event: Overridden) -> None:
+    why = f": {event.reason}" if event.reason else ""
+    if event.route is not None:
+        places = walk.index.cases.get(event.route, [])
+        if len(places) != 1:
+            problem = "no branch case" if not places else f"{len(places)} branch cases"
+            raise EngineError(
+                f"{problem} named '{event.route}' in the design",
+                hint="route names: " + ", ".join(sorted(walk.index.cases)),
+            )
+        path, case_index = places[0]
+        where = path_text(path)
+        walk.routes = {
+            **walk.routes,
+            where: RouteTaken(
+                branch=where, case=event.route, index=case_index, by=event.by, reason=event.reason
+            ),
+        }
+        walk.finished, walk.interruption = False, None
+        walk.override = OverrideNote(
+            by=event.by, reason=event.reason, at=event.at, target=f"route {event.route}"
+        )
+        walk.note(
+            f"instructor override to route '{event.route}'",
+            path,
+            learner=f"Your instructor moved you to the {event.route} route{why}.",
+            detail=f"override by {event.by}: route '{event.route}' ({where}, case "
+            f"{case_index + 1}){' - ' + event.reason if event.reason else ''}",
+        )
+        walk.enter((*path, "branch", case_index, "then"), path)
+        return
+    assert event.activity is not None
+    if event.activity not in design.design.activities:
+        raise EngineError(
+            f"unknown activity '{event.activity}'",
+            hint="name an activity of this version of the design",
+        )
+    walk.finished = False
+    walk.override = OverrideNote(
+        by=event.by, reason=event.reason, at=event.at, target=f"activity {event.activity}"
+    )
+    title = _title(design, event.activity)
+    walk.note(
+        f"instructor override to activity '{event.activity}'",
+        "",
+        learner=f"Your instructor sent you to {title}{why}.",
+        detail=f"override by {event.by}: activity '{event.activity}'"
+        f"{' - ' + event.reason if event.reason else ''}",
+    )
+    attempts = walk.state.outcome(event.activity).attempts
+    locations = walk.index.locations.get(event.activity)
+    if locations:
+        walk.interruption = None
+        walk.cursor = locations[0]
+        walk.offer = Offer(activity=event.activity, baseline=attempts, reason="override")
+    else:
+        # Not a step of the route (e.g. a review check): do it, then come back to where they were.
+        walk.interruption = Interruption(
+            kind="assigned", activity=event.activity, baseline=attempts
+        )
+
+
+def _reset(state: LearnerState, event: Reset) -> LearnerState:
+    return LearnerState(
+        design=state.design,
+        version=state.version,
+        attributes=state.attributes,
+        attribute_sources=state.attribute_sources,
+        groups=state.groups,
+        override=OverrideNote(by=event.by, reason=event.reason, at=event.at, target="reset"),
+        events=state.events + 1,
+        updated_at=event.at,
+    )
+
+
+# --- the public functions ------------------------------------------------------------------------
+
+
+def start(design: CompiledDesign) -> LearnerState:
+    """The state of a learner who has done nothing yet on this version."""
+    return LearnerState(design=design.id, version=design.version)
+
+
+def decide(
+    design: CompiledDesign,
+    state: LearnerState,
+    event: Event | None,
+    now: datetime,
+    *,
+    learner_key: str,
+    explain: bool = True,
+) -> tuple[LearnerState, Decision]:
+    """Fold ``event`` (if any) into ``state`` and decide what the learner does next.
+
+    Raises ``EngineError`` (and changes nothing) for an event that cannot happen: an unknown
+    activity or question, a choice that breaks its rules, an attempt beyond ``max_attempts``.
+    ``learner_key`` identifies the learner stably (it seeds split assignment). ``explain=False``
+    skips rendering the explanation (the simulator's bulk runs); the routing is the same.
+    """
+    if isinstance(event, Migrated):
+        state = _migrate_to(state, design, event.from_version, event.at, event)
+    elif state.design != design.id or state.version != design.version:
+        raise EngineError(
+            f"the learner is on '{state.design}' version {state.version}, not "
+            f"'{design.id}' version {design.version}",
+            hint="decide with the version the learner started, or migrate them first",
+        )
+    elif isinstance(event, Reset):
+        state = _reset(state, event)
+    elif event is not None:
+        state = model.apply(design.design, state, event)
+    walk = _Walk(design, state, now, learner_key, explain)
+    if event is not None:
+        _apply_routing(walk, design, event)
+    decision = walk.run()
+    return walk.finish_state(), decision
+
+
+def replay(
+    designs: CompiledDesign | Mapping[int, CompiledDesign],
+    events: Iterable[Event],
+    *,
+    learner_key: str,
+) -> tuple[LearnerState, Decision]:
+    """Rebuild a learner's state from their event log (oldest first) and decide again.
+
+    ``designs``: the design, or its versions by number when the log contains ``migrated`` events.
+    The same events always give the same state and decisions; each event is decided at its own
+    time, and the final decision is made at the last event's time.
+    """
+    by_version = {designs.version: designs} if isinstance(designs, CompiledDesign) else designs
+    versions = sorted(by_version)
+    if not versions:
+        raise EngineError("no design to replay against", hint="pass the design's versions")
+    first = min(versions)
+    design = by_version[first]
+    state = start(design)
+    decision: Decision | None = None
+    for event in events:
+        if isinstance(event, Migrated):
+            target = by_version.get(event.to_version)
+            if target is None:
+                raise EngineError(
+                    f"the log moves the learner to version {event.to_version}, which is not given",
+                    hint="pass every version the log mentions",
+                )
+            design = target
+        state, decision = decide(design, state, event, event.at, learner_key=learner_key)
+    if decision is None:
+        raise EngineError("the event log is empty", hint="a learner's log starts with a launch")
+    return state, decision
+
+
+def _migrate_to(
+    state: LearnerState,
+    new: CompiledDesign,
+    from_version: int,
+    at: datetime,
+    event: Migrated | None,
+) -> LearnerState:
+    if state.design != new.id or state.version != from_version:
+        raise EngineError(
+            f"cannot migrate: the learner is on '{state.design}' version {state.version}",
+            hint=f"migrations to version {new.version} start from version {from_version}",
+        )
+    migration = next((m for m in new.design.migrations if m.from_version == state.version), None)
+    current = state.interruption.activity if state.interruption else None
+    current = current or (state.offer.activity if state.offer else None)
+    if migration is None or current is None or current not in migration.activities:
+        raise EngineError(
+            f"version {new.version} declares no migration for a learner at "
+            f"'{current or 'no activity'}' on version {state.version}",
+            hint="the learner stays on the version they started",
+        )
+    target = migration.activities[current]
+    index = _index(new)
+    renamed = migration.activities
+    outcomes = {renamed.get(a, a): o for a, o in state.outcomes.items()}
+    outcomes = {a: o for a, o in outcomes.items() if a in new.design.activities}
+    places = index.locations.get(target)
+    if not places:
+        raise EngineError(
+            f"the migration maps '{current}' to '{target}', which is not a step of the route "
+            f"of version {new.version}",
+            hint="map the learner's activity to an activity the new route contains",
+        )
+    attempts = outcomes[target].attempts if target in outcomes else 0
+    return LearnerState(
+        design=state.design,
+        version=new.version,
+        attributes={a: v for a, v in state.attributes.items() if a in new.design.attributes},
+        attribute_sources={
+            a: v for a, v in state.attribute_sources.items() if a in new.design.attributes
+        },
+        outcomes=outcomes,
+        mastery={s: p for s, p in state.mastery.items() if s in new.design.skills},
+        choices={c: p for c, p in state.choices.items() if c in index.choices},
+        groups=state.groups,
+        flags=state.flags,
+        cursor=places[0],
+        offer=Offer(activity=target, baseline=attempts, reason="route"),
+        override=state.override,
+        events=state.events + (1 if event is not None else 0),
+        updated_at=at,
+    )
+
+
+def migrate(
+    state: LearnerState, new_design: CompiledDesign, now: datetime
+) -> tuple[LearnerState, Migrated] | None:
+    """Move the learner to ``new_design`` if it declares a migration covering where they are.
+
+    Returns the new state and the ``migrated`` event to record, or None: the learner stays on the
+    version they started (a published version never changes under a learner).
+    """
+    try:
+        moved = _migrate_to(state, new_design, state.version, now, None)
+    except EngineError:
+        return None
+    target = moved.offer.activity if moved.offer else None
+    event = Migrated(
+        at=now, from_version=state.version, to_version=new_design.version, activity=target
+    )
+    return moved.model_copy(update={"events": state.events + 1}), event
