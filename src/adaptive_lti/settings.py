@@ -59,6 +59,12 @@ class Settings(BaseSettings):
     demo_platform: bool = False
     # The demo platform's private signing key (PEM, mode 0600), made on first start.
     demo_platform_key_file: Path = Path("demo-data/demo-platform-key.pem")
+    # Grade passback: each app process delivers queued scores from a background thread. Turn it
+    # off when a separate 'adaptive-lti grades deliver' process does the delivering.
+    grade_delivery_worker: bool = True
+    # Seconds between two delivery passes, and attempts before a score is marked failed.
+    grade_delivery_interval_seconds: float = Field(default=5.0, gt=0, le=3600)
+    grade_delivery_max_attempts: int = Field(default=12, ge=1, le=100)
     # LTI Dynamic Registration (/lti/register). The tool's name as the platform lists it.
     tool_name: str = Field(default="Adaptive learning paths", min_length=1, max_length=100)
     # Registrations made by dynamic registration wait for 'adaptive-lti platform approve ID'

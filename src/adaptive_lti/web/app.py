@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from adaptive_lti.db.session import make_engine, make_session_factory
 from adaptive_lti.settings import Settings
 from adaptive_lti.web import errors
+from adaptive_lti.web.grade_delivery import start_score_delivery
 from adaptive_lti.web.routes import deep_linking, demo_platform, health, lti, registration
 
 WEB_DIR = Path(__file__).resolve().parent
@@ -22,8 +23,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     engine = make_engine(settings.database_url)
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        score_delivery = start_score_delivery(
+            settings, engine, getattr(app.state, "http_transport", None)
+        )
         yield
+        if score_delivery is not None:
+            score_delivery.stop()
         engine.dispose()
 
     app = FastAPI(
