@@ -341,3 +341,12 @@ def test_removing_the_registration_removes_its_bindings(session: Session) -> Non
         "design_binding": 0,
         "design_deep_link": 0,
     }
+
+
+def test_a_page_file_that_did_not_come_with_the_design_is_refused(session: Session) -> None:
+    with pytest.raises(DesignError) as raised:
+        designs.publish_design(session, WITH_PAGE_FILE, "course.yaml", "a", now=NOW)
+    [problem] = raised.value.problems
+    assert problem.code == "page-file-missing"
+    assert "'intro.md'" in problem.message
+    assert counts(session)["design"] == 0

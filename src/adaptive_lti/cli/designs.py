@@ -99,6 +99,14 @@ def _version_json(version: DesignVersionInfo) -> dict[str, Any]:
     }
 
 
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def _lint_words(version: DesignVersionInfo) -> str:
+    return f"{_plural(version.lint.errors, 'error')}, {_plural(version.lint.warnings, 'warning')}"
+
+
 def _print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, ensure_ascii=False))
 
@@ -145,7 +153,7 @@ def run_publish(args: argparse.Namespace) -> int:
     if result.created:
         print(
             f"published {version.design_id} version {version.version} (“{version.title}”): "
-            f"{version.lint.warnings} warning{'s' if version.lint.warnings != 1 else ''}"
+            f"{_plural(version.lint.warnings, 'warning')}"
         )
     else:
         print(
@@ -177,7 +185,7 @@ def run_list(args: argparse.Namespace) -> int:
                 summary.design_id,
                 f"{summary.latest_version} (of {summary.version_count})",
                 summary.title,
-                f"{latest.lint.errors} errors, {latest.lint.warnings} warnings",
+                _lint_words(latest),
                 f"{latest.published_at:%Y-%m-%d %H:%M} by {latest.published_by}",
             )
         )
@@ -224,7 +232,7 @@ def run_show(args: argparse.Namespace) -> int:
     print(f"  published {version.published_at:%Y-%m-%d %H:%M} UTC by {version.published_by}")
     print(f"  versions: {', '.join(str(v.version) for v in versions)}")
     print(f"  sends a grade: {'yes' if version.sends_grade else 'no'}")
-    print(f"  lint: {version.lint.errors} errors, {version.lint.warnings} warnings")
+    print(f"  lint: {_lint_words(version)}")
     for message in version.lint.messages:
         print(f"    {message}")
     print(f"  activities ({len(activities)}):")

@@ -115,6 +115,23 @@ def publish_design(
         raise DesignError([p for p in problems if p.severity == "error"])
     design_id, version = compiled.id, compiled.version
     bodies = dict(page_bodies or {})
+    missing = [
+        Problem(
+            f"page '{activity_id}' is kept in the file '{activity.file}', which did not come "
+            "with the design",
+            filename,
+            hint="publish with 'adaptive-lti design publish FILE' from the design's folder, or "
+            "write the page's Markdown in 'body:'",
+            code="page-file-missing",
+        )
+        for activity_id, activity in compiled.design.activities.items()
+        if isinstance(activity, Page)
+        and activity.file is not None
+        and activity.body is None
+        and activity_id not in bodies
+    ]
+    if missing:
+        raise DesignError(missing)
     digest = content_hash(source_text, bodies)
     existing = designs_repo.find_version(session, design_id, version)
     if existing is not None:
