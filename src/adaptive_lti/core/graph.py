@@ -239,7 +239,7 @@ _LAYER_GAP = 80.0
 _NODE_GAP = 40.0
 _MARGIN = 30.0
 _MAX_LABEL = 48
-_LOOP_ROOM = 120.0  # space on the right for remediation loops
+_LOOP_ROOM = 120.0  # space on each side for remediation loops
 _FILL = {
     "start": "#e8f5e9",
     "end": "#e8f5e9",
@@ -341,11 +341,11 @@ def _layout(
         layer: sum(box.width for box in row) + _NODE_GAP * (len(row) - 1)
         for layer, row in rows.items()
     }
-    width = max(row_widths.values(), default=0.0) + 2 * _MARGIN + _LOOP_ROOM
+    width = max(row_widths.values(), default=0.0) + 2 * (_MARGIN + _LOOP_ROOM)
     top = _MARGIN + 30.0
     for layer in sorted(rows):
         row = rows[layer]
-        left = _MARGIN + (width - 2 * _MARGIN - _LOOP_ROOM - row_widths[layer]) / 2
+        left = (width - row_widths[layer]) / 2
         row_height = max(box.height for box in row)
         for box in row:
             box.x, box.y = left + box.width / 2, top + (row_height - box.height) / 2
