@@ -87,7 +87,7 @@ class DecisionBase(BaseModel):
 
     explanation: Explanation
     grade: float | None = None  # what the VLE gradebook should hold now (None: nothing to send)
-    routes: tuple[str, ...] = ()  # the branch cases the learner is on, outermost first
+    routes: tuple[str, ...] = ()  # the branch cases the learner was put on, in the order taken
     flags: tuple[str, ...] = ()  # raised for instructors, e.g. "needs-help"
 
 
@@ -880,9 +880,7 @@ class _Walk:
         )
 
     def common(self) -> dict[str, Any]:
-        routes = tuple(taken.case for taken in self.current_routes())
-        if self.finished:
-            routes = tuple(taken.case for taken in self.routes.values())
+        routes = tuple(taken.case for taken in self.routes.values())
         return {"grade": self.grade(), "routes": routes, "flags": tuple(self.flags)}
 
     def next_activity(
