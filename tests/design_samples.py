@@ -61,7 +61,7 @@ def intro(version: int = 1, *, title: str = "Introduction to Programming") -> st
 
 
 # A branch without "otherwise": learners with prior_programming=some have no route (lint error
-# "dead-end" at line 21, column 7).
+# "dead-end" at the branch, lines 19-22).
 INTRO_WITH_DEAD_END = INTRO_V1.replace(
     """      - name: standard
         otherwise: true

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from adaptive_lti.cli import main
+from adaptive_lti.core.lint import lint
+from adaptive_lti.core.loader import load_design
 from adaptive_lti.db import migrate
 from tests.design_samples import INTRO_WITH_DEAD_END, INTRO_WITH_WARNING, WITH_PAGE_FILE, intro
 
@@ -70,7 +72,10 @@ def test_lint_errors_are_printed_with_their_lines_and_nothing_is_published(
     captured = capsys.readouterr()
     answer = json.loads(captured.out)
     assert answer["published"] is False
-    assert answer["problems"][0].startswith(f"{path}:21:7: error:")
+    # Exactly what the linter says, with the file's line and column.
+    [expected] = lint(load_design(INTRO_WITH_DEAD_END, str(path)))
+    assert expected.line > 0 and expected.severity == "error"
+    assert answer["problems"] == [str(expected)]
     assert "was not published" in captured.err
     assert main(["design", "list", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == []
