@@ -161,10 +161,11 @@ class LtiTool:
                 f"({self.tool_origin}).",
                 "Set the tool URL on the platform to " + self.redirect_uri + ".",
             )
-        registration = self._login_registration(session, issuer, request.get_param("client_id"))
         deployment_hint = request.get_param("lti_deployment_id")
+        registration, deployment = self._login_registration(
+            session, issuer, request.get_param("client_id"), deployment_hint
+        )
         if deployment_hint:
-            deployment = lti_repo.find_deployment(session, registration.id, deployment_hint)
             self._check_deployment_at_login(registration, deployment_hint, deployment)
         storage_target = request.get_param("lti_storage_target")
         login = storage.begin_login(
@@ -205,15 +206,17 @@ class LtiTool:
         )
 
     def _login_registration(
-        self, session: Session, issuer: str, client_id: str | None
-    ) -> PlatformRegistrationInfo:
+        self, session: Session, issuer: str, client_id: str | None, deployment_id: str | None
+    ) -> tuple[PlatformRegistrationInfo, DeploymentInfo | None]:
+        """The registration and the named deployment: one query when client_id is sent."""
         hint = (
             "An administrator registers platforms with 'adaptive-lti platform add'; "
             "'adaptive-lti platform list' shows them."
         )
+        deployment: DeploymentInfo | None = None
         if client_id:
-            registration = lti_repo.find_registration(session, issuer, client_id)
-            if registration is None:
+            found = lti_repo.lookup_registration(session, issuer, client_id, deployment_id)
+            if found is None:
                 known = lti_repo.registrations_for_issuer(session, issuer)
                 if known:
                     raise _bad_login(
@@ -225,6 +228,7 @@ class LtiTool:
                 raise _bad_login(
                     "issuer (iss)", f"No platform is registered with issuer {issuer[:120]!r}.", hint
                 )
+            registration, deployment = found.registration, found.deployment
         else:
             candidates = lti_repo.registrations_for_issuer(session, issuer)
             if not candidates:
@@ -239,6 +243,8 @@ class LtiTool:
                     "Configure the platform to send client_id with the login request.",
                 )
             registration = candidates[0]
+            if deployment_id:
+                deployment = lti_repo.find_deployment(session, registration.id, deployment_id)
         if registration.status is not RegistrationStatus.active:
             raise _bad_login(
                 "registration approved",
@@ -247,7 +253,7 @@ class LtiTool:
                 f"Approve it with 'adaptive-lti platform approve {registration.id}'.",
                 status_code=403,
             )
-        return registration
+        return registration, deployment
 
     def _deployment_refusal(
         self, registration: PlatformRegistrationInfo, deployment_id: str, *, recorded: bool
