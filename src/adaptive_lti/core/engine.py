@@ -1140,6 +1140,7 @@ def _apply_override(walk: _Walk, design: CompiledDesign, event: Overridden) -> N
             f"instructor override to route '{event.route}'",
             path,
             learner=f"Your instructor moved you to the {event.route} route{why}.",
+            result=True,
             detail=f"override by {event.by}: route '{event.route}' ({where}, case "
             f"{case_index + 1}){' - ' + event.reason if event.reason else ''}",
         )
