@@ -1,0 +1,375 @@
+"""The learner journey service on SQLite and PostgreSQL: the example course's personas walked
+through ``services.progress`` (launch, intake, answers, choice, grade), resume, stale pages,
+the log replayed into the same snapshot, overrides and resets, outcomes from other courses."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from adaptive_lti.core.engine import ChoiceOffered, DesignCompleted, NeedsInput, NextActivity
+from adaptive_lti.core.errors import EngineError, InvalidInputError
+from adaptive_lti.core.journey import JourneyView
+from adaptive_lti.core.lti import LaunchContext
+from adaptive_lti.db import lti_repo
+from adaptive_lti.db.tables import LearnerEvent, ScoreOutbox
+from adaptive_lti.services import designs, progress
+from adaptive_lti.services import launch as launch_service
+from tests.design_samples import CLIENT_ID, INSTRUCTOR, ISSUER, NOW, launch_context
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "intro-programming" / "design.yaml"
+
+
+@pytest.fixture
+def published(session: Session) -> None:
+    lti_repo.add_registration(
+        session,
+        issuer=ISSUER,
+        client_id=CLIENT_ID,
+        auth_login_url=ISSUER + "/mod/lti/auth.php",
+        auth_token_url=ISSUER + "/mod/lti/token.php",
+        jwks_url=ISSUER + "/mod/lti/certs.php",
+        deployment_ids=["1"],
+        now=NOW,
+    )
+    designs.publish_design(session, EXAMPLE.read_text(), "design.yaml", "tests", now=NOW)
+
+
+def launch(
+    session: Session,
+    subject: str,
+    custom: dict[str, str],
+    *,
+    at: timedelta = timedelta(0),
+    resource_link_id: str = "1",
+) -> JourneyView:
+    context = launch_context(
+        subject=subject,
+        name=f"Learner {subject}",
+        custom={"design": "intro-programming", **custom},
+        resource_link_id=resource_link_id,
+    )
+    return launch_with(session, context, NOW + at)
+
+
+def launch_with(session: Session, context: LaunchContext, now) -> JourneyView:  # type: ignore[no-untyped-def]
+    found = lti_repo.lookup_registration(session, ISSUER, CLIENT_ID, "1")
+    assert found is not None and found.deployment is not None
+    recorded = launch_service.record_launch(
+        session,
+        context,
+        registration_id=found.registration.id,
+        deployment_pk=found.deployment.id,
+        now=now,
+    )
+    bound = designs.design_for_launch(session, context, now=now)
+    assert bound is not None
+    return progress.begin_or_resume(session, context, bound, recorded, now)
+
+
+def answer_check(session: Session, view: JourneyView, right: int, now) -> JourneyView:  # type: ignore[no-untyped-def]
+    """Answer the offered check: the first ``right`` questions right, the others wrong."""
+    decision = view.decision
+    assert isinstance(decision, NextActivity) and decision.activity_kind == "check", decision
+    number = 0
+    while True:
+        question = progress.current_question(view)
+        if question is None:
+            return view
+        good = question.choices.index(question.answer)
+        pick = good if number < right else (good + 1) % len(question.choices)
+        view, feedback = progress.answer_question(
+            session,
+            view.enrolment,
+            decision.activity,
+            question.id,
+            pick,
+            now,
+            expected_sequence=view.event_count,
+        )
+        assert feedback.correct is (number < right)
+        number += 1
+        if feedback.check_score is not None:
+            return view
+
+
+def walk(
+    session: Session,
+    view: JourneyView,
+    *,
+    intake: dict[str, str],
+    right: dict[str, list[int]],
+    elective: str,
+    now,  # type: ignore[no-untyped-def]
+    stop_after: str | None = None,
+) -> tuple[JourneyView, list[str]]:
+    """Follow the decisions to the end (or until ``stop_after`` is done): the activities met."""
+    met: list[str] = []
+    for _ in range(80):
+        decision = view.decision
+        if isinstance(decision, DesignCompleted):
+            return view, met
+        if isinstance(decision, NeedsInput):
+            met.append(decision.activity)
+            asked = {q.attribute: intake[q.attribute] for q in decision.questions}
+            view = progress.submit_intake(
+                session,
+                view.enrolment,
+                decision.activity,
+                asked,
+                now,
+                expected_sequence=view.event_count,
+            )
+            continue
+        if isinstance(decision, ChoiceOffered):
+            met.append(f"choose:{elective}")
+            view = progress.make_choice(
+                session,
+                view.enrolment,
+                decision.choice,
+                [elective],
+                now,
+                expected_sequence=view.event_count,
+            )
+            continue
+        assert isinstance(decision, NextActivity)
+        met.append(decision.activity)
+        if decision.activity_kind == "check":
+            scores = right.get(decision.activity, [])
+            count = scores.pop(0) if scores else 99
+            view = answer_check(session, view, count, now)
+        else:
+            view = progress.complete_activity(
+                session,
+                view.enrolment,
+                decision.activity,
+                now,
+                expected_sequence=view.event_count,
+            )
+        if stop_after == decision.activity:
+            return view, met
+    raise AssertionError(f"the walk did not finish: {met}")
+
+
+FOUNDATIONS = [
+    "variables-lesson",
+    "variables-check",
+    "conditionals-lesson",
+    "conditionals-check",
+    "loops-lesson",
+    "loops-check",
+]
+
+
+def test_ana_foundations_elective_project_and_final_score(
+    session: Session, published: None
+) -> None:
+    view = launch(session, "3", {"prior_programming": "none"})
+    assert isinstance(view.decision, NeedsInput)
+    assert [q.attribute for q in view.decision.questions] == ["goal"]
+    view, met = walk(
+        session,
+        view,
+        intake={"goal": "interest"},
+        right={"diagnostic": [1], "project": [4]},
+        elective="elective-games",
+        now=NOW,
+    )
+    assert met == [
+        "welcome",
+        "diagnostic",
+        *FOUNDATIONS,
+        "choose:elective-games",
+        "elective-games",
+        "project",
+    ]
+    decision = view.decision
+    assert isinstance(decision, DesignCompleted) and decision.passed is True
+    assert decision.grade == pytest.approx(0.8)
+    assert decision.routes == ("foundations",)
+    assert view.progress == 1.0
+    scores = session.scalars(select(ScoreOutbox).order_by(ScoreOutbox.id)).all()
+    final = scores[-1].payload
+    assert final["scoreGiven"] == pytest.approx(80.0) and final["scoreMaximum"] == 100.0
+    assert (final["activityProgress"], final["gradingProgress"]) == ("Completed", "FullyGraded")
+    assert scores[-1].user_sub == "3"
+
+
+def test_dara_needs_help_after_two_remedial_rounds(session: Session, published: None) -> None:
+    view = launch(session, "6", {"prior_programming": "none"})
+    view, met = walk(
+        session,
+        view,
+        intake={"goal": "academic"},
+        right={"diagnostic": [2], "loops-check": [1, 1, 1], "project": [3]},
+        elective="elective-games",
+        now=NOW,
+    )
+    loops = met[met.index("loops-lesson") : met.index("choose:elective-games")]
+    assert loops == [
+        "loops-lesson",
+        "loops-check",
+        "loops-remedial",
+        "loops-check",
+        "loops-remedial",
+        "loops-check",
+        "loops-support",
+    ]
+    assert "needs-help" in view.decision.flags
+    (summary,) = progress.list_enrolments(session, resource_link_pk=view.enrolment.resource_link_pk)
+    assert summary.needs_help and summary.completed and summary.learner_name == "Learner 6"
+
+
+def test_resume_in_a_new_launch_continues_where_the_learner_was(
+    session: Session, published: None
+) -> None:
+    view = launch(session, "5", {"prior_programming": "some"})
+    view, _ = walk(
+        session,
+        view,
+        intake={"goal": "academic"},
+        right={"diagnostic": [4]},
+        elective="elective-web",
+        now=NOW,
+        stop_after="conditionals-lesson",
+    )
+    assert isinstance(view.decision, NextActivity)
+    assert view.decision.activity == "conditionals-check"
+    again = launch(session, "5", {"prior_programming": "some"}, at=timedelta(hours=2))
+    assert again.enrolment.id == view.enrolment.id
+    assert isinstance(again.decision, NextActivity)
+    assert again.decision.activity == "conditionals-check"
+    assert "standard" in again.decision.explanation.learner_text
+
+
+def test_stale_page_is_refused_and_nothing_is_written(session: Session, published: None) -> None:
+    view = launch(session, "3", {"prior_programming": "none"})
+    view = progress.submit_intake(
+        session,
+        view.enrolment,
+        "welcome",
+        {"goal": "interest"},
+        NOW,
+        expected_sequence=view.event_count,
+    )
+    before = session.scalar(select(func.count()).select_from(LearnerEvent))
+    with pytest.raises(progress.StalePageError):
+        progress.submit_intake(
+            session,
+            view.enrolment,
+            "welcome",
+            {"goal": "academic"},
+            NOW,
+            expected_sequence=view.event_count - 1,
+        )
+    assert session.scalar(select(func.count()).select_from(LearnerEvent)) == before
+
+
+def test_form_errors_say_what_to_do(session: Session, published: None) -> None:
+    view = launch(session, "9", {})
+    assert isinstance(view.decision, NeedsInput)
+    with pytest.raises(InvalidInputError, match="Please answer every question"):
+        progress.submit_intake(
+            session,
+            view.enrolment,
+            "welcome",
+            {"goal": "interest"},
+            NOW,
+            expected_sequence=view.event_count,
+        )
+    view = progress.submit_intake(
+        session,
+        view.enrolment,
+        "welcome",
+        {"goal": "interest", "prior_programming": "some"},
+        NOW,
+        expected_sequence=view.event_count,
+    )
+    question = progress.current_question(view)
+    assert question is not None
+    with pytest.raises(InvalidInputError, match="pick an answer"):
+        progress.answer_question(
+            session,
+            view.enrolment,
+            "diagnostic",
+            question.id,
+            None,
+            NOW,
+            expected_sequence=view.event_count,
+        )
+
+
+def test_the_log_rebuilds_the_same_snapshot_and_trace(session: Session, published: None) -> None:
+    view = launch(session, "7", {"prior_programming": "experienced"})
+    view, _ = walk(
+        session,
+        view,
+        intake={"goal": "interest"},
+        right={"diagnostic": [2]},
+        elective="elective-web",
+        now=NOW,
+        stop_after="variables-lesson",
+    )
+    rebuilt = progress.rebuild_snapshot(session, view.enrolment.id, now=NOW)
+    assert rebuilt.state == view.state
+    assert rebuilt.decision == view.decision
+    trace = progress.decision_trace(session, view.enrolment.id)
+    assert [item.sequence for item in trace.items] == list(range(view.event_count))
+    routed = [item for item in trace.items if "foundations" in item.explanation.learner_text]
+    assert routed, "the route decision is explained to the learner"
+
+
+def test_override_and_reset_are_events_with_who_and_why(session: Session, published: None) -> None:
+    view = launch(session, "4", {"prior_programming": "experienced"})
+    view, _ = walk(
+        session,
+        view,
+        intake={"goal": "vocational"},
+        right={"diagnostic": [6]},
+        elective="elective-data",
+        now=NOW,
+        stop_after="diagnostic",
+    )
+    assert isinstance(view.decision, ChoiceOffered)  # fast track: straight to the electives
+    moved = progress.override(
+        session, view.enrolment.id, "Irene", "route:standard", "wants the basics", NOW
+    )
+    assert isinstance(moved.decision, NextActivity)
+    assert moved.decision.activity == "conditionals-lesson"
+    with pytest.raises(EngineError):
+        progress.override(session, view.enrolment.id, "Irene", "activity:nope", "", NOW)
+    again = progress.reset(session, view.enrolment.id, "Irene", "start over", NOW)
+    assert isinstance(again.decision, NextActivity)
+    assert again.decision.activity == "diagnostic"  # attributes kept: no intake again
+    actors = session.scalars(
+        select(LearnerEvent.actor).where(LearnerEvent.actor.is_not(None))
+    ).all()
+    assert actors == ["Irene", "Irene"]
+
+
+def test_earlier_intake_answers_are_not_asked_again_in_another_activity(
+    session: Session, published: None
+) -> None:
+    first = launch(session, "3", {})
+    progress.submit_intake(
+        session,
+        first.enrolment,
+        "welcome",
+        {"goal": "interest", "prior_programming": "none"},
+        NOW,
+        expected_sequence=first.event_count,
+    )
+    other = launch(session, "3", {}, resource_link_id="2", at=timedelta(days=1))
+    assert other.enrolment.id != first.enrolment.id
+    assert isinstance(other.decision, NextActivity) and other.decision.activity == "diagnostic"
+    assert other.state.attribute_sources["goal"] == "intake"
+
+
+def test_instructor_launch_context_is_not_needed_for_the_service(session: Session) -> None:
+    # The role goes into the launched event as the engine's "role" source.
+    context = launch_context(roles=(INSTRUCTOR,))
+    assert progress.launched_event(context, NOW).role == "instructor"
