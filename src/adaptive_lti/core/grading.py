@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -242,3 +243,49 @@ def score_dedupe_key(registration_id: int, binding_key: str, score: Score) -> st
         [registration_id, binding_key, score.payload()], sort_keys=True, separators=(",", ":")
     )
     return hashlib.sha256(identity.encode("utf-8")).hexdigest()
+
+
+def line_item_spec_from_claim(
+    claim: Mapping[str, Any] | None,
+    *,
+    label: str,
+    score_maximum: float,
+    resource_id: str = "",
+    tag: str = "",
+    platform_resource_link_id: str | None = None,
+) -> LineItemSpec | None:
+    """The line item a launch's AGS claim (AGS 2.0 §3.1) lets the tool post to, or None when
+    the launch grants no way to send scores (no claim, no score scope, no URL).
+
+    With the claim's ``lineitem`` (Moodle: the activity's own grade column) scores go there;
+    otherwise the tool's own column is found or created in ``lineitems`` by ``resource_id``.
+    """
+    if not claim:
+        return None
+    raw_scopes = claim.get("scope")
+    scopes = tuple(
+        scope
+        for scope in (raw_scopes if isinstance(raw_scopes, list) else [])
+        if isinstance(scope, str)
+    )
+    if SCOPE_SCORE not in scopes:
+        return None
+    lineitem = claim.get("lineitem")
+    lineitems = claim.get("lineitems")
+    lineitem_url = lineitem if isinstance(lineitem, str) and lineitem else None
+    lineitems_url = lineitems if isinstance(lineitems, str) and lineitems else None
+    if lineitem_url is None and (
+        lineitems_url is None
+        or (SCOPE_LINEITEM not in scopes and SCOPE_LINEITEM_READONLY not in scopes)
+    ):
+        return None
+    return LineItemSpec(
+        label=label,
+        score_maximum=score_maximum,
+        granted_scopes=scopes,
+        lineitem_url=lineitem_url,
+        lineitems_url=lineitems_url,
+        resource_id=resource_id,
+        tag=tag,
+        platform_resource_link_id=platform_resource_link_id,
+    )
