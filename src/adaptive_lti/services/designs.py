@@ -164,6 +164,82 @@ def publish_design(
     return PublishResult(stored, created=True)
 
 
+@dataclasses.dataclass(frozen=True)
+class DesignCheck:
+    """What publishing a file would do, worked out without storing anything (the upload page)."""
+
+    filename: str
+    problems: tuple[Problem, ...]
+    design_id: str | None = None
+    version: int | None = None
+    title: str | None = None
+    # "new", "identical" (already published: nothing to do), or None when it cannot be published.
+    outcome: str | None = None
+    # Why it cannot be published, when the file loads and lints but clashes with the catalogue.
+    refusal: str | None = None
+
+    @property
+    def errors(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if p.severity == "error")
+
+    @property
+    def warnings(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if p.severity != "error")
+
+    @property
+    def publishable(self) -> bool:
+        return self.outcome == "new"
+
+
+def check_design(session: Session, source_text: str, filename: str) -> DesignCheck:
+    """Load and lint a file and compare it with the catalogue, without publishing it."""
+    try:
+        compiled = load_design(source_text, filename)
+    except DesignError as error:
+        return DesignCheck(filename, tuple(error.problems))
+    problems = tuple(lint(compiled))
+
+    def result(outcome: str | None = None, refusal: str | None = None) -> DesignCheck:
+        return DesignCheck(
+            filename,
+            problems,
+            compiled.id,
+            compiled.version,
+            compiled.design.title,
+            outcome=outcome,
+            refusal=refusal,
+        )
+
+    if any(p.severity == "error" for p in problems):
+        return result()
+    file_pages = [
+        activity_id
+        for activity_id, activity in compiled.design.activities.items()
+        if isinstance(activity, Page) and activity.file is not None
+    ]
+    if file_pages:
+        return result(
+            refusal=f"The pages {', '.join(file_pages)} are kept in files beside the design, "
+            "which an upload cannot bring: publish it with 'adaptive-lti design publish FILE', "
+            "or write the pages' Markdown in 'body:'."
+        )
+    existing = designs_repo.find_version(session, compiled.id, compiled.version)
+    if existing is not None:
+        if existing.content_hash == content_hash(source_text):
+            return result(outcome="identical")
+        return result(
+            refusal=f"Version {compiled.version} of {compiled.id} is already published with "
+            f"other content: raise `version:` in the file to {compiled.version + 1} or higher."
+        )
+    latest = designs_repo.latest_version(session, compiled.id)
+    if latest is not None and latest.version > compiled.version:
+        return result(
+            refusal=f"Version {compiled.version} is older than the published version "
+            f"{latest.version}: raise `version:` in the file to {latest.version + 1}."
+        )
+    return result(outcome="new")
+
+
 def _same_or_conflict(existing: DesignVersionInfo, digest: str) -> PublishResult:
     if existing.content_hash == digest:
         return PublishResult(existing, created=False)
@@ -403,6 +479,17 @@ def design_for_launch(
         # A concurrent first launch bound it first: run what it bound.
         version = resolve(session, binding.reference)
     return LaunchDesign(binding, version, newly_bound=created)
+
+
+def launch_of_session(session: Session, launch_id: int) -> LaunchContext:
+    """The launch a tool session belongs to, as recorded (for the pages that follow a launch)."""
+    launch = designs_repo.stored_launch_context(session, launch_id)
+    if launch is None:
+        raise NotFoundError(
+            "The launch this session belongs to is no longer recorded.",
+            hint="Open the activity again from your course page.",
+        )
+    return launch
 
 
 def bindings_of(session: Session, design_id: str) -> list[ResourceLinkBindingInfo]:

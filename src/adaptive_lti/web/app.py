@@ -13,7 +13,14 @@ from adaptive_lti.db.session import make_engine, make_session_factory
 from adaptive_lti.settings import Settings
 from adaptive_lti.web import errors
 from adaptive_lti.web.grade_delivery import start_score_delivery
-from adaptive_lti.web.routes import deep_linking, demo_platform, health, lti, registration
+from adaptive_lti.web.routes import (
+    deep_linking,
+    demo_platform,
+    designs,
+    health,
+    lti,
+    registration,
+)
 
 WEB_DIR = Path(__file__).resolve().parent
 
@@ -45,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(lti.router)
     app.include_router(deep_linking.router)
+    app.include_router(designs.router)
     app.include_router(registration.router)
     if settings.demo_platform:
         demo_platform.mount(app, settings)

@@ -18,7 +18,6 @@ from fastapi.responses import Response
 from adaptive_lti.core.catalogue import DesignReference, parse_design_reference
 from adaptive_lti.core.errors import LaunchError, PermissionDeniedError
 from adaptive_lti.core.lti import LaunchContext
-from adaptive_lti.db import designs_repo
 from adaptive_lti.lti import deeplink, keys
 from adaptive_lti.lti import session as tool_session
 from adaptive_lti.lti.registration import LAUNCH_PATH
@@ -65,8 +64,8 @@ def deep_linking_picker(
 
 
 def _launch_of(session: SessionDep, launch_id: int) -> LaunchContext:
-    launch = designs_repo.stored_launch_context(session, launch_id)
-    if launch is None or not launch.is_deep_linking:
+    launch = design_service.launch_of_session(session, launch_id)
+    if not launch.is_deep_linking:
         raise LaunchError(
             "deep linking settings",
             "This session did not start with a deep linking request, so there is nowhere to "
