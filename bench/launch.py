@@ -429,7 +429,9 @@ def fresh_database(backend: str, workdir: Path) -> Iterator[str]:
 
 
 @contextmanager
-def running_server(database_url: str, workdir: Path) -> Iterator[tuple[str, int, Path]]:
+def running_server(
+    database_url: str, workdir: Path, server_module: str = "adaptive_lti.cli"
+) -> Iterator[tuple[str, int, Path]]:
     """``adaptive-lti demo`` on a free port: (url, pid, the demo platform's key file)."""
     log_path = workdir / "server.log"
     env = {key: value for key, value in os.environ.items() if not key.startswith("ADAPTIVE_LTI_")}
@@ -442,7 +444,7 @@ def running_server(database_url: str, workdir: Path) -> Iterator[tuple[str, int,
         }
     )
     command = [
-        sys.executable, "-m", "adaptive_lti.cli", "demo", "--host", "127.0.0.1", "--port", "0",
+        sys.executable, "-m", server_module, "demo", "--host", "127.0.0.1", "--port", "0",
         "--data-dir", str(workdir), "--database-url", database_url,
     ]  # fmt: skip
     with log_path.open("wb") as log:
@@ -474,17 +476,21 @@ def running_server(database_url: str, workdir: Path) -> Iterator[tuple[str, int,
 
 
 @contextmanager
-def profiling(pid: int, enabled: bool, seconds: float, output: Path) -> Iterator[None]:
-    if not enabled:
+def profiling(pid: int, args: argparse.Namespace, output: Path) -> Iterator[None]:
+    """Sample the server with py-spy: by default only the thread holding the GIL (where Python
+    spends CPU); ``--profile-native`` samples every thread with native frames (SQLite, sleeps)."""
+    if not args.profile:
         yield
         return
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(py_spy).exists():
         raise SystemExit("--profile needs py-spy: .venv/bin/pip install py-spy")
+    mode = ["--native", "--idle"] if args.profile_native else ["--gil"]
     command = [
-        py_spy, "record", "--pid", str(pid), "--rate", "250", "--duration", str(int(seconds)),
-        "--format", "raw", "--output", str(output), "--nonblocking",
+        py_spy, "record", "--pid", str(pid), "--rate", str(args.profile_rate),
+        "--duration", str(int(args.seconds)), "--format", "raw", "--output", str(output), *mode,
     ]  # fmt: skip
+    seconds = args.seconds
     recorder = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     time.sleep(0.5)
     try:
@@ -493,32 +499,47 @@ def profiling(pid: int, enabled: bool, seconds: float, output: Path) -> Iterator
         recorder.wait(timeout=seconds + 30)
 
 
-def summarise_profile(path: Path, top: int = 25) -> None:
-    """Print the functions with the most samples: own (self) time and inclusive time."""
+def summarise_profile(path: Path, rate: int, launches: int, top: int = 30) -> None:
+    """Print where the server's time went, in milliseconds per launch: inclusive time of the
+    project's functions and of the libraries' entry points, then the functions' own time."""
     own: collections.Counter[str] = collections.Counter()
     inclusive: collections.Counter[str] = collections.Counter()
     total = 0
     for line in path.read_text().splitlines():
         stack, _, count_text = line.rpartition(" ")
-        if not stack:
+        if not stack or not count_text.isdigit():
             continue
         count = int(count_text)
         total += count
-        frames = stack.split(";")
-        own[_short(frames[-1])] += count
-        for frame in set(map(_short, frames)):
+        frames = [_short(frame) for frame in stack.split(";")]
+        own[frames[-1]] += count
+        for frame in set(frames):
             inclusive[frame] += count
-    if not total:
+    if not total or not launches:
         print("  (no profile samples)")
         return
-    print(f"\n  profile of the server during launches ({total} samples)")
-    print("  inclusive  function")
-    for frame, count in inclusive.most_common(top * 3):
-        if "site-packages" in frame or "adaptive_lti" in frame or "sqlite" in frame:
-            print(f"  {100 * count / total:6.1f} %  {frame}")
-    print("  self       function")
+
+    def per_launch(samples: int) -> float:
+        return samples / rate / launches * 1000
+
+    print(
+        f"\n  profile of the server during launches: {total} samples, "
+        f"{per_launch(total):.2f} ms sampled per launch"
+    )
+    print("  inclusive ms/launch  function (the project's, and where it enters libraries)")
+    shown = 0
+    for frame, count in inclusive.most_common():
+        interesting = "adaptive_lti/" in frame or frame.startswith(
+            ("PyJWT.", "PyJWS.", "Session.", "Template.", "run_in_threadpool", "solve_dep")
+        )
+        if interesting and "cli/" not in frame and "__main__" not in frame:
+            print(f"  {per_launch(count):8.3f}            {frame}")
+            shown += 1
+            if shown >= top:
+                break
+    print("  own ms/launch        function")
     for frame, count in own.most_common(top):
-        print(f"  {100 * count / total:6.1f} %  {frame}")
+        print(f"  {per_launch(count):8.3f}            {frame}")
 
 
 def _short(frame: str) -> str:
@@ -538,7 +559,7 @@ def bench_database(backend: str, args: argparse.Namespace) -> dict[str, Phase | 
         workdir = Path(tmp)
         with (
             fresh_database(backend, workdir) as database_url,
-            running_server(database_url, workdir) as (url, pid, key_file),
+            running_server(database_url, workdir, args.server_module) as (url, pid, key_file),
         ):
             context = multiprocessing.get_context("spawn")
             with context.Pool(args.clients) as pool:
@@ -549,13 +570,13 @@ def bench_database(backend: str, args: argparse.Namespace) -> dict[str, Phase | 
                     pool, "healthz", *common, args.seconds, args.people, args.clients, pid
                 )
                 profile_path = workdir / "profile.txt"
-                with profiling(pid, args.profile, args.seconds, profile_path):
+                with profiling(pid, args, profile_path):
                     launches = measure(
                         pool, kind, *common, args.seconds, args.people, args.clients, pid
                     )
             rss = peak_rss_mb(pid)
             if args.profile:
-                summarise_profile(profile_path)
+                summarise_profile(profile_path, args.profile_rate, launches.completed)
                 kept = Path(args.profile_output or f"bench-launch-profile-{backend}.txt")
                 shutil.copy(profile_path, kept)
                 print(f"  raw profile (py-spy collapsed stacks) kept in {kept}")
@@ -583,6 +604,15 @@ def main() -> None:
     )
     parser.add_argument("--profile", action="store_true", help="sample the server with py-spy")
     parser.add_argument("--profile-output", help="where to keep the raw profile")
+    parser.add_argument("--profile-rate", type=int, default=250, help="samples per second")
+    parser.add_argument(
+        "--profile-native", action="store_true", help="all threads, with native frames"
+    )
+    parser.add_argument(
+        "--server-module",
+        default="adaptive_lti.cli",
+        help="module run as the server's command line (to try a patched server)",
+    )
     args = parser.parse_args()
 
     backends = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
