@@ -18,6 +18,7 @@ from adaptive_lti.lti import keys
 from adaptive_lti.lti import session as tool_session
 from adaptive_lti.lti.adapters import FastAPIRedirect, set_cookie
 from adaptive_lti.lti.tool import AcceptedLaunch, BindingNeeded
+from adaptive_lti.services import designs as design_service
 from adaptive_lti.services import launch as launch_service
 from adaptive_lti.web.deps import (
     InstructorDep,
@@ -29,8 +30,9 @@ from adaptive_lti.web.deps import (
     SessionDep,
     SettingsDep,
     ToolSessionDep,
+    get_now,
 )
-from adaptive_lti.web.routes import deep_linking
+from adaptive_lti.web.routes import deep_linking, journey, teaching
 from adaptive_lti.web.templating import templates
 
 router = APIRouter()
@@ -168,6 +170,11 @@ def page_after_launch(
     if context.is_deep_linking:
         # LTI Deep Linking 2.0: the instructor picks a design to add (routes/deep_linking.py).
         return deep_linking.deep_linking_picker(request, session, context, token, common["lang"])
+    if context.is_instructor and recorded.resource_link_pk is not None:
+        # The activity's instructor view: learners, routes, teacher controls (routes/teaching.py).
+        return teaching.instructor_launch_page(
+            request, session, recorded, token, common["lang"], context.person.display_name
+        )
     if context.is_instructor:
         page = launch_service.course_page(
             session, context_pk=recorded.context_pk, resource_link_pk=recorded.resource_link_pk
@@ -175,7 +182,12 @@ def page_after_launch(
         return templates.TemplateResponse(
             request, "lti/instructor_course.html", {**common, "page": page}
         )
-    return templates.TemplateResponse(request, "lti/learner_landing.html", common)
+    # Learners follow the activity's design (routes/journey.py), or learn it is not set up yet.
+    now = get_now(request)
+    launch_design = design_service.design_for_launch(session, context, now=now)
+    return journey.learner_launch_page(
+        request, session, context, launch_design, recorded, token, now
+    )
 
 
 def _binding_page(request: Request, binding: BindingNeeded) -> Response:

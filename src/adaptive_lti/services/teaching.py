@@ -1,0 +1,579 @@
+"""The instructor's use cases: the activity's page, the roster sync, design upload and binding,
+each learner's decision trace, and the teacher's controls (move a learner, reset a learner).
+
+Every function takes an ``InstructorPlace``: the ids an instructor's tool session is bound to
+(the web layer builds it from the verified session, never from what a form says), so an
+instructor sees and acts on the learners of their own activity only. Functions flush, never
+commit (the request's transaction commits).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from adaptive_lti.core.catalogue import (
+    BindingMethod,
+    LintSummary,
+    ResourceLinkBindingInfo,
+)
+from adaptive_lti.core.compiled import CompiledDesign, iter_steps
+from adaptive_lti.core.design import Branch
+from adaptive_lti.core.errors import (
+    AdaptiveLtiError,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+    PlatformServiceError,
+)
+from adaptive_lti.core.events import (
+    Answered,
+    AttributeSet,
+    Chose,
+    Completed,
+    Event,
+    IntakeAnswered,
+    Launched,
+    Migrated,
+    Overridden,
+    Reset,
+    Started,
+)
+from adaptive_lti.core.explanation import Explanation
+from adaptive_lti.core.lti import CoursePage
+from adaptive_lti.core.roster import RosterSyncCounts
+from adaptive_lti.db import designs_repo, teaching_repo
+from adaptive_lti.db.teaching_repo import ActivityPlace, LatestScore, PersonRecord
+from adaptive_lti.services import designs as design_service
+from adaptive_lti.services import launch as launch_service
+from adaptive_lti.services import progress
+from adaptive_lti.services import roster as roster_service
+
+# Short role names of people who teach rather than learn (listed apart from the learners).
+STAFF_ROLES = frozenset(
+    {"Instructor", "TeachingAssistant", "Administrator", "ContentDeveloper", "Manager", "Mentor"}
+)
+# How long a teacher's "why" may be (kept with the event, shown in the learner's trace).
+MAX_REASON_LENGTH = 500
+
+
+@dataclass(frozen=True)
+class InstructorPlace:
+    """Where an instructor's verified tool session says they are, and who they are."""
+
+    launch_id: int
+    registration_id: int
+    deployment_pk: int
+    context_pk: int | None
+    resource_link_pk: int | None
+    user_pk: int | None
+
+
+# --- the activity's page ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BoundDesign:
+    """The design the activity runs, as the instructor's page shows it."""
+
+    design_id: str
+    version: int
+    title: str
+    pinned: bool
+    method: BindingMethod
+    bound_by: str
+    bound_at: datetime
+    lint: LintSummary
+    sends_grade: bool
+
+
+@dataclass(frozen=True)
+class MemberPlace:
+    """One person of the activity and where they are now."""
+
+    user_sub: str
+    name: str
+    email: str | None
+    roles: tuple[str, ...]
+    in_roster: bool
+    roster_status: str | None
+    launched: bool
+    enrolment_id: int | None
+    place: str  # in words: "Loops check (attempt 2)", "Never launched", ...
+    place_kind: str  # "activity", "choose", "input", "completed", "launched", "not-launched"
+    activity_id: str | None
+    route: str | None
+    progress: float | None  # 0..1
+    flags: tuple[tuple[str, str], ...]  # (flag, why it was raised)
+    needs_help: bool
+    last_activity: datetime | None
+    grade: float | None
+    passed: bool | None
+    score: LatestScore | None
+    overridden: str | None  # the last teacher action, in words
+
+
+@dataclass(frozen=True)
+class CourseOverview:
+    place: ActivityPlace
+    design: BoundDesign | None
+    design_problem: str | None  # why the bound design cannot be shown (e.g. unpublished)
+    learners: tuple[MemberPlace, ...]
+    staff: tuple[MemberPlace, ...]
+    can_sync_roster: bool
+    roster_size: int
+    launches: CoursePage
+    sync_report: RosterSyncCounts | None = None
+    sync_error: AdaptiveLtiError | None = None
+
+    @property
+    def needs_help(self) -> tuple[MemberPlace, ...]:
+        return tuple(member for member in self.learners if member.needs_help)
+
+    @property
+    def never_launched(self) -> int:
+        return sum(1 for member in self.learners if not member.launched)
+
+
+def _activity_place(session: Session, place: InstructorPlace) -> ActivityPlace:
+    return teaching_repo.activity_place(session, place.context_pk, place.resource_link_pk)
+
+
+def _binding(session: Session, place: InstructorPlace) -> ResourceLinkBindingInfo | None:
+    activity = _activity_place(session, place)
+    if activity.resource_link_id is None:
+        return None
+    return designs_repo.find_binding(session, place.deployment_pk, activity.resource_link_id)
+
+
+def _bound_design(
+    session: Session, binding: ResourceLinkBindingInfo
+) -> tuple[BoundDesign | None, str | None]:
+    try:
+        version = design_service.resolve(session, binding.reference)
+    except NotFoundError as error:
+        return None, str(error)
+    return (
+        BoundDesign(
+            design_id=version.design_id,
+            version=version.version,
+            title=version.title,
+            pinned=binding.pinned_version is not None,
+            method=binding.method,
+            bound_by=binding.bound_by,
+            bound_at=binding.bound_at,
+            lint=version.lint,
+            sends_grade=version.sends_grade,
+        ),
+        None,
+    )
+
+
+class _Designs:
+    """Compiled design versions, read once per request."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self._compiled: dict[tuple[str, int], CompiledDesign | None] = {}
+
+    def get(self, design_id: str, version: int) -> CompiledDesign | None:
+        key = (design_id, version)
+        if key not in self._compiled:
+            found = designs_repo.find_version(self._session, design_id, version)
+            self._compiled[key] = None if found is None else design_service.compiled_design(found)
+        return self._compiled[key]
+
+
+def _title(design: CompiledDesign | None, activity_id: str | None) -> str:
+    if activity_id is None:
+        return ""
+    if design is not None and activity_id in design.design.activities:
+        return design.design.activities[activity_id].title
+    return activity_id
+
+
+def _place_words(record: PersonRecord, design: CompiledDesign | None) -> tuple[str, str]:
+    """What the learner is doing now, in words, and its kind."""
+    snapshot = record.snapshot
+    if snapshot is None:
+        if record.enrolment_id is not None:
+            return "Started, nothing recorded yet", "launched"
+        if record.launch_count:
+            return "Opened the activity; has not started the design", "launched"
+        return "Never launched the activity", "not-launched"
+    kind = str(snapshot["decision_kind"])
+    decision = snapshot.get("decision") or {}
+    if kind == "completed":
+        passed = snapshot.get("passed")
+        verdict = "passed" if passed is True else "not passed" if passed is False else ""
+        return f"Finished{' — ' + verdict if verdict else ''}", kind
+    if kind == "choose":
+        prompt = decision.get("prompt") or decision.get("choice") or "a choice"
+        return f"Choosing: {prompt}", kind
+    if kind == "input":
+        return f"Answering the questions of {decision.get('title') or 'the intake'}", kind
+    title = decision.get("title") or _title(design, snapshot.get("activity"))
+    attempt = decision.get("attempt")
+    reason = decision.get("reason")
+    extra = []
+    if isinstance(attempt, int) and attempt > 1:
+        extra.append(f"attempt {attempt}")
+    if reason in {"remediation", "support", "review", "override", "retry", "recheck"}:
+        extra.append(
+            {
+                "remediation": "remedial lesson",
+                "support": "support material",
+                "review": "spaced review",
+                "override": "sent by an instructor",
+                "retry": "retry",
+                "recheck": "second try after remediation",
+            }[str(reason)]
+        )
+    return f"{title}{' (' + ', '.join(extra) + ')' if extra else ''}", kind
+
+
+def _mapping(value: object) -> dict[str, Any]:
+    """A JSON object from a snapshot, or an empty one when it is anything else."""
+    return value if isinstance(value, dict) else {}
+
+
+def _member_place(record: PersonRecord, designs: _Designs) -> MemberPlace:
+    design = (
+        designs.get(record.design_id, record.design_version)
+        if record.design_id is not None and record.design_version is not None
+        else None
+    )
+    place, kind = _place_words(record, design)
+    snapshot = record.snapshot or {}
+    state = snapshot.get("state") or {}
+    reasons = _mapping(state.get("flags"))
+    flags = tuple((str(flag), str(reasons.get(flag, ""))) for flag in snapshot.get("flags") or ())
+    override = _mapping(state.get("override"))
+    overridden = None
+    if override:
+        overridden = (
+            f"{override.get('target', '')} by {override.get('by', 'an instructor')}"
+            f"{': ' + override['reason'] if override.get('reason') else ''}"
+        )
+    moments = [m for m in (snapshot.get("updated_at"), record.last_launch_at) if m is not None]
+    return MemberPlace(
+        user_sub=record.user_sub,
+        name=record.name or f"User {record.user_sub}",
+        email=record.email,
+        roles=record.roles_short,
+        in_roster=record.roster_status is not None,
+        roster_status=record.roster_status,
+        launched=record.launch_count > 0 or record.enrolment_id is not None,
+        enrolment_id=record.enrolment_id,
+        place=place,
+        place_kind=kind,
+        activity_id=snapshot.get("activity"),
+        route=snapshot.get("route"),
+        progress=snapshot.get("progress"),
+        flags=flags,
+        needs_help=bool(snapshot.get("needs_help")),
+        last_activity=max(moments) if moments else None,
+        grade=snapshot.get("grade"),
+        passed=snapshot.get("passed"),
+        score=record.latest_score,
+        overridden=overridden,
+    )
+
+
+def _is_staff(member: MemberPlace) -> bool:
+    return member.enrolment_id is None and any(role in STAFF_ROLES for role in member.roles)
+
+
+def course_overview(session: Session, place: InstructorPlace) -> CourseOverview:
+    """The activity's page: its design, and every member with where they are."""
+    activity = _activity_place(session, place)
+    binding = _binding(session, place)
+    design, problem = _bound_design(session, binding) if binding else (None, None)
+    designs = _Designs(session)
+    records = teaching_repo.people_of_activity(session, place.context_pk, place.resource_link_pk)
+    members = [_member_place(record, designs) for record in records]
+    members.sort(key=lambda m: (m.name.casefold(), m.user_sub))
+    memberships_url = (
+        teaching_repo.latest_launch_with_memberships(
+            session, place.context_pk, place.registration_id
+        )
+        if place.context_pk is not None
+        else None
+    )
+    return CourseOverview(
+        place=activity,
+        design=design,
+        design_problem=problem,
+        learners=tuple(m for m in members if not _is_staff(m)),
+        staff=tuple(m for m in members if _is_staff(m)),
+        can_sync_roster=memberships_url is not None,
+        roster_size=sum(1 for r in records if r.roster_status is not None),
+        launches=launch_service.course_page(
+            session, context_pk=place.context_pk, resource_link_pk=place.resource_link_pk, limit=10
+        ),
+    )
+
+
+def sync_course_roster(
+    session: Session,
+    place: InstructorPlace,
+    source: roster_service.MembershipSource,
+    *,
+    now: datetime,
+) -> CourseOverview:
+    """Read the course's members from the platform (NRPS), store them, and show the page again
+    with what changed. A failed read changes nothing and is reported on the page."""
+    if place.context_pk is None:
+        raise InvalidInputError(
+            "This launch did not come from a course, so there is no roster to read.",
+            hint="Open the activity from its course.",
+        )
+    url = teaching_repo.latest_launch_with_memberships(
+        session, place.context_pk, place.registration_id
+    )
+    report: RosterSyncCounts | None = None
+    error: AdaptiveLtiError | None = None
+    try:
+        if url is None:
+            raise InvalidInputError(
+                "No launch from this course carried the names and roles service "
+                "(NRPS), so the tool cannot read the course's members.",
+                hint="Turn on 'IMS LTI Names and Role Provisioning' for the tool on the "
+                "platform, then open the activity again.",
+            )
+        report = roster_service.sync_roster(
+            session, place.registration_id, place.context_pk, url, source, now=now
+        )
+    except (PlatformServiceError, InvalidInputError) as failure:
+        error = failure
+    overview = course_overview(session, place)
+    return CourseOverview(**{**overview.__dict__, "sync_report": report, "sync_error": error})
+
+
+# --- one learner: trace and controls --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TraceStep:
+    """One event of the learner's log, in words, and the decision the engine made after it."""
+
+    sequence: int
+    at: datetime
+    event: str
+    actor: str | None
+    note: str | None
+    decision_kind: str
+    explanation: Explanation
+
+
+@dataclass(frozen=True)
+class OverrideTargets:
+    routes: tuple[tuple[str, str], ...]  # (branch case name, "name (when condition)")
+    activities: tuple[tuple[str, str], ...]  # (activity id, title)
+
+
+@dataclass(frozen=True)
+class LearnerDetail:
+    member: MemberPlace
+    enrolment_id: int
+    design_id: str
+    design_version: int
+    design_title: str
+    started_at: datetime
+    trace: tuple[TraceStep, ...]
+    targets: OverrideTargets
+    attributes: tuple[tuple[str, str, str], ...]  # (attribute, value, where it came from)
+
+    @property
+    def current(self) -> TraceStep | None:
+        return self.trace[-1] if self.trace else None
+
+
+def _enrolment_for(
+    session: Session, place: InstructorPlace, enrolment_id: int
+) -> teaching_repo.EnrolmentRecord:
+    found = teaching_repo.find_enrolment(session, enrolment_id)
+    if found is None or found.resource_link_pk != place.resource_link_pk:
+        # A learner of another activity is "not found" too: their existence is not ours to say.
+        raise NotFoundError(
+            f"No learner {enrolment_id} follows this activity.",
+            hint="Go back to the activity's page and pick a learner from the table.",
+        )
+    return found
+
+
+def override_targets(design: CompiledDesign) -> OverrideTargets:
+    routes: list[tuple[str, str]] = []
+    for _path, step in _branches(design):
+        for index, case_ in enumerate(step.branch):
+            name = case_.name or f"case {index + 1}"
+            when = case_.when or "otherwise"
+            routes.append((name, f"{name} (when {when})"))
+    activities = tuple(
+        (activity_id, activity.title) for activity_id, activity in design.design.activities.items()
+    )
+    return OverrideTargets(tuple(routes), activities)
+
+
+def _branches(design: CompiledDesign) -> Iterator[tuple[tuple[str | int, ...], Branch]]:
+    for path, step in iter_steps(design.design.route, ("route",)):
+        if isinstance(step, Branch):
+            yield path, step
+
+
+def _instructor_name(session: Session, place: InstructorPlace) -> str:
+    return teaching_repo.user_display_name(session, place.user_pk) or "an instructor"
+
+
+def require_reason(reason: str) -> str:
+    """A teacher's action is kept with its "why": it may not be empty."""
+    text = " ".join((reason or "").split())
+    if not text:
+        raise InvalidInputError(
+            "Say why you are doing this: the reason is kept with the learner's record.",
+            hint="Write a short reason (for example 'passed the loops exam in class') and "
+            "send the form again.",
+        )
+    if len(text) > MAX_REASON_LENGTH:
+        raise InvalidInputError(
+            f"The reason is {len(text)} characters long; at most {MAX_REASON_LENGTH} are kept.",
+            hint="Shorten the reason and send the form again.",
+        )
+    return text
+
+
+def ensure_same_activity(place: InstructorPlace) -> None:
+    if place.resource_link_pk is None:
+        raise PermissionDeniedError(
+            "This session did not come from an activity, so it has no learners.",
+            hint="Open the activity itself from the course page.",
+        )
+
+
+def describe_event(event: Event, design: CompiledDesign | None) -> str:
+    """An event of the log as an instructor reads it."""
+
+    def title(activity_id: str) -> str:
+        return _title(design, activity_id)
+
+    match event:
+        case Launched():
+            given = ", ".join(f"{k} = {v}" for k, v in sorted(event.custom.items()))
+            return "Launched the activity" + (f" (the platform sent {given})" if given else "")
+        case AttributeSet():
+            return f"{event.attribute} set to {event.value!r} (from {event.source})"
+        case IntakeAnswered():
+            answers = ", ".join(f"{k} = {v}" for k, v in event.answers.items())
+            return f"Answered {title(event.activity)}: {answers or 'nothing'}"
+        case Started():
+            return f"Opened {title(event.activity)}"
+        case Answered():
+            verdict = "right" if event.correct else "wrong"
+            return f"Answered question {event.question} of {title(event.activity)}: {verdict}"
+        case Completed():
+            score = "" if event.score is None else f" with score {event.score:.2f}"
+            return f"Completed {title(event.activity)}{score}"
+        case Chose():
+            picked = ", ".join(title(activity) for activity in event.picked) or "nothing"
+            return f"Chose {picked} (choice '{event.choice}')"
+        case Overridden():
+            target = f"route {event.route}" if event.route else f"{title(event.activity or '')}"
+            return f"Moved to {target} by {event.by}" + (
+                f": {event.reason}" if event.reason else ""
+            )
+        case Reset():
+            return f"Progress reset by {event.by}" + (f": {event.reason}" if event.reason else "")
+        case Migrated():
+            return f"Moved from version {event.from_version} to version {event.to_version}"
+    return event.type
+
+
+def learner_detail(session: Session, place: InstructorPlace, enrolment_id: int) -> LearnerDetail:
+    """One learner of the activity: where they are, every decision with its explanation, and
+    the places an instructor may move them to."""
+    ensure_same_activity(place)
+    enrolment = _enrolment_for(session, place, enrolment_id)
+    designs = _Designs(session)
+    design = designs.get(enrolment.design_id, enrolment.design_version)
+    records = teaching_repo.people_of_activity(session, place.context_pk, place.resource_link_pk)
+    record = next((r for r in records if r.enrolment_id == enrolment.enrolment_id), None)
+    if record is None:  # the learner is known by their enrolment at least
+        record = PersonRecord(user_sub=enrolment.user_sub, name=enrolment.name)
+    trace = progress.decision_trace(session, enrolment.enrolment_id)
+    steps = tuple(
+        TraceStep(
+            sequence=item.sequence,
+            at=item.occurred_at,
+            event=describe_event(item.event, design),
+            actor=item.actor,
+            note=item.note,
+            decision_kind=item.decision_kind,
+            explanation=item.explanation,
+        )
+        for item in trace.items
+    )
+    state = (enrolment.snapshot or {}).get("state") or {}
+    raw_attributes = _mapping(state.get("attributes"))
+    sources = _mapping(state.get("attribute_sources"))
+    attributes = tuple(
+        (str(name), str(value), str(sources.get(name, "")))
+        for name, value in sorted(raw_attributes.items())
+    )
+    return LearnerDetail(
+        member=_member_place(record, designs),
+        enrolment_id=enrolment.enrolment_id,
+        design_id=enrolment.design_id,
+        design_version=enrolment.design_version,
+        design_title=design.design.title if design is not None else enrolment.design_id,
+        started_at=enrolment.started_at,
+        trace=steps,
+        targets=override_targets(design) if design is not None else OverrideTargets((), ()),
+        attributes=attributes,
+    )
+
+
+def move_learner(
+    session: Session,
+    place: InstructorPlace,
+    enrolment_id: int,
+    target: str,
+    reason: str,
+    *,
+    now: datetime,
+) -> None:
+    """Put the learner on a route (``route:<case name>``) or at an activity
+    (``activity:<id>``): an ``overridden`` event with who did it and why."""
+    ensure_same_activity(place)
+    why = require_reason(reason)
+    enrolment = _enrolment_for(session, place, enrolment_id)
+    kind, _, name = (target or "").partition(":")
+    design = _Designs(session).get(enrolment.design_id, enrolment.design_version)
+    targets = override_targets(design) if design is not None else OverrideTargets((), ())
+    allowed = {
+        "route": {route for route, _ in targets.routes},
+        "activity": {activity for activity, _ in targets.activities},
+    }
+    if kind not in allowed or name not in allowed[kind]:
+        raise InvalidInputError(
+            f"{target!r} is not a route or an activity of {enrolment.design_id} "
+            f"version {enrolment.design_version}.",
+            hint="Pick a route or an activity from the lists on the learner's page.",
+        )
+    progress.override(
+        session, enrolment.enrolment_id, _instructor_name(session, place), target, why, now
+    )
+
+
+def reset_learner(
+    session: Session, place: InstructorPlace, enrolment_id: int, reason: str, *, now: datetime
+) -> None:
+    """Start the learner's route again: a ``reset`` event with who did it and why (their
+    answers so far stay in the log; attributes such as their background are kept)."""
+    ensure_same_activity(place)
+    why = require_reason(reason)
+    enrolment = _enrolment_for(session, place, enrolment_id)
+    progress.reset(session, enrolment.enrolment_id, _instructor_name(session, place), why, now)
