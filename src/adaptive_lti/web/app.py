@@ -20,6 +20,7 @@ from adaptive_lti.web.routes import (
     health,
     lti,
     registration,
+    teaching,
 )
 
 WEB_DIR = Path(__file__).resolve().parent
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(deep_linking.router)
     app.include_router(designs.router)
     app.include_router(registration.router)
+    app.include_router(teaching.router)
     if settings.demo_platform:
         demo_platform.mount(app, settings)
     return app
