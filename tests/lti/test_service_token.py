@@ -6,7 +6,7 @@ import jwt
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from adaptive_lti.core.grading import ServiceCallRefused, ServiceUnavailable
+from adaptive_lti.core.grading import ServiceCallRefused, ServiceSetupProblem, ServiceUnavailable
 from adaptive_lti.db.session import transaction
 from adaptive_lti.lti.service_http import authorised_get
 from adaptive_lti.lti.service_token import ServiceTokenProvider
@@ -138,7 +138,7 @@ def test_a_second_401_says_the_authorization_header_is_stripped(
     tokens: ServiceTokenProvider, platform: FakePlatform, registration_id: int
 ) -> None:
     platform.strip_authorization = True
-    with pytest.raises(ServiceUnavailable) as caught:
+    with pytest.raises(ServiceSetupProblem) as caught:
         tokens.send(
             registration_id,
             [NRPS_SCOPE],
@@ -161,7 +161,7 @@ def test_a_token_endpoint_that_refuses_the_tool_says_what_to_check(
     other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     platform = FakePlatform(tool_public_key=other_key.public_key(), clock=clock)
     tokens = service_clients(session_factory, platform)[2]
-    with pytest.raises(ServiceCallRefused) as caught:
+    with pytest.raises(ServiceSetupProblem) as caught:
         tokens.access_token(registration_id, [NRPS_SCOPE])
     assert "invalid_client" in str(caught.value)
     assert "public key" in caught.value.hint
@@ -181,3 +181,20 @@ def test_a_failing_token_endpoint_is_temporary(
 def test_no_scope_no_token(tokens: ServiceTokenProvider, registration_id: int) -> None:
     with pytest.raises(ServiceCallRefused, match="without any scope"):
         tokens.access_token(registration_id, [])
+
+
+def test_a_token_endpoint_answering_a_web_page_is_temporary(
+    session_factory: sessionmaker[Session], clock: FakeClock, registration_id: int
+) -> None:
+    import httpx
+
+    from adaptive_lti.lti.service_http import new_http_client
+    from tests.lti.fake_platform import tool_signing_key
+
+    def maintenance(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, text="<html>Moodle is being upgraded</html>")
+
+    http = new_http_client(httpx.MockTransport(maintenance))
+    tokens = ServiceTokenProvider(session_factory, http, signing_key=tool_signing_key, clock=clock)
+    with pytest.raises(ServiceUnavailable, match="not JSON: <html>Moodle is being upgraded"):
+        tokens.access_token(registration_id, [NRPS_SCOPE])

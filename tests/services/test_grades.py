@@ -413,3 +413,18 @@ def test_the_background_worker_delivers_and_stops(
     assert not worker.running
     assert len(platform.received_scores) == 1
     assert [row.status for row in outbox_rows(factory)] == ["delivered"]
+
+
+def test_a_platform_without_the_tools_key_is_retried_not_failed(
+    session_factory: sessionmaker[Session], registration_id: int, clock: FakeClock
+) -> None:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
+    platform = FakePlatform(tool_public_key=stranger, clock=clock)
+    queue(session_factory, registration_id, a_score(clock))
+    assert deliver(session_factory, platform, clock).retrying == 1
+    [row] = outbox_rows(session_factory)
+    assert row.status == "pending"
+    assert "token endpoint refused the tool" in (row.last_error or "")
+    assert "public key" in (row.last_error or "")

@@ -179,6 +179,12 @@ class ServiceUnavailable(PlatformServiceError):
     """The platform could not be reached or failed (5xx, timeout, 429); try again later."""
 
 
+class ServiceSetupProblem(ServiceUnavailable):
+    """The call failed because of a set-up problem an administrator can fix (the platform does
+    not know the tool's key, a web server strips the Authorization header). Retried like an
+    outage, so delivery resumes by itself once it is fixed."""
+
+
 class OutboxStatus(StrEnum):
     pending = "pending"
     delivered = "delivered"

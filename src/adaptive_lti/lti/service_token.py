@@ -24,7 +24,7 @@ import jwt
 from sqlalchemy.orm import Session, sessionmaker
 
 from adaptive_lti.core.errors import AdaptiveLtiError
-from adaptive_lti.core.grading import ServiceCallRefused, ServiceUnavailable
+from adaptive_lti.core.grading import ServiceCallRefused, ServiceSetupProblem, ServiceUnavailable
 from adaptive_lti.db import grades_repo, lti_repo
 from adaptive_lti.db.session import transaction
 from adaptive_lti.lti import keys
@@ -167,20 +167,26 @@ class ServiceTokenProvider:
                 hint="The tool will try again later.",
             ) from error
         status = response.status_code
+        detail = body_excerpt(response)
         if 400 <= status < 500 and status not in TEMPORARY_CLIENT_ERRORS:
-            raise ServiceCallRefused(
+            # A set-up problem (unknown client, key not on the platform): retried, so grades
+            # flow again once the administrator fixes it.
+            raise ServiceSetupProblem(
                 f"The platform's token endpoint refused the tool (HTTP {status}"
-                f"{': ' + body_excerpt(response) if body_excerpt(response) else ''}).",
+                + (f": {detail}" if detail else "")
+                + ").",
                 hint="Check the tool's registration on the platform: the client id, and that "
                 "the platform has the tool's public key (its JWKS URL).",
             )
         raise_for_service_status(response, "token endpoint")
-        body = parse_json_body(response, "token endpoint")
+        try:
+            body = parse_json_body(response, "token endpoint")
+        except ServiceCallRefused as error:  # a maintenance or login page instead of JSON
+            raise ServiceUnavailable(error.message, hint="The tool will try again later.") from None
         token = body.get("access_token") if isinstance(body, dict) else None
         if not isinstance(token, str) or not token:
-            raise ServiceCallRefused(
-                f"The platform's token endpoint answered without an access_token: "
-                f"{body_excerpt(response)}",
+            raise ServiceSetupProblem(
+                f"The platform's token endpoint answered without an access_token: {detail}",
                 hint="Check the tool's registration on the platform.",
             )
         expires_in = body.get("expires_in", 3600)
@@ -209,7 +215,7 @@ class ServiceTokenProvider:
         token = self.access_token(registration_id, scope_set, refresh=True)
         response = self._send(build_request(token), what)
         if response.status_code == 401:
-            raise ServiceUnavailable(
+            raise ServiceSetupProblem(
                 f"The platform's {what} rejected a freshly issued access token (HTTP 401 twice). "
                 "The web server in front of Moodle (or the platform) most likely strips the "
                 "Authorization header before PHP sees it.",
