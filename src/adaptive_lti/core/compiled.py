@@ -61,6 +61,12 @@ def iter_steps(steps: tuple[Step, ...], path: Path) -> Iterator[tuple[Path, Step
                 yield from iter_steps(variant.then, (*here, "split", "variants", name, "then"))
 
 
+_SCORE = Symbol(ValueType.number, minimum=0.0, maximum=1.0)
+_ATTEMPTS = Symbol(ValueType.number, minimum=0.0)
+_FLAG = Symbol(ValueType.boolean)
+_SINCE = Symbol(ValueType.duration, minimum=0.0)
+
+
 def design_symbols(design: Design) -> dict[str, Symbol]:
     """Every name a condition of this design may read, with its type."""
     symbols: dict[str, Symbol] = {}
@@ -72,12 +78,14 @@ def design_symbols(design: Design) -> dict[str, Symbol]:
             attribute.maximum,
             attribute.description,
         )
+    # Symbols are immutable: every activity shares the same five (a 1,000-activity design would
+    # otherwise build 5,000 equal objects at each load).
     for activity_id in design.activities:
-        symbols[f"{activity_id}.score"] = Symbol(ValueType.number, minimum=0.0, maximum=1.0)
-        symbols[f"{activity_id}.attempts"] = Symbol(ValueType.number, minimum=0.0)
-        symbols[f"{activity_id}.completed"] = Symbol(ValueType.boolean)
-        symbols[f"{activity_id}.passed"] = Symbol(ValueType.boolean)
-        symbols[f"since({activity_id})"] = Symbol(ValueType.duration, minimum=0.0)
+        symbols[f"{activity_id}.score"] = _SCORE
+        symbols[f"{activity_id}.attempts"] = _ATTEMPTS
+        symbols[f"{activity_id}.completed"] = _FLAG
+        symbols[f"{activity_id}.passed"] = _FLAG
+        symbols[f"since({activity_id})"] = _SINCE
     for skill_id in design.skills:
         symbols[f"mastery.{skill_id}"] = Symbol(ValueType.number, minimum=0.0, maximum=1.0)
         symbols[f"mastered.{skill_id}"] = Symbol(ValueType.boolean)

@@ -220,24 +220,60 @@ def describe_learner(values: Mapping[str, Any], symbols: Mapping[str, Symbol]) -
 
 @dataclass(frozen=True)
 class Progress:
-    """Activities every learner here has completed (``must``) and that some may have (``may``)."""
+    """Activities every learner here has completed (``must``) and that some may have (``may``).
+
+    Only the ``watched`` activities are tracked (None: all) — those whose completion something
+    asks about (a condition, a review, an intake). Tracking every activity would copy sets the
+    size of the design at every step: quadratic in the design's size.
+    """
 
     must: frozenset[str] = frozenset()
     may: frozenset[str] = frozenset()
+    watched: frozenset[str] | None = field(default=None, compare=False)
+
+    def _tracked(self, activities: Iterable[str]) -> frozenset[str]:
+        added = frozenset(activities)
+        return added if self.watched is None else added & self.watched
 
     def having_done(self, *activities: str) -> Progress:
-        return Progress(self.must | set(activities), self.may | set(activities))
+        added = self._tracked(activities)
+        if added <= self.must:
+            return self
+        return Progress(self.must | added, self.may | added, self.watched)
 
     def maybe_done(self, *activities: str) -> Progress:
-        return Progress(self.must, self.may | set(activities))
+        added = self._tracked(activities)
+        if added <= self.may:
+            return self
+        return Progress(self.must, self.may | added, self.watched)
 
 
 def _merge(paths: Sequence[Progress]) -> Progress:
     if not paths:
         return Progress()
     return Progress(
-        frozenset.intersection(*(p.must for p in paths)), frozenset.union(*(p.may for p in paths))
+        frozenset.intersection(*(p.must for p in paths)),
+        frozenset.union(*(p.may for p in paths)),
+        paths[0].watched,
     )
+
+
+def watched_activities(compiled: CompiledDesign) -> frozenset[str]:
+    """Activities whose completion matters to some check: read by a condition, reviewed, or
+    asking attributes."""
+    design = compiled.design
+    watched: set[str] = set()
+    for condition in compiled.conditions.values():
+        for name in condition.reads:
+            if name.startswith("since("):
+                watched.add(name[len("since(") : -1])
+            elif name.partition(".")[0] in design.activities:
+                watched.add(name.partition(".")[0])
+    for _, step in iter_steps(design.route, ("route",)):
+        if isinstance(step, Review):
+            watched.add(step.review.of)
+    watched.update(a for a, activity in design.activities.items() if isinstance(activity, Intake))
+    return frozenset(watched)
 
 
 @dataclass
@@ -247,6 +283,13 @@ class _Linter:
     reached: set[str] = field(default_factory=set)
     on_route: set[str] = field(default_factory=set)
     dead_cases: dict[str, str] = field(default_factory=dict)  # activity -> why its case is dead
+    askers: dict[str, list[str]] = field(default_factory=dict)  # attribute -> intakes asking it
+
+    def __post_init__(self) -> None:
+        for activity_id, activity in self.compiled.design.activities.items():
+            if isinstance(activity, Intake):
+                for attribute in activity.ask:
+                    self.askers.setdefault(attribute, []).append(activity_id)
 
     # reporting
 
@@ -300,16 +343,9 @@ class _Linter:
         unknown = (
             attribute is not None
             and attribute.default is None
-            and not any(asker in progress.must for asker in self._askers(name))
+            and not any(asker in progress.must for asker in self.askers.get(name, ()))
         )
         return candidate_values(symbol, constants, may_be_unknown=unknown)
-
-    def _askers(self, attribute: str) -> list[str]:
-        return [
-            activity_id
-            for activity_id, activity in self.compiled.design.activities.items()
-            if isinstance(activity, Intake) and attribute in activity.ask
-        ]
 
     def learners(
         self, conditions: Sequence[Condition], progress: Progress
@@ -881,7 +917,8 @@ _SEVERITY_ORDER = {ERROR: 0, WARNING: 1}
 def lint(compiled: CompiledDesign) -> list[Problem]:
     """Every error and warning the linter finds, in file order."""
     linter = _Linter(compiled)
-    finished = linter.walk(compiled.design.route, ("route",), Progress(), live=True)
+    start = Progress(watched=watched_activities(compiled))
+    finished = linter.walk(compiled.design.route, ("route",), start, live=True)
     linter.completion(finished)
     linter.declarations()
     linter.unreachable()
