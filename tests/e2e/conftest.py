@@ -27,6 +27,8 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 import pytest
 
+from adaptive_lti.lti.session import ToolSession
+
 SERVER_START_TIMEOUT_SECONDS = 60
 # Tests share one secret so that several server processes accept each other's signed values.
 E2E_SECRET_KEY = "e2e-secret-key-that-is-long-enough-0123456789"
@@ -316,3 +318,56 @@ def demo_client(running_server: RunningServer) -> Iterator[DemoPlatformClient]:
 
 def path_of(url: str) -> str:
     return urlsplit(url).path
+
+
+# --- what the tool made of a launch ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecordedLaunchRow:
+    subject: str | None
+    name: str | None
+    roles_short: list[str]
+    custom: dict[str, str]
+    locale: str | None
+    ext: dict[str, str] | None
+    tool_platform: dict[str, str] | None
+
+
+def recorded_launches(server: RunningServer) -> list[RecordedLaunchRow]:
+    """Every launch the tool recorded in the server's database, oldest first."""
+    from sqlalchemy import select
+
+    from adaptive_lti.db.session import make_engine
+    from adaptive_lti.db.tables import Launch, User
+
+    engine = make_engine(server.database_url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                select(
+                    User.subject,
+                    User.name,
+                    Launch.roles_short,
+                    Launch.custom,
+                    Launch.locale,
+                    Launch.ext,
+                    Launch.tool_platform,
+                )
+                .outerjoin(User, Launch.user_id == User.id)
+                .order_by(Launch.id)
+            ).all()
+    finally:
+        engine.dispose()
+    return [RecordedLaunchRow(*row) for row in rows]
+
+
+def tool_session_of(response: httpx.Response) -> ToolSession:
+    """The tool session the launch answer issued (its cookie), verified with the test secret."""
+    from datetime import UTC, datetime
+
+    from adaptive_lti.lti import session as tool_session
+
+    token = response.cookies.get(tool_session.COOKIE)
+    assert token, f"the launch answer set no {tool_session.COOKIE} cookie"
+    return tool_session.verify(token, E2E_SECRET_KEY, datetime.now(UTC))

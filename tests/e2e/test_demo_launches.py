@@ -16,7 +16,9 @@ from tests.e2e.conftest import (
     RunningServer,
     forms_of,
     path_of,
+    recorded_launches,
     start_server,
+    tool_session_of,
 )
 
 
@@ -46,26 +48,42 @@ def test_a_learner_launch_reaches_the_landing_page(demo_client: DemoPlatformClie
         ("GET", "/demo-platform/auth", 200),
         ("POST", "/lti/launch", 200),
     ]
-    assert "Ana Alves" in page.text
-    assert "Introduction to Programming" in page.text
-    # What the platform sent about her background is shown back to her.
-    assert "none" in page.text and "interest" in page.text
+    assert tool_session_of(page).is_instructor is False
+    # What the tool recorded: who she is, her role, and the background the platform sent.
+    ana = recorded_launches(demo_client.server)[-1]
+    assert (ana.subject, ana.name, ana.roles_short) == ("3", "Ana Alves", ["Learner"])
+    assert ana.custom["prior_programming"] == "none" and ana.custom["goal"] == "interest"
+    assert ana.ext == {"lms": "moodle-2", "user_username": "ana.alves"}
+    assert ana.tool_platform is not None
+    assert ana.tool_platform["product_family_code"] == "moodle"
 
 
 @pytest.mark.parametrize("person", ["ben", "chen", "gabi"])
 def test_other_learners_launch_too(demo_client: DemoPlatformClient, person: str) -> None:
     page = demo_client.launch_as(person)
     assert page.status_code == 200, page.text
-    assert person.capitalize() in page.text
+    recorded = recorded_launches(demo_client.server)[-1]
+    assert recorded.name is not None and recorded.name.lower().startswith(person)
+    assert recorded.roles_short == ["Learner"]
+
+
+def test_backgrounds_and_locale_reach_the_tool(demo_client: DemoPlatformClient) -> None:
+    demo_client.launch_as("chen")
+    chen = recorded_launches(demo_client.server)[-1]
+    assert chen.locale == "pt_br"
+    assert chen.custom["prior_programming"] == "some" and chen.custom["goal"] == "academic"
+    demo_client.launch_as("gabi")
+    gabi = recorded_launches(demo_client.server)[-1]
+    assert "prior_programming" not in gabi.custom and "goal" not in gabi.custom
 
 
 def test_the_instructor_reaches_the_course_page(demo_client: DemoPlatformClient) -> None:
-    demo_client.launch_as("ana")  # so the course has a learner's launch to show
     page = demo_client.launch_as("irene")
     assert page.status_code == 200, page.text
-    assert "Irene" in page.text
+    session = tool_session_of(page)
+    assert session.is_instructor is True
+    assert recorded_launches(demo_client.server)[-1].roles_short == ["Instructor"]
     assert "Introduction to Programming" in page.text
-    assert "Ana Alves" in page.text  # the course page lists who launched
 
 
 def test_the_login_redirect_asks_the_platform_as_the_spec_says(
@@ -161,7 +179,7 @@ def test_a_login_on_one_process_and_the_launch_on_another(
     answer = demo_client.authorize(login)
     page = demo_client.launch(answer, via=second_server)  # served by the second
     assert page.status_code == 200, page.text
-    assert "Chen" in page.text
+    assert recorded_launches(demo_client.server)[-1].subject == "5"
     # And the replay is refused by the first process: the nonce was spent in the shared database.
     assert demo_client.launch(answer).status_code == 401
 
