@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from textwrap import dedent
 
 import pytest
@@ -20,7 +21,7 @@ from adaptive_lti.core.lint import (
     lint,
     number_candidates,
 )
-from adaptive_lti.core.loader import load_design
+from adaptive_lti.core.loader import load_design, load_design_file
 from tests.core.design_texts import VALID
 
 # A small design to build variants from: {route} and {completion} are filled in per test.
@@ -508,3 +509,12 @@ def test_describe_learner() -> None:
         symbols,
     ) == ("prior_programming=some, diagnostic.score=0.6, x.passed=false, y=unknown")
     assert describe_learner({"since(x)": 8 * 86400.0}, symbols) == "since(x)=1.1 weeks"
+
+
+def test_the_shipped_example_designs_have_no_lint_errors() -> None:
+    root = Path(__file__).resolve().parents[2]
+    examples = sorted(root.glob("examples/*/design*.yaml"))
+    assert examples, "no example designs found"
+    for example in examples:
+        errors = [str(p) for p in lint(load_design_file(example)) if p.severity == "error"]
+        assert errors == [], example
