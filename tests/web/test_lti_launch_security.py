@@ -612,7 +612,6 @@ def test_login_on_one_instance_launch_on_another(new_database_url, backend: str)
             token = platform.sign(platform.claims(nonce=nonce, now=second.clock.now))
             response = second.launch(token, state)
             assert response.status_code == 200, response.text
-            assert "Welcome, Student One" in response.text
             # And a replay on the first instance finds the state gone.
             first.client.cookies.set(f"lti1p3-{state}", state, path="/lti")
             assert first.launch(token, state, json=True).status_code == 401

@@ -211,7 +211,8 @@ def test_launch_proved_by_platform_storage_is_accepted(h: LtiHarness) -> None:
     assert h.counts()["lti_launch"] == 0
     # The re-post carries the state read back from platform storage.
     accepted = h.launch(token, state, lti_storage_state=state)
-    assert accepted.status_code == 200 and "Welcome, Student One" in accepted.text
+    assert accepted.status_code == 200
+    assert h.counts()["lti_launch"] == 1
 
 
 def test_wrong_platform_storage_proof_falls_back_to_a_new_window(h: LtiHarness) -> None:
