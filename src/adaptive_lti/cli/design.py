@@ -18,8 +18,6 @@ from adaptive_lti.core.graph import FORMATS, render
 from adaptive_lti.core.lint import lint
 from adaptive_lti.core.loader import load_design_file
 
-SCHEMA_ID = "https://adaptive-lti.example.org/schema/design.json"
-
 
 def register(subparsers: Any) -> None:
     check = subparsers.add_parser(
@@ -112,7 +110,6 @@ def _write(text: str, output: str | None) -> None:
 
 def run_schema(args: argparse.Namespace) -> int:
     schema = json_schema()
-    schema.setdefault("$id", SCHEMA_ID)
     _write(json.dumps(schema, indent=2, ensure_ascii=False) + "\n", args.output)
     return 0
 
