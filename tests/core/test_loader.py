@@ -74,6 +74,22 @@ def test_design_error_lists_every_problem() -> None:
     assert "(and 1 more)" in str(caught.value)
 
 
+def test_unknown_activities_are_reported_with_validation_errors() -> None:
+    text = (
+        VALID.replace("  - project\n", "  - projet\n")
+        .replace("lesson: loops-again, below", "lesson: loops-agian, below")
+        .replace("    pass_mark: 0.6", "    pass_mark: high")
+    )
+    problems = problems_of(text)
+    assert [(p.line, p.message) for p in problems] == [
+        (27, "'pass_mark' should be a number, not the text 'high'"),
+        (38, "unknown activity 'loops-agian'"),
+        (42, "unknown activity 'projet'"),
+    ]
+    assert problems[1].hint == "did you mean 'loops-again'?"
+    assert problems[1].column == 53
+
+
 # --- model errors in plain words ------------------------------------------------------------------
 
 

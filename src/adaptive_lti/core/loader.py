@@ -529,7 +529,25 @@ class _Reader:
             if len(self.problems) == reported_before and not step_errors:
                 for item in raw:
                     self._report_validation_error((), dict(item), data)
+            self._report_unknown_activities(data)
             return None
+
+    def _report_unknown_activities(self, data: dict[str, Any]) -> None:
+        """Unknown activity ids in the route, found on the raw values.
+
+        ``compile_design`` checks references once the design validates; when it does not, this
+        finds the misspelt ids too, so one run shows every problem it can.
+        """
+        activities = data.get("activities")
+        route = data.get("route")
+        if not isinstance(activities, dict) or not isinstance(route, list):
+            return
+        known = [key for key in activities if isinstance(key, str)]
+        for path, activity_id in _raw_references(route, ("route",)):
+            if activity_id not in activities:
+                close = difflib.get_close_matches(activity_id, known, n=1, cutoff=0.6)
+                hint = f"did you mean '{close[0]}'?" if close else "declare it under 'activities'"
+                self.add(path, f"unknown activity '{activity_id}'", hint, code="unknown-reference")
 
     def _report_validation_error(self, base: Path, error: dict[str, Any], data: Any) -> None:
         loc = (*base, *error["loc"])
@@ -739,6 +757,50 @@ def _check_step(step: Any, path: Path, errors: list[tuple[Path, dict[str, Any]]]
             errors.append(
                 (then_path, _error("list_type", "then must be a list of steps", then, ()))
             )
+
+
+_REFERENCE_FIELDS = {
+    "remediate": ("check", "lesson", "support"),
+    "choose": ("from", "required"),
+    "review": ("activity", "of"),
+}
+
+
+def _raw_references(steps: list[Any], path: Path) -> list[tuple[Path, str]]:
+    """(path, activity id) for every id the raw route names, where it is well formed."""
+    found: list[tuple[Path, str]] = []
+    for index, step in enumerate(steps):
+        here = (*path, index)
+        if isinstance(step, str):
+            found.append((here, step))
+            continue
+        if not isinstance(step, dict):
+            continue
+        for kind, fields in _REFERENCE_FIELDS.items():
+            body = step.get(kind)
+            if not isinstance(body, dict):
+                continue
+            for name in fields:
+                value = body.get(name)
+                values = value if isinstance(value, list) else [value]
+                for position, item in enumerate(values):
+                    if isinstance(item, str):
+                        where = (*here, kind, name) + (
+                            (position,) if isinstance(value, list) else ()
+                        )
+                        found.append((where, item))
+        cases = step.get("branch")
+        for case_index, case in enumerate(cases if isinstance(cases, list) else []):
+            if isinstance(case, dict) and isinstance(case.get("then"), list):
+                found += _raw_references(case["then"], (*here, "branch", case_index, "then"))
+        split = step.get("split")
+        variants = split.get("variants") if isinstance(split, dict) else None
+        for name, variant in (variants if isinstance(variants, dict) else {}).items():
+            if isinstance(variant, dict) and isinstance(variant.get("then"), list):
+                found += _raw_references(
+                    variant["then"], (*here, "split", "variants", name, "then")
+                )
+    return found
 
 
 def _inside_a_step(loc: tuple[Any, ...]) -> bool:
