@@ -705,10 +705,15 @@ class _Linter:
     def _branch_can_skip(self, step: Branch, progress: Progress) -> bool:
         conditions = [self.compiled.conditions[c.when] for c in step.branch if c.when is not None]
         learners, _ = self.learners(conditions, progress)
+        # Each case's steps are judged once, not once per learner: nested branches would
+        # otherwise multiply their enumerations.
+        skippable: dict[int, bool] = {}
         for learner in learners:
-            for case in step.branch:
+            for index, case in enumerate(step.branch):
                 if case.otherwise or self.compiled.conditions[str(case.when)].evaluate(learner):
-                    if self.can_skip(case.then, progress):
+                    if index not in skippable:
+                        skippable[index] = self.can_skip(case.then, progress)
+                    if skippable[index]:
                         return True
                     break
             else:
