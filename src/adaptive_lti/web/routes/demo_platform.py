@@ -20,6 +20,7 @@ from adaptive_lti.lti.platform_demo import (
     DEMO_PLATFORM_PATH,
     PENDING_LAUNCH_COOKIE,
     PENDING_LAUNCH_MAX_AGE_SECONDS,
+    DemoPerson,
     DemoPlatform,
     FormPost,
     PendingLaunchCodec,
@@ -33,11 +34,13 @@ router = APIRouter(prefix=DEMO_PLATFORM_PATH, tags=["demo platform"])
 root_router = APIRouter()
 
 # The platform's pages are forms for the browser to post at once: no caching, no framing by
-# others, no referrer carrying the state or hints elsewhere.
+# other sites, no referrer carrying the state or hints elsewhere. Framing by the platform itself
+# is allowed: an embedded launch runs inside the course page's iframe, as Moodle's does (Moodle
+# sends "X-Frame-Options: sameorigin" unless framing is allowed site-wide).
 NO_STORE_HEADERS = {
     "Cache-Control": "no-store",
     "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
+    "X-Frame-Options": "SAMEORIGIN",
 }
 
 
@@ -163,3 +166,39 @@ def jwks(platform: PlatformDep) -> JSONResponse:
 @router.get("/.well-known/openid-configuration", name="demo_platform_openid_configuration")
 def openid_configuration(platform: PlatformDep) -> dict[str, Any]:
     return platform.openid_configuration()
+
+
+# --- the course page with the tool embedded, as Moodle shows it ------------------------------
+
+
+def _person_or_404(platform: DemoPlatform, person: str) -> DemoPerson:
+    chosen = platform.person(person[:64])
+    if chosen is None:
+        raise NotFoundError(
+            f"The demo platform has no person called {person[:64]!r}.",
+            hint="Go back to the demo platform's home page and pick one of its people.",
+        )
+    return chosen
+
+
+@router.get("/course/{person}", name="demo_platform_course")
+def course_page(request: Request, platform: PlatformDep, person: str) -> Response:
+    """The activity's page in the course, signed in as ``person``, with the tool embedded: an
+    iframe whose page starts the launch, like Moodle's mod/lti/view.php framing launch.php when
+    the activity's launch container is "Embed". The frame may ask to fit its content
+    (``lti.frameResize``)."""
+    chosen = _person_or_404(platform, person)
+    return templates.TemplateResponse(
+        request,
+        "demo/course.html",
+        {"platform": platform, "person": chosen},
+        headers=NO_STORE_HEADERS,
+    )
+
+
+@router.get("/course/{person}/launch", name="demo_platform_framed_launch")
+def framed_launch(
+    request: Request, platform: PlatformDep, codec: CodecDep, person: str
+) -> Response:
+    """What the course page's iframe loads (Moodle's launch.php): the launch, started inside it."""
+    return launch(request, platform, codec, _person_or_404(platform, person).key)
