@@ -518,3 +518,34 @@ def test_the_shipped_example_designs_have_no_lint_errors() -> None:
     for example in examples:
         errors = [str(p) for p in lint(load_design_file(example)) if p.severity == "error"]
         assert errors == [], example
+
+
+@pytest.mark.parametrize(
+    ("declaration", "message"),
+    [
+        (
+            "{type: choice, values: [a, b], default: c}",
+            "the default of 'extra_attribute' is 'c', but it must be one of a, b",
+        ),
+        (
+            "{type: number, minimum: 0, maximum: 10, default: 11}",
+            "the default of 'extra_attribute' is 11.0, but it must be a number from 0 to 10",
+        ),
+        (
+            "{type: boolean, default: maybe}",
+            "the default of 'extra_attribute' is 'maybe', but it must be true or false",
+        ),
+    ],
+)
+def test_attribute_defaults_must_fit(declaration: str, message: str) -> None:
+    text = design().replace("skills:\n", f"  extra_attribute: {declaration}\nskills:\n")
+    problem = find(text, "invalid-default")
+    assert (problem.severity, problem.message) == ("error", message)
+
+
+def test_labels_for_values_an_attribute_does_not_have() -> None:
+    declaration = "{type: choice, values: [a, b], labels: {a: A, c: C}}"
+    text = design().replace("skills:\n", f"  extra_attribute: {declaration}\nskills:\n")
+    problem = find(text, "invalid-default")
+    assert problem.severity == "warning"
+    assert problem.message == "a label is given for 'c', which is not a value of 'extra_attribute'"

@@ -34,8 +34,10 @@ review-never-due           warning  a review of an activity no learner has done 
 choice-may-be-empty        warning  a choice a learner can leave empty
 choice-overlap             warning  a choice listing an activity twice, or as required and on offer
 unused-attribute           warning  an attribute no condition reads and no intake asks
-unused-skill               warning  a skill no question gives evidence for or no one reads
+unused-skill               warning  a skill no question gives evidence for (its mastery never changes)
 intake-source              warning  an intake asks an attribute whose sources do not include intake
+invalid-default            error    an attribute's default outside its type or domain (warning:
+                                    a label for a value the attribute does not have)
 migration-kind             warning  a migration maps an activity to one of another kind
 =========================  =======  ==============================================================
 """
@@ -65,7 +67,9 @@ from adaptive_lti.core.conditions import (
 )
 from adaptive_lti.core.conditions import Not as NotNode
 from adaptive_lti.core.design import (
+    Attribute,
     AttributeSource,
+    AttributeType,
     Branch,
     Check,
     Choose,
@@ -819,6 +823,8 @@ class _Linter:
                     "remove it, or use it in a branch",
                     key=True,
                 )
+        for name, declaration in design.attributes.items():
+            self.attribute_values(name, declaration)
         evidence = {
             question.skill
             for activity in design.activities.values()
@@ -876,6 +882,50 @@ class _Linter:
                         f"'{new}' ({_a(new_activity.kind)})",
                         "map each activity to one of the same kind, so progress carries over",
                     )
+
+    def attribute_values(self, name: str, attribute: Attribute) -> None:
+        """A default that does not fit the attribute's type or domain; labels for no value."""
+        default = attribute.default
+        path: Path = ("attributes", name, "default")
+        if default is not None:
+            fits = {
+                AttributeType.choice: isinstance(default, str)
+                and default in (attribute.values or ()),
+                AttributeType.number: isinstance(default, int | float)
+                and not isinstance(default, bool)
+                and _within(float(default), attribute.minimum, attribute.maximum),
+                AttributeType.boolean: isinstance(default, bool),
+                AttributeType.text: isinstance(default, str),
+            }[attribute.type]
+            if not fits:
+                expected = {
+                    AttributeType.choice: f"one of {', '.join(attribute.values or ())}",
+                    AttributeType.number: "a number"
+                    + (
+                        f" from {attribute.minimum:g} to {attribute.maximum:g}"
+                        if attribute.minimum is not None and attribute.maximum is not None
+                        else ""
+                    ),
+                    AttributeType.boolean: "true or false",
+                    AttributeType.text: "text",
+                }[attribute.type]
+                self.report(
+                    path,
+                    ERROR,
+                    "invalid-default",
+                    f"the default of '{name}' is {default!r}, but it must be {expected}",
+                    "fix the default, or remove it",
+                )
+        for value in attribute.labels or {}:
+            if value not in (attribute.values or ()):
+                self.report(
+                    ("attributes", name, "labels", value),
+                    WARNING,
+                    "invalid-default",
+                    f"a label is given for '{value}', which is not a value of '{name}'",
+                    "label only the values listed in 'values'",
+                    key=True,
+                )
 
     def unreachable(self) -> None:
         for activity_id in self.compiled.design.activities:
