@@ -89,6 +89,10 @@ class Settings(BaseSettings):
         "email",
     )
 
+    # Test and demo only: the server's clock runs this many seconds ahead (end-to-end tests of a
+    # learner who comes back days later: spaced reviews). Production refuses anything but 0.
+    clock_offset_seconds: float = 0.0
+
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Self:
         if self.environment is Environment.production and (
@@ -102,6 +106,11 @@ class Settings(BaseSettings):
             raise ValueError(
                 "ADAPTIVE_LTI_DEMO_PLATFORM lets anyone launch as any demo person, instructors "
                 "included: it cannot be turned on in production"
+            )
+        if self.environment is Environment.production and self.clock_offset_seconds:
+            raise ValueError(
+                "ADAPTIVE_LTI_CLOCK_OFFSET_SECONDS moves the server's clock for tests: it "
+                "cannot be set in production"
             )
         return self
 

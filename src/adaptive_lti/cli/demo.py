@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import errno
 import socket
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,10 @@ from adaptive_lti.db import migrate
 from adaptive_lti.settings import Settings
 
 DEFAULT_DATA_DIR = Path("demo-data")
+# The example course the demo platform's activity is bound to (custom parameter design=...).
+EXAMPLE_DESIGN = (
+    Path(__file__).resolve().parents[3] / "examples" / "intro-programming" / "design.yaml"
+)
 # Hosts that listen everywhere: the URL to open in a browser is the loopback one.
 WILDCARD_HOSTS = {"0.0.0.0", "::", ""}  # noqa: S104 - names, not a bind
 
@@ -97,6 +102,36 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+def publish_example_design(settings: Settings, path: Path = EXAMPLE_DESIGN) -> str:
+    """Publish the example course the demo activity runs (``design=intro-programming``).
+
+    Publishing identical content again changes nothing, so every start (and every process of
+    a multi-process demo) may do it. Returns what to print about it.
+    """
+    from adaptive_lti.core.loader import load_design_file
+    from adaptive_lti.db.session import make_engine, make_session_factory, transaction
+    from adaptive_lti.services import designs as design_service
+
+    if not path.is_file():
+        return f"example design {path} not found: the demo activity shows 'not ready yet'"
+    compiled = load_design_file(path)
+    engine = make_engine(settings.database_url)
+    try:
+        with transaction(make_session_factory(engine)) as session:
+            result = design_service.publish_design(
+                session,
+                path.read_text(encoding="utf-8"),
+                path.name,
+                "adaptive-lti demo",
+                now=datetime.now(UTC),
+                page_bodies=design_service.page_bodies_of(compiled),
+            )
+    finally:
+        engine.dispose()
+    version = result.version
+    return f"{version.design_id} version {version.version} ({version.title}), from {path}"
+
+
 def run_demo(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -117,12 +152,14 @@ def run_demo(args: argparse.Namespace) -> int:
     )
     args.data_dir.mkdir(parents=True, exist_ok=True)
     migrate.upgrade(settings.database_url)
+    published = publish_example_design(settings)
     app = create_app(settings)
     print(
         f"adaptive-lti demo: open {settings.base_url}/ in your browser\n"
         f"  demo platform: {settings.base_url}/demo-platform/  (pick a learner or the instructor)\n"
         f"  listening on {listen_url}\n"
         f"  database: {settings.database_url}\n"
+        f"  design: {published}\n"
         "  stop with Ctrl+C",
         flush=True,
     )

@@ -103,6 +103,9 @@ class DemoActivity:
     line_item_id: str
     title: str
     description: str
+    # The activity's custom parameters, as a teacher types them in Moodle's "Custom parameters":
+    # ``design=ID`` binds the activity to a published design on its first launch.
+    custom: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -135,6 +138,8 @@ DEMO_ACTIVITY = DemoActivity(
     line_item_id="1",
     title="Adaptive programming path",
     description="Your route through the course, chosen from what you know and what you show.",
+    # The example course (examples/intro-programming), which `adaptive-lti demo` publishes.
+    custom={"design": "intro-programming"},
 )
 
 
@@ -545,6 +550,7 @@ class DemoPlatform:
             },
             LTI_CLAIM + "roles": list(person.roles),
             LTI_CLAIM + "custom": {
+                **activity.custom,
                 **person.custom,
                 "course_title": course.title,
                 "user_sis": f"SIS-{person.username}",

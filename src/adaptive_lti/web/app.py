@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -18,6 +19,7 @@ from adaptive_lti.web.routes import (
     demo_platform,
     designs,
     health,
+    journey,
     lti,
     registration,
     teaching,
@@ -48,10 +50,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
+    if settings.clock_offset_seconds:
+        # Tests only (Settings refuses an offset in production): a clock some days ahead.
+        offset = timedelta(seconds=settings.clock_offset_seconds)
+        app.state.clock = lambda: datetime.now(UTC) + offset
     errors.install(app)
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
     app.include_router(health.router)
     app.include_router(lti.router)
+    app.include_router(journey.router)
     app.include_router(deep_linking.router)
     app.include_router(designs.router)
     app.include_router(registration.router)

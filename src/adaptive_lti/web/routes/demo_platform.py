@@ -7,7 +7,6 @@ authorization endpoint, the platform's JWKS and OpenID configuration.
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -28,6 +27,7 @@ from adaptive_lti.lti.platform_demo import (
     register_with_tool,
 )
 from adaptive_lti.settings import Settings
+from adaptive_lti.web.deps import get_now
 from adaptive_lti.web.templating import templates
 
 router = APIRouter(prefix=DEMO_PLATFORM_PATH, tags=["demo platform"])
@@ -142,7 +142,8 @@ async def authorize(request: Request, platform: PlatformDep, codec: CodecDep) ->
         form = await request.form()
         parameters.update({name: value for name, value in form.items() if isinstance(value, str)})
     pending = codec.decode(request.cookies.get(PENDING_LAUNCH_COOKIE))
-    answer = platform.authorize(parameters, pending, now=int(time.time()))
+    # The tool's clock (tests may move it): tokens must be fresh by the clock that checks them.
+    answer = platform.authorize(parameters, pending, now=int(get_now(request).timestamp()))
     if answer.is_error:
         heading = "The platform refused the tool's request"
         explanation = (
