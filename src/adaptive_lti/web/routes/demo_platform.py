@@ -10,11 +10,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Form, Request
+from fastapi import APIRouter, Body, Depends, FastAPI, Form, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from adaptive_lti.core.errors import NotFoundError
 from adaptive_lti.db.session import transaction
+from adaptive_lti.lti import keys
 from adaptive_lti.lti.platform_demo import (
     DEMO_PLATFORM_PATH,
     PENDING_LAUNCH_COOKIE,
@@ -26,8 +27,22 @@ from adaptive_lti.lti.platform_demo import (
     load_or_create_platform_key,
     register_with_tool,
 )
+from adaptive_lti.lti.platform_demo_services import (
+    NRPS_SCOPE,
+    SCOPE_LINEITEM,
+    SCOPE_LINEITEM_READONLY,
+    SCOPE_RESULT_READONLY,
+    SCOPE_SCORE,
+    AccessTokens,
+    DemoGradebook,
+    ServiceError,
+    ServiceUrls,
+    line_item_json,
+    memberships_json,
+    result_json,
+)
 from adaptive_lti.settings import Settings
-from adaptive_lti.web.deps import get_now
+from adaptive_lti.web.deps import SessionDep, get_now
 from adaptive_lti.web.templating import templates
 
 router = APIRouter(prefix=DEMO_PLATFORM_PATH, tags=["demo platform"])
@@ -52,6 +67,10 @@ def mount(app: FastAPI, settings: Settings) -> DemoPlatform:
         register_with_tool(session, platform, datetime.now(UTC))
     app.state.demo_platform = platform
     app.state.demo_pending_launch_codec = PendingLaunchCodec(settings.secret_key)
+    app.state.demo_access_tokens = AccessTokens(platform, settings.secret_key)
+    app.state.demo_gradebook = DemoGradebook(
+        settings.demo_platform_key_file.with_name("demo-platform-gradebook.json"), platform
+    )
     app.include_router(router)
     app.include_router(root_router)
     return platform
@@ -67,8 +86,20 @@ def get_codec(request: Request) -> PendingLaunchCodec:
     return codec
 
 
+def get_access_tokens(request: Request) -> AccessTokens:
+    tokens: AccessTokens = request.app.state.demo_access_tokens
+    return tokens
+
+
+def get_gradebook(request: Request) -> DemoGradebook:
+    gradebook: DemoGradebook = request.app.state.demo_gradebook
+    return gradebook
+
+
 PlatformDep = Annotated[DemoPlatform, Depends(get_platform)]
 CodecDep = Annotated[PendingLaunchCodec, Depends(get_codec)]
+TokensDep = Annotated[AccessTokens, Depends(get_access_tokens)]
+GradebookDep = Annotated[DemoGradebook, Depends(get_gradebook)]
 
 
 def _form_post_page(
@@ -203,3 +234,208 @@ def framed_launch(
 ) -> Response:
     """What the course page's iframe loads (Moodle's launch.php): the launch, started inside it."""
     return launch(request, platform, codec, _person_or_404(platform, person).key)
+
+
+# --- LTI Advantage services (lti/platform_demo_services.py) ---------------------------------------
+
+MEDIA_LINEITEM = "application/vnd.ims.lis.v2.lineitem+json"
+MEDIA_LINEITEM_CONTAINER = "application/vnd.ims.lis.v2.lineitemcontainer+json"
+MEDIA_RESULT_CONTAINER = "application/vnd.ims.lis.v2.resultcontainer+json"
+MEDIA_MEMBERSHIPS = "application/vnd.ims.lti-nrps.v2.membershipcontainer+json"
+READ_LINE_ITEMS = (SCOPE_LINEITEM, SCOPE_LINEITEM_READONLY)
+
+
+def _service_error(error: ServiceError) -> JSONResponse:
+    headers = (
+        {"WWW-Authenticate": f'Bearer error="{error.error}"'} if error.status_code == 401 else {}
+    )
+    return JSONResponse(error.body(), status_code=error.status_code, headers=headers)
+
+
+def _now_seconds(request: Request) -> int:
+    return int(get_now(request).timestamp())
+
+
+def _check_course(platform: DemoPlatform, course_id: str) -> None:
+    if course_id != platform.course.id:
+        raise ServiceError(404, "not_found", f"the platform has no course {course_id!r}")
+
+
+@router.post("/token", name="demo_platform_token")
+def token(
+    request: Request,
+    tokens: TokensDep,
+    session: SessionDep,
+    grant_type: Annotated[str, Form(max_length=100)] = "",
+    client_assertion_type: Annotated[str, Form(max_length=200)] = "",
+    client_assertion: Annotated[str, Form(max_length=16_000)] = "",
+    scope: Annotated[str, Form(max_length=2_000)] = "",
+) -> Response:
+    """OAuth 2 client credentials (Security Framework §4.1), answered as Moodle's token.php:
+    JSON sent as text/html."""
+    form = {
+        "grant_type": grant_type,
+        "client_assertion_type": client_assertion_type,
+        "client_assertion": client_assertion,
+        "scope": scope,
+    }
+    try:
+        answer = tokens.issue(form, keys.published_jwks(session), _now_seconds(request))
+    except ServiceError as error:
+        return _service_error(error)
+    return JSONResponse(answer, media_type="text/html; charset=utf-8")
+
+
+@router.get("/services/{course_id}/lineitems", name="demo_platform_line_items")
+def line_items(
+    request: Request,
+    course_id: str,
+    platform: PlatformDep,
+    tokens: TokensDep,
+    gradebook: GradebookDep,
+    resource_link_id: str | None = None,
+    resource_id: str | None = None,
+    tag: str | None = None,
+) -> Response:
+    """AGS §3.2: the course's line items, filtered as the query asks."""
+    try:
+        _check_course(platform, course_id)
+        tokens.check(request.headers.get("authorization"), READ_LINE_ITEMS, _now_seconds(request))
+        urls = ServiceUrls(platform)
+        items = [
+            line_item_json(urls, item)
+            for item in gradebook.line_items()
+            if (resource_link_id is None or item.resource_link_id == resource_link_id)
+            and (resource_id is None or item.resource_id == resource_id)
+            and (tag is None or item.tag == tag)
+        ]
+    except ServiceError as error:
+        return _service_error(error)
+    return JSONResponse(items, media_type=MEDIA_LINEITEM_CONTAINER)
+
+
+@router.post("/services/{course_id}/lineitems", name="demo_platform_add_line_item")
+def add_line_item(
+    request: Request,
+    course_id: str,
+    body: Annotated[dict[str, Any], Body()],
+    platform: PlatformDep,
+    tokens: TokensDep,
+    gradebook: GradebookDep,
+) -> Response:
+    """AGS §3.2.4: a new line item (a new gradebook column)."""
+    try:
+        _check_course(platform, course_id)
+        tokens.check(request.headers.get("authorization"), (SCOPE_LINEITEM,), _now_seconds(request))
+        item = gradebook.add_line_item(body)
+    except ServiceError as error:
+        return _service_error(error)
+    return JSONResponse(
+        line_item_json(ServiceUrls(platform), item), status_code=201, media_type=MEDIA_LINEITEM
+    )
+
+
+@router.get("/services/{course_id}/lineitems/{item_id}/lineitem", name="demo_platform_line_item")
+def line_item(
+    request: Request,
+    course_id: str,
+    item_id: str,
+    platform: PlatformDep,
+    tokens: TokensDep,
+    gradebook: GradebookDep,
+) -> Response:
+    try:
+        _check_course(platform, course_id)
+        tokens.check(request.headers.get("authorization"), READ_LINE_ITEMS, _now_seconds(request))
+        item = gradebook.line_item(item_id)
+    except ServiceError as error:
+        return _service_error(error)
+    return JSONResponse(line_item_json(ServiceUrls(platform), item), media_type=MEDIA_LINEITEM)
+
+
+@router.post(
+    "/services/{course_id}/lineitems/{item_id}/lineitem/scores", name="demo_platform_scores"
+)
+def post_score(
+    request: Request,
+    course_id: str,
+    item_id: str,
+    body: Annotated[dict[str, Any], Body()],
+    platform: PlatformDep,
+    tokens: TokensDep,
+    gradebook: GradebookDep,
+) -> Response:
+    """AGS §3.4: a score for one learner; refused for people who cannot be graded."""
+    try:
+        _check_course(platform, course_id)
+        tokens.check(request.headers.get("authorization"), (SCOPE_SCORE,), _now_seconds(request))
+        gradable = {person.user_id for person in platform.people if not person.is_instructor}
+        gradebook.record_score(item_id, body, gradable)
+    except ServiceError as error:
+        return _service_error(error)
+    return Response(status_code=200)
+
+
+@router.get(
+    "/services/{course_id}/lineitems/{item_id}/lineitem/results", name="demo_platform_results"
+)
+def results(
+    request: Request,
+    course_id: str,
+    item_id: str,
+    platform: PlatformDep,
+    tokens: TokensDep,
+    gradebook: GradebookDep,
+    user_id: str | None = None,
+) -> Response:
+    """AGS §3.3: the results of a line item, as the platform stored them (rescaled)."""
+    try:
+        _check_course(platform, course_id)
+        tokens.check(
+            request.headers.get("authorization"), (SCOPE_RESULT_READONLY,), _now_seconds(request)
+        )
+        item = gradebook.line_item(item_id)
+        urls = ServiceUrls(platform)
+        body = [result_json(urls, item, result) for result in gradebook.results(item_id, user_id)]
+    except ServiceError as error:
+        return _service_error(error)
+    return JSONResponse(body, media_type=MEDIA_RESULT_CONTAINER)
+
+
+@router.get(
+    "/services/CourseSection/{course_id}/bindings/{binding}/memberships",
+    name="demo_platform_memberships",
+)
+def memberships(
+    request: Request, course_id: str, binding: str, platform: PlatformDep, tokens: TokensDep
+) -> Response:
+    """NRPS 2.0 §2: the course's members, with Moodle's short role names."""
+    try:
+        _check_course(platform, course_id)
+        if binding != platform.deployment_id:
+            raise ServiceError(404, "not_found", f"the course has no tool binding {binding!r}")
+        tokens.check(request.headers.get("authorization"), (NRPS_SCOPE,), _now_seconds(request))
+    except ServiceError as error:
+        return _service_error(error)
+    return JSONResponse(
+        memberships_json(ServiceUrls(platform), platform.people), media_type=MEDIA_MEMBERSHIPS
+    )
+
+
+@router.get("/gradebook", name="demo_platform_gradebook")
+def gradebook_page(request: Request, platform: PlatformDep, gradebook: GradebookDep) -> Response:
+    """The course's gradebook, as the instructor sees it in the VLE."""
+    items = gradebook.line_items()
+    scores = {
+        item.id: {result.user_id: result for result in gradebook.results(item.id)} for item in items
+    }
+    return templates.TemplateResponse(
+        request,
+        "demo/gradebook.html",
+        {
+            "platform": platform,
+            "items": items,
+            "scores": scores,
+            "learners": [person for person in platform.people if not person.is_instructor],
+        },
+    )
