@@ -340,6 +340,12 @@ def test_non_utf8_bytes_name_the_line_and_column() -> None:
     assert where(problem) == (11, 35)
 
 
+def test_lone_surrogates_in_text_are_refused() -> None:
+    problem = only_problem(VALID.replace("title: Welcome", "title: W\udce9lcome"))
+    assert problem.code == "encoding"
+    assert where(problem) == (11, 35)
+
+
 def test_aliases_are_refused_where_they_are_used() -> None:
     text = VALID.replace("title: Loops check", "title: &t Loops check").replace(
         "    title: Project", "    title: *t"

@@ -46,6 +46,12 @@ def test_random_text(text: str) -> None:
 
 
 @FUZZ
+@given(st.text(st.characters(exclude_categories=()), max_size=200))
+def test_random_text_with_any_code_point(text: str) -> None:
+    check_input(text)  # lone surrogates included
+
+
+@FUZZ
 @given(st.binary(max_size=400))
 def test_random_bytes(data: bytes) -> None:
     check_input(data)

@@ -254,8 +254,24 @@ class _Reader:
                 return None
         else:
             decoded = text
-            if len(decoded) > MAX_DESIGN_BYTES:
-                self.problems.append(_too_large(self.filename, len(decoded.encode("utf-8"))))
+            try:
+                size = len(decoded.encode("utf-8"))
+            except UnicodeEncodeError as error:
+                # A lone surrogate (e.g. text decoded with errors="surrogateescape").
+                line, column = _line_column(decoded, error.start)
+                self.problems.append(
+                    Problem(
+                        "the text contains a character that is not valid Unicode",
+                        self.filename,
+                        line,
+                        column,
+                        "save the file as UTF-8 and load it again",
+                        code="encoding",
+                    )
+                )
+                return None
+            if size > MAX_DESIGN_BYTES:
+                self.problems.append(_too_large(self.filename, size))
                 return None
         # A UTF-8 byte-order mark is harmless: accept it (Notepad writes one).
         decoded = decoded.removeprefix("\ufeff")
