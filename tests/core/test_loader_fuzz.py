@@ -17,7 +17,7 @@ from adaptive_lti.core.lint import lint
 from adaptive_lti.core.loader import load_design
 from tests.core.design_texts import VALID
 
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 YAML_CHARACTERS = st.sampled_from([*":-[]{}\"'&*!|>#%@`,?\t\n\r ~\ufeff\x00\x85", "a", "1"])
 
 
