@@ -577,9 +577,10 @@ def bench_database(backend: str, args: argparse.Namespace) -> dict[str, Phase | 
             rss = peak_rss_mb(pid)
             if args.profile:
                 summarise_profile(profile_path, args.profile_rate, launches.completed)
-                kept = Path(args.profile_output or f"bench-launch-profile-{backend}.txt")
-                shutil.copy(profile_path, kept)
-                print(f"  raw profile (py-spy collapsed stacks) kept in {kept}")
+                if args.profile_output:
+                    kept = Path(args.profile_output.replace("{database}", backend))
+                    shutil.copy(profile_path, kept)
+                    print(f"  raw profile (py-spy collapsed stacks) kept in {kept}")
     return {"ceiling": ceiling, "launches": launches, "rss": rss}
 
 
@@ -603,7 +604,9 @@ def main() -> None:
         help="send launches through the demo platform's auth endpoint instead of signing here",
     )
     parser.add_argument("--profile", action="store_true", help="sample the server with py-spy")
-    parser.add_argument("--profile-output", help="where to keep the raw profile")
+    parser.add_argument(
+        "--profile-output", help="keep the raw profile here ({database} is replaced)"
+    )
     parser.add_argument("--profile-rate", type=int, default=250, help="samples per second")
     parser.add_argument(
         "--profile-native", action="store_true", help="all threads, with native frames"
