@@ -144,7 +144,7 @@ def test_schema_to_an_unwritable_place(tmp_path: Path, capsys: pytest.CaptureFix
 
 @pytest.mark.parametrize(
     ("output_format", "start"),
-    [("mermaid", "---\ntitle: Introduction"), ("dot", "digraph design {"), ("svg", "<svg ")],
+    [("mermaid", '---\ntitle: "Introduction'), ("dot", "digraph design {"), ("svg", "<svg ")],
 )
 def test_graph_formats(
     write: Write, capsys: pytest.CaptureFixture[str], output_format: str, start: str

@@ -6,6 +6,7 @@ import re
 import xml.etree.ElementTree as ElementTree
 
 import pytest
+import yaml
 from bench.design_generator import generate_design
 
 from adaptive_lti.core.graph import render, route_graph, to_dot, to_mermaid, to_svg
@@ -58,7 +59,7 @@ def test_choices_splits_reviews_and_fall_through() -> None:
 def test_mermaid_escapes_quotes_and_comparisons() -> None:
     text = render(load_design(VALID).design, "mermaid")
     assert text.startswith(
-        "---\ntitle: Introduction to Programming (version 1)\n---\nflowchart TD\n"
+        '---\ntitle: "Introduction to Programming (version 1)"\n---\nflowchart TD\n'
     )
     assert "#quot;none#quot;" in text and "#lt; 0.5" in text
     labels = re.findall(r'\|"(.*)"\|', text)
@@ -113,3 +114,12 @@ def test_mermaid_of_a_large_design_is_quick_and_complete() -> None:
     design = load_design(generate_design(1000)).design
     text = to_mermaid(route_graph(design))
     assert text.count("\n") > 1000
+
+
+def test_mermaid_titles_and_labels_with_colons_quotes_and_newlines() -> None:
+    text = VALID.replace("title: Introduction to Programming", 'title: "Loops: the \\"basics\\""')
+    text = text.replace("title: Welcome", "title: 'Hello\n\n        there'")
+    mermaid = render(load_design(text).design, "mermaid")
+    front_matter = mermaid.split("---")[1]
+    assert yaml.safe_load(front_matter) == {"title": 'Loops: the "basics" (version 1)'}
+    assert 'n1["Hello there<br/>' in mermaid

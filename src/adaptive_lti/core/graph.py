@@ -13,6 +13,7 @@ from the start, nodes in route order within a layer, straight edges, loops curvi
 from __future__ import annotations
 
 import itertools
+import json
 from dataclasses import dataclass, field
 from xml.sax.saxutils import escape
 
@@ -163,7 +164,11 @@ def route_graph(design: Design) -> RouteGraph:
 
 def _mermaid_text(text: str) -> str:
     return (
-        text.replace("&", "#amp;").replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
+        " ".join(text.split())  # a label is one line; <br/> is added where we want a break
+        .replace("&", "#amp;")
+        .replace('"', "#quot;")
+        .replace("<", "#lt;")
+        .replace(">", "#gt;")
     )
 
 
@@ -171,7 +176,8 @@ def to_mermaid(graph: RouteGraph, title: str = "") -> str:
     """A Mermaid flowchart (GitHub and GitLab render it in Markdown)."""
     lines = []
     if title:
-        lines += ["---", f"title: {_mermaid_text(title)}", "---"]
+        # The front matter is YAML: a JSON string is a valid YAML scalar, whatever the title holds.
+        lines += ["---", f"title: {json.dumps(' '.join(title.split()), ensure_ascii=False)}", "---"]
     lines.append("flowchart TD")
     shapes = {
         "start": ('(["', '"])'),
