@@ -114,3 +114,14 @@ def test_the_response_is_signed_with_the_tools_key_and_kid() -> None:
             },
         }
     ]
+
+
+def test_no_line_items_when_the_platform_says_it_ignores_them() -> None:
+    settings = {**MOODLE_DEEP_LINKING_SETTINGS, "accept_lineitem": False}
+    launch = deep_linking_launch(deep_linking_settings=settings)
+    assert deeplink.read_deep_linking_request(launch).accept_line_item is False
+    assert not deeplink.can_create_line_items(launch)
+    accepting = deep_linking_launch(
+        deep_linking_settings={**MOODLE_DEEP_LINKING_SETTINGS, "accept_lineitem": True}
+    )
+    assert deeplink.can_create_line_items(accepting)

@@ -69,6 +69,8 @@ class DeepLinkingRequest:
     data: str | None
     title: str | None
     text: str | None
+    # §4.4.1 accept_lineitem: False means the platform ignores line items; None, not said.
+    accept_line_item: bool | None = None
 
 
 def read_deep_linking_request(launch: LaunchContext) -> DeepLinkingRequest:
@@ -119,11 +121,18 @@ def read_deep_linking_request(launch: LaunchContext) -> DeepLinkingRequest:
         data=data if isinstance(data, str) else None,
         title=title if isinstance(title, str) and title else None,
         text=text if isinstance(text, str) and text else None,
+        accept_line_item=settings["accept_lineitem"]
+        if isinstance(settings.get("accept_lineitem"), bool)
+        else None,
     )
 
 
 def can_create_line_items(launch: LaunchContext) -> bool:
-    """AGS 2.0 §3.1: the platform lets the tool declare line items only with the lineitem scope."""
+    """AGS 2.0 §3.1: the platform lets the tool declare line items only with the lineitem scope;
+    and a deep linking request may say it ignores them (DL 2.0 §4.4.1 ``accept_lineitem``)."""
+    settings = launch.deep_linking_settings or {}
+    if settings.get("accept_lineitem") is False:
+        return False
     endpoint = launch.ags_endpoint or {}
     scopes = endpoint.get("scope")
     return isinstance(scopes, list | tuple) and LINE_ITEM_SCOPE in scopes
