@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -412,14 +412,4 @@ def store_access_token(
         ServiceAccessToken,
         {"registration_id": registration_id, "scopes": scopes, **values},
         ["registration_id", "scopes"],
-    )
-
-
-def forget_access_token(session: Session, registration_id: int, scopes: str) -> None:
-    """Drop a cached token the platform no longer accepts (a 401)."""
-    session.execute(
-        delete(ServiceAccessToken).where(
-            ServiceAccessToken.registration_id == registration_id,
-            ServiceAccessToken.scopes == scopes,
-        )
     )

@@ -21,6 +21,7 @@ from typing import Protocol
 
 import httpx
 import jwt
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from adaptive_lti.core.errors import AdaptiveLtiError
@@ -116,10 +117,9 @@ class ServiceTokenProvider:
                 "the tool on the platform.",
             )
         now = self._clock()
+        # Reads only: on SQLite this works beside a request that holds the write lock.
         with transaction(self._session_factory) as session:
-            if refresh:
-                grades_repo.forget_access_token(session, registration_id, scope_key)
-            else:
+            if not refresh:
                 cached = grades_repo.load_access_token(
                     session, registration_id, scope_key, now + self._refresh_margin
                 )
@@ -138,15 +138,21 @@ class ServiceTokenProvider:
                 jti=self._new_jti(),
             )
         token, expires_in = self._request_token(registration.auth_token_url, assertion, scope_key)
-        with transaction(self._session_factory) as session:
-            grades_repo.store_access_token(
-                session,
-                registration_id,
-                scope_key,
-                token,
-                now + timedelta(seconds=expires_in),
-                now,
-            )
+        try:
+            # Replaces the cached token too (after a 401, the one the platform refused).
+            with transaction(self._session_factory) as session:
+                grades_repo.store_access_token(
+                    session,
+                    registration_id,
+                    scope_key,
+                    token,
+                    now + timedelta(seconds=expires_in),
+                    now,
+                )
+        except OperationalError as error:
+            # The database is busy (SQLite: another transaction holds the write lock). The
+            # token is good: use it now, and let a later call cache one.
+            log.warning("could not cache a service access token: %s", error.orig)
         return token
 
     def _request_token(self, token_url: str, assertion: str, scope_key: str) -> tuple[str, int]:
