@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.orm import Session, sessionmaker
+
 from adaptive_lti.core.errors import InvalidInputError
 from adaptive_lti.db import migrate
 from adaptive_lti.settings import Settings
@@ -132,6 +134,16 @@ def publish_example_design(settings: Settings, path: Path = EXAMPLE_DESIGN) -> s
     return f"{version.design_id} version {version.version} ({version.title}), from {path}"
 
 
+def ensure_tool_key(session_factory: sessionmaker[Session], settings: Settings) -> None:
+    """Make the tool's signing key now if it has none, rather than on the first request that
+    needs it (the JWKS, a service call)."""
+    from adaptive_lti.db.session import transaction
+    from adaptive_lti.lti import keys
+
+    with transaction(session_factory) as session:
+        keys.ensure_signing_key(session, settings, datetime.now(UTC))
+
+
 def run_demo(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -154,6 +166,7 @@ def run_demo(args: argparse.Namespace) -> int:
     migrate.upgrade(settings.database_url)
     published = publish_example_design(settings)
     app = create_app(settings)
+    ensure_tool_key(app.state.session_factory, settings)
     print(
         f"adaptive-lti demo: open {settings.base_url}/ in your browser\n"
         f"  demo platform: {settings.base_url}/demo-platform/  (pick a learner or the instructor)\n"
