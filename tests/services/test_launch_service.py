@@ -115,3 +115,29 @@ def test_course_page_lists_the_courses_launches_newest_first(session: Session) -
         session, context_pk=recorded.context_pk, resource_link_pk=None, limit=1
     )
     assert len(limited.recent_launches) == 1 and limited.launch_count == 3
+
+
+def test_unchanged_course_rows_are_not_rewritten_within_the_hour(session: Session) -> None:
+    """Concurrent launches in one course must not queue on the course's row lock."""
+    platform, registration_id, deployment = setup(session)
+
+    def record(at: datetime) -> int:
+        recorded = launch_service.record_launch(
+            session,
+            parse_launch_context(platform.claims(nonce="n", now=at), CLIENT_ID),
+            registration_id=registration_id,
+            deployment_pk=deployment.id,
+            now=at,
+        )
+        assert recorded.context_pk is not None
+        return recorded.context_pk
+
+    context_pk = record(NOW)
+    record(NOW + timedelta(minutes=30))
+    context = session.get(Context, context_pk)
+    assert context is not None
+    session.refresh(context)
+    assert lti_repo.as_utc(context.last_seen_at) == NOW  # not rewritten
+    record(NOW + timedelta(minutes=61))
+    session.refresh(context)
+    assert lti_repo.as_utc(context.last_seen_at) == NOW + timedelta(minutes=61)

@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -46,6 +46,13 @@ from adaptive_lti.db.tables import (
 )
 
 
+def _table(mapped: type[Any]) -> Table:
+    """The Core table of a mapped class, for statements that skip the ORM's overhead."""
+    table = mapped.__table__
+    assert isinstance(table, Table)
+    return table
+
+
 def as_utc(moment: datetime) -> datetime:
     """SQLite hands back naive datetimes: every stored time is UTC, so say so."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
@@ -58,7 +65,8 @@ def _as_utc_or_none(moment: datetime | None) -> datetime | None:
 # --- platform registrations ----------------------------------------------------------------
 
 
-def _registration_info(row: PlatformRegistration) -> PlatformRegistrationInfo:
+def _registration_info(row: Any) -> PlatformRegistrationInfo:
+    # An ORM row or a Core row of the registration table: the same attribute names.
     return PlatformRegistrationInfo(
         id=row.id,
         issuer=row.issuer,
@@ -84,7 +92,7 @@ def _deployment_info(row: Deployment) -> DeploymentInfo:
     )
 
 
-def _key_set(row: PlatformRegistration) -> CachedKeySet:
+def _key_set(row: Any) -> CachedKeySet:
     return CachedKeySet(
         keys=json.loads(row.jwks_cache) if row.jwks_cache else None,
         fetched_at=_as_utc_or_none(row.jwks_fetched_at),
@@ -211,36 +219,51 @@ class RegistrationLookup:
     deployment: DeploymentInfo | None
 
 
+_REGISTRATION_TABLE = _table(PlatformRegistration)
+_DEPLOYMENT_TABLE = _table(Deployment)
+_DEPLOYMENT_COLUMNS = [
+    _DEPLOYMENT_TABLE.c.id.label("dep_pk"),
+    _DEPLOYMENT_TABLE.c.deployment_id.label("dep_deployment_id"),
+    _DEPLOYMENT_TABLE.c.active.label("dep_active"),
+    _DEPLOYMENT_TABLE.c.created_at.label("dep_created_at"),
+]
+_LOOKUP_WITH_DEPLOYMENT = (
+    select(_REGISTRATION_TABLE, *_DEPLOYMENT_COLUMNS)
+    .outerjoin(
+        _DEPLOYMENT_TABLE,
+        (_DEPLOYMENT_TABLE.c.registration_id == _REGISTRATION_TABLE.c.id)
+        & (_DEPLOYMENT_TABLE.c.deployment_id == bindparam("deployment_id")),
+    )
+    .where(
+        _REGISTRATION_TABLE.c.issuer == bindparam("issuer"),
+        _REGISTRATION_TABLE.c.client_id == bindparam("client_id"),
+    )
+)
+
+
 def lookup_registration(
     session: Session, issuer: str, client_id: str, deployment_id: str | None
 ) -> RegistrationLookup | None:
-    """One round trip: the registration, its JWKS cache and the named deployment (if any)."""
-    if deployment_id is None:
-        row = session.scalars(
-            select(PlatformRegistration).where(
-                PlatformRegistration.issuer == issuer, PlatformRegistration.client_id == client_id
-            )
-        ).one_or_none()
-        if row is None:
-            return None
-        return RegistrationLookup(_registration_info(row), _key_set(row), None)
-    found = session.execute(
-        select(PlatformRegistration, Deployment)
-        .where(PlatformRegistration.issuer == issuer, PlatformRegistration.client_id == client_id)
-        .outerjoin(
-            Deployment,
-            (Deployment.registration_id == PlatformRegistration.id)
-            & (Deployment.deployment_id == deployment_id),
-        )
+    """One round trip: the registration, its JWKS cache and the named deployment (if any).
+
+    A prepared Core select: launches and logins run it every time, and ORM entity loading
+    would cost more than the query."""
+    row = session.execute(
+        _LOOKUP_WITH_DEPLOYMENT,
+        {"issuer": issuer, "client_id": client_id, "deployment_id": deployment_id},
     ).first()
-    if found is None:
+    if row is None:
         return None
-    registration, deployment = found
-    return RegistrationLookup(
-        registration=_registration_info(registration),
-        key_set=_key_set(registration),
-        deployment=None if deployment is None else _deployment_info(deployment),
-    )
+    deployment = None
+    if row.dep_pk is not None:
+        deployment = DeploymentInfo(
+            id=row.dep_pk,
+            registration_id=row.id,
+            deployment_id=row.dep_deployment_id,
+            active=bool(row.dep_active),
+            created_at=as_utc(row.dep_created_at),
+        )
+    return RegistrationLookup(_registration_info(row), _key_set(row), deployment)
 
 
 def load_key_set(session: Session, registration_id: int) -> CachedKeySet:
@@ -499,9 +522,13 @@ _LOGIN_STATE_COLUMNS = (
 )
 
 
+_LOGIN_STATE_INSERT = insert(_table(LoginState))
+
+
 def insert_login_state(session: Session, login: LoginStateInfo) -> None:
-    session.add(
-        LoginState(
+    session.execute(
+        _LOGIN_STATE_INSERT,
+        dict(
             state=login.state,
             nonce=login.nonce,
             registration_id=login.registration_id,
@@ -512,9 +539,8 @@ def insert_login_state(session: Session, login: LoginStateInfo) -> None:
             storage_target=login.storage_target,
             created_at=login.created_at,
             expires_at=login.expires_at,
-        )
+        ),
     )
-    session.flush()
 
 
 def peek_login_state(session: Session, state: str) -> LoginStateInfo | None:
@@ -524,28 +550,33 @@ def peek_login_state(session: Session, state: str) -> LoginStateInfo | None:
     return None if row is None else _login_state_info(row)
 
 
+_LOGIN_STATE_TABLE = _table(LoginState)
+_CONSUME_LOGIN_STATE = (
+    delete(_LOGIN_STATE_TABLE)
+    .where(_LOGIN_STATE_TABLE.c.state == bindparam("state"))
+    .returning(*(_LOGIN_STATE_TABLE.c[column.key] for column in _LOGIN_STATE_COLUMNS))
+)
+
+
 def consume_login_state(session: Session, state: str) -> LoginStateInfo | None:
     """Delete the login and return it, in one statement: two launches racing with the same
-    state cannot both get it (the second finds nothing once the first's delete is committed)."""
-    row = session.execute(
-        delete(LoginState)
-        .where(LoginState.state == state)
-        .returning(*_LOGIN_STATE_COLUMNS)
-        .execution_options(synchronize_session=False)
-    ).one_or_none()
+    state cannot both get it (the second finds nothing once the first's delete is committed).
+    A Core statement: the ORM's bulk-delete machinery costs more than the delete."""
+    row = session.execute(_CONSUME_LOGIN_STATE, {"state": state}).one_or_none()
     return None if row is None else _login_state_info(row)
 
 
 def purge_expired_login_states(session: Session, now: datetime) -> int:
     result = session.execute(
-        delete(LoginState)
-        .where(LoginState.expires_at < now)
-        .execution_options(synchronize_session=False)
+        delete(_LOGIN_STATE_TABLE).where(_LOGIN_STATE_TABLE.c.expires_at < now)
     )
     return int(getattr(result, "rowcount", 0) or 0)
 
 
 # --- what launches record ------------------------------------------------------------------
+
+
+_UPSERTS: dict[tuple[str, str, tuple[str, ...], tuple[str, ...], tuple[str, ...]], Any] = {}
 
 
 def _upsert(
@@ -556,26 +587,75 @@ def _upsert(
     conflict: Sequence[str],
     update_columns: Sequence[str],
 ) -> int:
-    """INSERT ... ON CONFLICT (conflict) DO UPDATE/NOTHING, returning the row's id."""
+    """INSERT ... ON CONFLICT (conflict) DO UPDATE/NOTHING, returning the row's id.
+
+    The statement is built once per table and column set and reused with new parameters:
+    building it (``excluded`` column proxies) costs more than running it."""
     dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(table).values(**values)
-    if update_columns:
-        statement = statement.on_conflict_do_update(
-            index_elements=list(conflict),
-            set_={column: statement.excluded[column] for column in update_columns},
-        )
-    else:
-        statement = statement.on_conflict_do_nothing(index_elements=list(conflict))
-    result = session.execute(statement.returning(table.id)).scalar_one_or_none()
+    core = _table(table)
+    key = (dialect, core.name, tuple(values), tuple(conflict), tuple(update_columns))
+    statement = _UPSERTS.get(key)
+    if statement is None:
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        base = insert(core)
+        if update_columns:
+            statement = base.on_conflict_do_update(
+                index_elements=list(conflict),
+                set_={column: base.excluded[column] for column in update_columns},
+            )
+        else:
+            statement = base.on_conflict_do_nothing(index_elements=list(conflict))
+        statement = statement.returning(core.c.id)
+        _UPSERTS[key] = statement
+    result = session.execute(statement, dict(values)).scalar_one_or_none()
     if result is None:  # DO NOTHING returned no row: the row was already there
-        keys = [getattr(table, column) == values[column] for column in conflict]
-        result = session.execute(select(table.id).where(*keys)).scalar_one()
+        keys = [core.c[column] == values[column] for column in conflict]
+        result = session.execute(select(core.c.id).where(*keys)).scalar_one()
     return int(result)
+
+
+# Courses and activities are shared by every launch in them: writing their row on each launch
+# would make concurrent launches of one course queue on its row lock. Their last_seen_at is
+# therefore kept to within this much, and the row is written only when something changed.
+LAST_SEEN_RESOLUTION = timedelta(hours=1)
+_SELECTS: dict[tuple[str, tuple[str, ...], tuple[str, ...]], Any] = {}
+
+
+def _ensure_row(
+    session: Session,
+    table: type[Any],
+    values: Mapping[str, Any],
+    *,
+    conflict: Sequence[str],
+    update_columns: Sequence[str],
+    now: datetime,
+) -> int:
+    """The id of a shared row, read without a lock; upserted only when new, changed, or when
+    its last_seen_at is older than ``LAST_SEEN_RESOLUTION``."""
+    core = _table(table)
+    compared = tuple(column for column in update_columns if column != "last_seen_at")
+    key = (core.name, tuple(conflict), compared)
+    query = _SELECTS.get(key)
+    if query is None:
+        query = select(
+            core.c.id, core.c.last_seen_at, *(core.c[column] for column in compared)
+        ).where(*(core.c[column] == bindparam(column) for column in conflict))
+        _SELECTS[key] = query
+    row = session.execute(query, {column: values[column] for column in conflict}).first()
+    if (
+        row is not None
+        and all(getattr(row, column) == values[column] for column in compared)
+        and now - as_utc(row.last_seen_at) < LAST_SEEN_RESOLUTION
+    ):
+        return int(row.id)
+    return _upsert(session, table, values, conflict=conflict, update_columns=update_columns)
 
 
 def _optional_json(mapping: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return None if mapping is None else json.loads(json.dumps(dict(mapping), default=str))
+
+
+_LAUNCH_INSERT = insert(_table(Launch))
 
 
 def record_launch(
@@ -619,7 +699,7 @@ def record_launch(
         )
     context_pk: int | None = None
     if launch.context is not None:
-        context_pk = _upsert(
+        context_pk = _ensure_row(
             session,
             Context,
             {
@@ -633,10 +713,11 @@ def record_launch(
             },
             conflict=("deployment_id", "context_id"),
             update_columns=("label", "title", "types", "last_seen_at"),
+            now=now,
         )
     resource_link_pk: int | None = None
     if launch.resource_link is not None:
-        resource_link_pk = _upsert(
+        resource_link_pk = _ensure_row(
             session,
             ResourceLink,
             {
@@ -650,8 +731,10 @@ def record_launch(
             },
             conflict=("deployment_id", "resource_link_id"),
             update_columns=("context_id", "title", "description", "last_seen_at"),
+            now=now,
         )
-    row = Launch(
+    launch_table = _table(Launch)
+    values = dict(
         registration_id=registration_id,
         deployment_id=deployment_pk,
         user_id=user_pk,
@@ -672,10 +755,10 @@ def record_launch(
         launch_presentation=_optional_json(launch.launch_presentation),
         launched_at=now,
     )
-    session.add(row)
-    session.flush()
+    # A Core INSERT ... RETURNING: the ORM's unit of work costs more than the insert itself.
+    launch_id = session.execute(_LAUNCH_INSERT.returning(launch_table.c.id), values).scalar_one()
     return RecordedLaunch(
-        launch_id=row.id,
+        launch_id=int(launch_id),
         registration_id=registration_id,
         deployment_pk=deployment_pk,
         user_pk=user_pk,
