@@ -421,7 +421,10 @@ def test_passed_when_that_can_never_hold() -> None:
 
 def test_move_on_passed_without_passed_when() -> None:
     problem = find(design(completion="  move_on: passed"), "never-passed")
-    assert problem.severity == "warning"
+    assert problem.severity == "error"
+    assert problem.message.endswith(": no learner can meet it")
+    either = find(design(completion="  move_on: completed-or-passed"), "never-passed")
+    assert either.severity == "warning"
 
 
 # --- declarations -------------------------------------------------------------------------------------

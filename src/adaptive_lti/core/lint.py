@@ -750,11 +750,15 @@ class _Linter:
                     "reachable",
                 )
         elif move_on is not DesignMoveOn.completed and move_on is not DesignMoveOn.mastery:
+            # Without passed_when nobody passes: "passed" and "completed-and-passed" can then
+            # never be met; "completed-or-passed" falls back to completion alone.
+            never = move_on in {DesignMoveOn.passed, DesignMoveOn.completed_and_passed}
             self.report(
                 ("completion", "move_on"),
-                WARNING,
+                ERROR if never else WARNING,
                 "never-passed",
-                f"move_on '{move_on.value}' needs 'passed_when' to say when the design is passed",
+                f"move_on '{move_on.value}' needs 'passed_when' to say when the design is passed"
+                + (": no learner can meet it" if never else ""),
                 "add e.g. 'passed_when: project.score >= 0.6'",
             )
         completed_on_entry = self.can_skip(design.route, Progress())
