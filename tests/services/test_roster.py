@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import httpx
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
@@ -10,7 +12,7 @@ from adaptive_lti.core.errors import InvalidInputError
 from adaptive_lti.core.grading import ServiceUnavailable
 from adaptive_lti.core.roster import MemberStatus, RosterSyncCounts
 from adaptive_lti.db.session import transaction
-from adaptive_lti.db.tables import Context, Deployment
+from adaptive_lti.db.tables import Context, Deployment, Launch, User
 from adaptive_lti.lti.nrps import NrpsClient
 from adaptive_lti.lti.service_http import new_http_client
 from adaptive_lti.lti.service_token import ServiceTokenProvider
@@ -136,3 +138,59 @@ def test_without_a_memberships_url_the_instructor_is_told_what_to_turn_on(
     with transaction(session_factory) as session, pytest.raises(InvalidInputError) as caught:
         roster.sync_roster(session, *course, "", client, now=clock())
     assert "names and roles service" in caught.value.hint
+
+
+def test_the_roster_says_who_never_launched_the_tool(
+    session_factory: sessionmaker[Session], course: tuple[int, int], clock: FakeClock
+) -> None:
+    registration_id, context_id = course
+    sync(session_factory, new_platform(clock=clock), course, clock)
+    with transaction(session_factory) as session:
+        deployment = session.query(Deployment).filter_by(registration_id=registration_id).one()
+        student = User(
+            registration_id=registration_id,
+            subject="3",
+            first_seen_at=clock(),
+            last_seen_at=clock(),
+        )
+        session.add(student)
+        session.flush()
+        for hours in (1, 5):
+            session.add(
+                Launch(
+                    registration_id=registration_id,
+                    deployment_id=deployment.id,
+                    user_id=student.id,
+                    context_id=context_id,
+                    message_type="LtiResourceLinkRequest",
+                    target_link_uri="https://tool.example.org/lti/launch",
+                    roles=["http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"],
+                    roles_short=["Learner"],
+                    custom={},
+                    launched_at=clock() + timedelta(hours=hours),
+                )
+            )
+    with transaction(session_factory) as session:
+        entries = {e.member.user_id: e for e in roster.list_roster(session, context_id)}
+    assert entries["3"].has_launched
+    assert entries["3"].last_launched_at == clock() + timedelta(hours=5)
+    assert not entries["4"].has_launched
+
+
+def test_an_nrps_client_of_its_own_signs_with_the_tools_key(
+    session_factory: sessionmaker[Session], course: tuple[int, int], clock: FakeClock
+) -> None:
+    from adaptive_lti.lti import keys
+    from adaptive_lti.lti.nrps import open_nrps_client
+    from adaptive_lti.settings import Settings
+
+    with transaction(session_factory) as session:
+        keys.ensure_signing_key(session, Settings(), clock())
+        public_key = keys.signing_key(session).private_key.public_key()
+    platform = FakePlatform(tool_public_key=public_key)  # the platform's clock: real time
+    client = open_nrps_client(session_factory, platform.transport())
+    try:
+        members = client.fetch_members(course[0], MEMBERSHIPS_URL)
+    finally:
+        client.close()
+    assert [m.user_id for m in members] == ["3", "4"]

@@ -43,11 +43,17 @@ class Member:
 
 @dataclass(frozen=True)
 class RosterEntry:
-    """A stored member, with when the tool last saw them in a sync."""
+    """A stored member, when the tool last saw them in a sync, and their last launch of the
+    tool in this course (None: they never launched it)."""
 
     member: Member
     first_synced_at: datetime
     synced_at: datetime
+    last_launched_at: datetime | None = None
+
+    @property
+    def has_launched(self) -> bool:
+        return self.last_launched_at is not None
 
 
 @dataclass(frozen=True)

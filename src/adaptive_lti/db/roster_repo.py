@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from adaptive_lti.core.roster import Member, MemberStatus, RosterEntry, RosterSyncCounts
 from adaptive_lti.db.grades_repo import as_utc
-from adaptive_lti.db.tables import RosterMember
+from adaptive_lti.db.tables import Launch, RosterMember, User
 
 
 def _member(row: RosterMember) -> Member:
@@ -95,13 +95,29 @@ def replace_members(
 def list_members(
     session: Session, context_id: int, *, include_inactive: bool = True
 ) -> list[RosterEntry]:
-    """The course's members, sorted by family name, given name, then user id."""
+    """The course's members with their last launch, sorted by family name, given name, user id."""
     query = select(RosterMember).where(RosterMember.context_id == context_id)
     if not include_inactive:
         query = query.where(RosterMember.status == MemberStatus.active.value)
     rows = session.scalars(query).all()
+    # The last launch of each person in this course (a member's user_id is their launch sub).
+    last_launches = {
+        subject: as_utc(when)
+        for subject, when in session.execute(
+            select(User.subject, func.max(Launch.launched_at))
+            .join(Launch, Launch.user_id == User.id)
+            .where(Launch.context_id == context_id)
+            .group_by(User.subject)
+        )
+        if when is not None
+    }
     entries = [
-        RosterEntry(_member(row), as_utc(row.first_synced_at), as_utc(row.synced_at))
+        RosterEntry(
+            _member(row),
+            as_utc(row.first_synced_at),
+            as_utc(row.synced_at),
+            last_launches.get(row.user_sub),
+        )
         for row in rows
     ]
     entries.sort(

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import httpx
+from sqlalchemy.orm import Session, sessionmaker
 
 from adaptive_lti.core.grading import SCOPE_MEMBERSHIP_READONLY, ServiceCallRefused
 from adaptive_lti.core.lti import normalise_role
@@ -20,6 +21,7 @@ from adaptive_lti.lti.service_http import (
     MAX_PAGES,
     authorised_get,
     body_excerpt,
+    new_http_client,
     next_page_url,
     parse_json_body,
     raise_for_service_status,
@@ -71,9 +73,16 @@ def parse_member(entry: Mapping[str, Any]) -> Member | None:
 class NrpsClient:
     """Reads a course's members for one registration. ``tokens`` authorises the calls."""
 
-    def __init__(self, tokens: ServiceTokenProvider, http: httpx.Client) -> None:
+    def __init__(
+        self, tokens: ServiceTokenProvider, http: httpx.Client, *, owns_http: bool = False
+    ) -> None:
         self._tokens = tokens
         self._http = http
+        self._owns_http = owns_http
+
+    def close(self) -> None:
+        if self._owns_http:
+            self._http.close()
 
     def fetch_members(self, registration_id: int, memberships_url: str) -> list[Member]:
         """Every member on every page. Raises ``ServiceCallRefused``/``ServiceUnavailable``."""
@@ -117,3 +126,11 @@ class NrpsClient:
             f"The platform's membership service has more than {MAX_PAGES} pages.",
             hint="Report this to the platform's administrator.",
         )
+
+
+def open_nrps_client(
+    session_factory: sessionmaker[Session], transport: httpx.BaseTransport | None = None
+) -> NrpsClient:
+    """An NRPS client with its own HTTP client and token provider; ``close()`` it when done."""
+    http = new_http_client(transport)
+    return NrpsClient(ServiceTokenProvider(session_factory, http), http, owns_http=True)
