@@ -552,3 +552,17 @@ def test_labels_for_values_an_attribute_does_not_have() -> None:
     problem = find(text, "invalid-default")
     assert problem.severity == "warning"
     assert problem.message == "a label is given for 'c', which is not a value of 'extra_attribute'"
+
+
+def test_a_split_group_read_before_the_split_is_unknown() -> None:
+    split = "  - split: {id: pilot, variants: {a: {weight: 1}, b: {weight: 1}}}"
+    branch = """\
+  - branch:
+      - when: group.pilot == "a"
+        then: [lesson]
+      - when: group.pilot == "b"
+        then: [extra]"""
+    after = DEFAULT_ROUTE.replace("  - project", f"{split}\n{branch}\n  - project")
+    assert "dead-end" not in codes(design(after))
+    before = DEFAULT_ROUTE.replace("  - diagnostic", f"{branch}\n{split}\n  - diagnostic")
+    assert find(design(before), "dead-end").message.endswith("e.g. group.pilot=unknown")

@@ -262,6 +262,12 @@ def _merge(paths: Sequence[Progress]) -> Progress:
     )
 
 
+def _split_marker(split_id: str) -> str:
+    """Stands in ``Progress`` for "the learner has reached split ``split_id``" (no activity id
+    contains a colon)."""
+    return f"split:{split_id}"
+
+
 def watched_activities(compiled: CompiledDesign) -> frozenset[str]:
     """Activities whose completion matters to some check: read by a condition, reviewed, or
     asking attributes."""
@@ -273,6 +279,8 @@ def watched_activities(compiled: CompiledDesign) -> frozenset[str]:
                 watched.add(name[len("since(") : -1])
             elif name.partition(".")[0] in design.activities:
                 watched.add(name.partition(".")[0])
+            elif name.startswith("group."):
+                watched.add(_split_marker(name.removeprefix("group.")))
     for _, step in iter_steps(design.route, ("route",)):
         if isinstance(step, Review):
             watched.add(step.review.of)
@@ -325,7 +333,15 @@ class _Linter:
             return candidate_values(symbol, constants, may_be_unknown=activity not in progress.must)
         if "." in name:
             prefix, _, suffix = name.partition(".")
-            if prefix in {"mastery", "mastered", "group"} and prefix not in design.activities:
+            if prefix == "group" and prefix not in design.activities:
+                # The engine assigns the group when the learner reaches the split.
+                marker = _split_marker(suffix)
+                if marker not in progress.may:
+                    return (None,)
+                return candidate_values(
+                    symbol, constants, may_be_unknown=marker not in progress.must
+                )
+            if prefix in {"mastery", "mastered"} and prefix not in design.activities:
                 return candidate_values(symbol, constants, may_be_unknown=False)
             activity = prefix
             done_by_all, done_by_some = activity in progress.must, activity in progress.may
@@ -444,6 +460,7 @@ class _Linter:
         if isinstance(step, Choose):
             return self.choose(step, path, progress, live)
         if isinstance(step, Split):
+            progress = progress.having_done(_split_marker(step.split.id))
             outcomes = [
                 self.walk(variant.then, (*path, "split", "variants", name, "then"), progress, live)
                 for name, variant in step.split.variants.items()
