@@ -65,7 +65,10 @@ class Settings(BaseSettings):
     # Seconds between two delivery passes, and attempts before a score is marked failed.
     grade_delivery_interval_seconds: float = Field(default=5.0, gt=0, le=3600)
     grade_delivery_max_attempts: int = Field(default=12, ge=1, le=100)
-    # LTI Dynamic Registration (/lti/register). The tool's name as the platform lists it.
+    # LTI Dynamic Registration (/lti/register): off once every platform is registered, so the
+    # URL no longer makes the tool call out to addresses anyone can give it.
+    dynamic_registration_enabled: bool = True
+    # The tool's name as the platform lists it.
     tool_name: str = Field(default="Adaptive learning paths", min_length=1, max_length=100)
     # Registrations made by dynamic registration wait for 'adaptive-lti platform approve ID'
     # before launches are accepted. Unset: required in production, not in development or tests.

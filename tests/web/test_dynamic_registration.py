@@ -290,3 +290,14 @@ def test_production_refuses_a_plain_http_configuration_url(
         assert response.status_code == 400
         assert counts(h) == (0, 0)
         assert moodle.registrations == []
+
+
+def test_registration_can_be_turned_off(
+    session_factory: sessionmaker[Session], db_url: str, moodle: FakeMoodle
+) -> None:
+    with make_harness(session_factory, db_url, moodle, dynamic_registration_enabled=False) as h:
+        response = register(h, json=True)
+        assert response.status_code == 404
+        assert "turned off" in response.json()["message"]
+        assert counts(h) == (0, 0)
+        assert moodle.registrations == [] and moodle.authorizations == []

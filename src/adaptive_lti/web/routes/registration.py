@@ -15,7 +15,7 @@ import httpx
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from adaptive_lti.core.errors import InvalidInputError
+from adaptive_lti.core.errors import InvalidInputError, NotFoundError
 from adaptive_lti.core.lti import RegistrationStatus
 from adaptive_lti.lti import registration
 from adaptive_lti.web.deps import NowDep, SessionDep, SettingsDep
@@ -47,6 +47,12 @@ def register(
     openid_configuration: Annotated[str | None, Query(max_length=MAX_PARAMETER_LENGTH)] = None,
     registration_token: Annotated[str | None, Query(max_length=MAX_PARAMETER_LENGTH)] = None,
 ) -> Response:
+    if not settings.dynamic_registration_enabled:
+        raise NotFoundError(
+            "Dynamic registration is turned off on this tool.",
+            hint="Ask the tool's administrator to register your platform with "
+            "'adaptive-lti platform add', or to set ADAPTIVE_LTI_DYNAMIC_REGISTRATION_ENABLED=true.",
+        )
     if not openid_configuration:
         raise InvalidInputError(
             "This is the tool's dynamic registration URL; the platform opens it with an "
