@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
 from adaptive_lti.core.errors import InvalidInputError
@@ -147,10 +148,30 @@ def ensure_tool_key(session_factory: sessionmaker[Session], settings: Settings) 
 def run_demo(args: argparse.Namespace) -> int:
     import uvicorn
 
+    environment_settings = Settings()
+    # The socket is bound first so --port 0 can name the URL; it is closed on any refusal.
+    with listen(args.host, args.port) as sock:
+        app, settings, listen_url, published = prepare_demo(args, environment_settings, sock)
+        print(
+            f"adaptive-lti demo: open {settings.base_url}/ in your browser\n"
+            f"  demo platform: {settings.base_url}/demo-platform/  (pick a learner or the instructor)\n"
+            f"  listening on {listen_url}\n"
+            f"  database: {settings.database_url}\n"
+            f"  design: {published}\n"
+            "  stop with Ctrl+C",
+            flush=True,
+        )
+        config = uvicorn.Config(app, log_level=settings.log_level.lower(), proxy_headers=False)
+        uvicorn.Server(config).run(sockets=[sock])
+    return 0
+
+
+def prepare_demo(
+    args: argparse.Namespace, environment_settings: Settings, sock: socket.socket
+) -> tuple[FastAPI, Settings, str, str]:
+    """Settings for the bound socket, the migrated database, the example design, the app."""
     from adaptive_lti.web.app import create_app
 
-    environment_settings = Settings()
-    sock = listen(args.host, args.port)
     port = sock.getsockname()[1]
     browser_host = "127.0.0.1" if args.host in WILDCARD_HOSTS else args.host
     if ":" in browser_host:
@@ -167,15 +188,4 @@ def run_demo(args: argparse.Namespace) -> int:
     published = publish_example_design(settings)
     app = create_app(settings)
     ensure_tool_key(app.state.session_factory, settings)
-    print(
-        f"adaptive-lti demo: open {settings.base_url}/ in your browser\n"
-        f"  demo platform: {settings.base_url}/demo-platform/  (pick a learner or the instructor)\n"
-        f"  listening on {listen_url}\n"
-        f"  database: {settings.database_url}\n"
-        f"  design: {published}\n"
-        "  stop with Ctrl+C",
-        flush=True,
-    )
-    config = uvicorn.Config(app, log_level=settings.log_level.lower(), proxy_headers=False)
-    uvicorn.Server(config).run(sockets=[sock])
-    return 0
+    return app, settings, listen_url, published
