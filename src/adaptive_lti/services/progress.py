@@ -104,11 +104,24 @@ def _stale() -> StalePageError:
 # --- reading ---------------------------------------------------------------------------------
 
 
+# Compiled designs by (id, version): published versions never change, so a process may keep
+# them (every process builds the same value from the database; nothing here must be shared).
+_COMPILED: dict[tuple[str, int], CompiledDesign] = {}
+_COMPILED_LIMIT = 256
+
+
 def _design(enrolment: Enrolment, session: Session) -> CompiledDesign:
-    version = design_service.get_design_version(
-        session, enrolment.design_id, enrolment.design_version
-    )
-    return design_service.compiled_design(version)
+    key = (enrolment.design_id, enrolment.design_version)
+    compiled = _COMPILED.get(key)
+    if compiled is None:
+        version = design_service.get_design_version(
+            session, enrolment.design_id, enrolment.design_version
+        )
+        compiled = design_service.compiled_design(version)
+        if len(_COMPILED) >= _COMPILED_LIMIT:
+            _COMPILED.clear()
+        _COMPILED[key] = compiled
+    return compiled
 
 
 def _view(
@@ -137,9 +150,13 @@ def _view(
     )
 
 
-def journey_for(session: Session, enrolment_id: int) -> JourneyView:
-    """Where the learner of this enrolment is now (from the snapshot)."""
-    enrolment = _enrolment_or_404(session, enrolment_id)
+def journey_for(
+    session: Session, enrolment_id: int, *, enrolment: Enrolment | None = None
+) -> JourneyView:
+    """Where the learner of this enrolment is now (from the snapshot). ``enrolment``: the
+    enrolment when the caller has read it already."""
+    if enrolment is None or enrolment.id != enrolment_id:
+        enrolment = _enrolment_or_404(session, enrolment_id)
     snapshot = journey_repo.get_snapshot(session, enrolment.id)
     if snapshot is None:
         # An enrolment is created with its first event; a missing snapshot is rebuilt.
@@ -339,7 +356,9 @@ def begin_or_resume(
                 value=value,
                 source="outcome" if source == "outcome" else "intake",
             )
-            view = record(session, enrolment, event, now, expected_sequence=view.event_count)
+            view = record(
+                session, enrolment, event, now, expected_sequence=view.event_count, current=view
+            )
     return view
 
 
@@ -364,6 +383,7 @@ def record(
     expected_sequence: int | None = None,
     actor: str | None = None,
     note: str | None = None,
+    current: JourneyView | None = None,
 ) -> JourneyView:
     """Append ``event`` to the learner's log, update the snapshot, queue the grade, decide.
 
@@ -371,9 +391,17 @@ def record(
     moved on since (another tab, another device), ``StalePageError`` is raised and nothing is
     written. ``EngineError`` (nothing written) for an event that cannot happen now.
     """
-    design = _design(enrolment, session)
-    state, snapshot = _state_and_count(session, enrolment, design)
-    count = 0 if snapshot is None else snapshot.event_count
+    if current is not None and current.enrolment.id == enrolment.id:
+        # The caller has just read where the learner is (this request): no second read.
+        design, state, count = current.design, current.state, current.event_count
+        old_grade = current.decision.grade
+        was_completed = isinstance(current.decision, DesignCompleted)
+    else:
+        design = _design(enrolment, session)
+        state, snapshot = _state_and_count(session, enrolment, design)
+        count = 0 if snapshot is None else snapshot.event_count
+        old_grade = None if snapshot is None else snapshot.grade
+        was_completed = snapshot is not None and snapshot.completed
     if expected_sequence is not None and expected_sequence != count:
         raise _stale()
     new_state, decision = decide(design, state, event, now, learner_key=enrolment.learner_key)
@@ -395,7 +423,7 @@ def record(
         )
     except StaleJourney:
         raise _stale() from None
-    _queue_grade(session, enrolment, design, snapshot, decision, count, now)
+    _queue_grade(session, enrolment, design, (old_grade, was_completed), decision, count, now)
     return JourneyView(
         enrolment=enrolment,
         design=design,
@@ -434,7 +462,7 @@ def _queue_grade(
     session: Session,
     enrolment: Enrolment,
     design: CompiledDesign,
-    before: Snapshot | None,
+    before: tuple[float | None, bool],
     decision: Decision,
     sequence: int,
     now: datetime,
@@ -447,8 +475,7 @@ def _queue_grade(
     if design.design.grade is None:
         return
     completed = isinstance(decision, DesignCompleted)
-    was_completed = before is not None and before.completed
-    old_grade = None if before is None else before.grade
+    old_grade, was_completed = before
     if decision.grade == old_grade and completed == was_completed:
         return
     if decision.grade is None and not completed:
@@ -657,7 +684,7 @@ def submit_intake(
     expected_sequence: int,
 ) -> JourneyView:
     """Record the intake answers; every question the form asked must be answered."""
-    view = journey_for(session, enrolment.id)
+    view = journey_for(session, enrolment.id, enrolment=enrolment)
     if view.event_count != expected_sequence:
         raise _stale()
     _offered(view, activity_id, {"input"})
@@ -684,7 +711,7 @@ def submit_intake(
             hint="Your other answers are kept below.",
         )
     event = IntakeAnswered(at=now, activity=activity_id, answers=given)
-    return record(session, enrolment, event, now, expected_sequence=expected_sequence)
+    return record(session, enrolment, event, now, expected_sequence=expected_sequence, current=view)
 
 
 @dataclass(frozen=True)
@@ -724,7 +751,7 @@ def answer_question(
 ) -> tuple[JourneyView, AnswerFeedback]:
     """Record one answer (graded here, never trusted from the page); the last answer of the
     check completes it, with its score, in the same transaction."""
-    view = journey_for(session, enrolment.id)
+    view = journey_for(session, enrolment.id, enrolment=enrolment)
     if view.event_count != expected_sequence:
         raise _stale()
     _offered(view, activity_id, {"activity"})
@@ -748,6 +775,7 @@ def answer_question(
         ),
         now,
         expected_sequence=expected_sequence,
+        current=view,
     )
     answers = view.state.outcome(activity_id).answers
     score: float | None = None
@@ -759,6 +787,7 @@ def answer_question(
             Completed(at=now, activity=activity_id, score=score),
             now,
             expected_sequence=view.event_count,
+            current=view,
         )
     return view, AnswerFeedback(
         question=question,
@@ -780,7 +809,7 @@ def complete_activity(
     text: str | None = None,
 ) -> JourneyView:
     """A page read, a link marked done, a reflection submitted (its text kept with the event)."""
-    view = journey_for(session, enrolment.id)
+    view = journey_for(session, enrolment.id, enrolment=enrolment)
     if view.event_count != expected_sequence:
         raise _stale()
     _offered(view, activity_id, {"activity"})
@@ -810,6 +839,7 @@ def complete_activity(
         now,
         expected_sequence=expected_sequence,
         note=note,
+        current=view,
     )
 
 
@@ -826,7 +856,7 @@ def make_choice(
     expected_sequence: int,
 ) -> JourneyView:
     """Record the learner's pick at a choice point (exactly k, or between min and max)."""
-    view = journey_for(session, enrolment.id)
+    view = journey_for(session, enrolment.id, enrolment=enrolment)
     if view.event_count != expected_sequence:
         raise _stale()
     decision = view.decision
@@ -858,4 +888,5 @@ def make_choice(
         Chose(at=now, choice=choice_id, picked=tuple(chosen)),
         now,
         expected_sequence=expected_sequence,
+        current=view,
     )
