@@ -341,6 +341,7 @@ class Phase:
     p50_ms: float
     p99_ms: float
     server_cpu: float  # fraction of one core
+    server_cpu_ms_per_operation: float  # the server process's CPU time per completed operation
     errors: collections.Counter[str]
 
 
@@ -399,6 +400,7 @@ def measure(
         p50_ms=percentile(latencies, 0.50),
         p99_ms=percentile(latencies, 0.99),
         server_cpu=(cpu_after - cpu_before) / (wall_after - wall_before),
+        server_cpu_ms_per_operation=1000 * (cpu_after - cpu_before) / max(completed, 1),
         errors=errors,
     )
 
@@ -653,6 +655,14 @@ def main() -> None:
             f"  {launches.per_second / ceiling.per_second:5.3f}"
             f"  {100 * ceiling.server_cpu:5.0f} % / {100 * launches.server_cpu:4.0f} %"
             f"             {rss:5.0f} MB"
+        )
+    print("\nserver CPU time per operation (robust when other work shares the machine):")
+    for backend, ceiling, launches, _rss in rows:
+        cost_ratio = ceiling.server_cpu_ms_per_operation / launches.server_cpu_ms_per_operation
+        print(
+            f"{backend:<11} /healthz {1000 * ceiling.server_cpu_ms_per_operation:6.0f} µs, "
+            f"launch {launches.server_cpu_ms_per_operation:6.2f} ms: a launch costs "
+            f"{1 / cost_ratio:5.1f} trivial requests (CPU ratio {cost_ratio:5.3f})"
         )
     print(
         f"targets: ratio >= {TARGET_RATIO} (a launch costs at most 5 trivial requests), "
