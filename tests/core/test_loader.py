@@ -297,6 +297,14 @@ def test_duplicate_keys_are_refused_at_the_second() -> None:
     assert problem.code == "duplicate-key"
 
 
+def test_duplicate_keys_do_not_hide_reference_problems() -> None:
+    text = VALID.replace("    title: Project\n", "    title: Project\n    title: Final\n").replace(
+        "  - project\n", "  - projet\n"
+    )
+    problems = problems_of(text)
+    assert [(p.code, p.line) for p in problems] == [("duplicate-key", 27), ("reference", 43)]
+
+
 def test_duplicate_top_level_keys() -> None:
     problem = only_problem(VALID + "grade: progress\n")
     assert where(problem) == (47, 1)

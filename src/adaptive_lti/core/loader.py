@@ -31,7 +31,6 @@ import difflib
 import math
 import types
 import typing
-from collections.abc import Iterable
 from pathlib import Path as FilePath
 from typing import Any, Union, get_args, get_origin
 
@@ -146,8 +145,10 @@ def read_design(
         return None, reader.sorted_problems()
     page_bodies = reader.read_page_files(data, base_directory) if base_directory else {}
     design = reader.validate(data)
-    if design is None or reader.problems:
+    if design is None:
         return None, reader.sorted_problems()
+    # Problems so far (a duplicate key, a missing page file) do not stop compiling: it may
+    # find more, and the designer should see them all at once.
     if page_bodies:
         design = _inline_pages(design, page_bodies)
     compiled, compile_problems = compile_design(design)
@@ -159,7 +160,7 @@ def read_design(
             position,
             problem.message,
             problem.hint,
-            code="condition" if problem.column_in_text else "unknown-reference",
+            code="condition" if problem.path[-1] in {"when", "passed_when"} else "reference",
         )
     if compiled is None or reader.problems:
         return None, reader.sorted_problems()
@@ -563,7 +564,7 @@ class _Reader:
             if activity_id not in activities:
                 close = difflib.get_close_matches(activity_id, known, n=1, cutoff=0.6)
                 hint = f"did you mean '{close[0]}'?" if close else "declare it under 'activities'"
-                self.add(path, f"unknown activity '{activity_id}'", hint, code="unknown-reference")
+                self.add(path, f"unknown activity '{activity_id}'", hint, code="reference")
 
     def _report_validation_error(self, base: Path, error: dict[str, Any], data: Any) -> None:
         loc = (*base, *error["loc"])
@@ -1148,8 +1149,3 @@ def _inline_pages(design: Design, bodies: dict[str, str]) -> Design:
         if isinstance(page, Page):
             activities[activity_id] = page.model_copy(update={"body": body})
     return design.model_copy(update={"activities": activities})
-
-
-def format_problems(problems: Iterable[Problem]) -> str:
-    """Problems one per line, like a compiler: ``design.yaml:12:9: error: ... (hint)``."""
-    return "\n".join(str(problem) for problem in problems)
