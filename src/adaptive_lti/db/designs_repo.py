@@ -278,23 +278,16 @@ def set_binding(
     )
     if created:
         return binding
-    session.execute(
-        update(DesignBinding)
-        .where(DesignBinding.id == binding.id)
-        .values(
-            context_id=context_id,
-            design_id=design_id,
-            pinned_version=pinned_version,
-            bound_by=bound_by,
-            method=method.value,
-            bound_at=now,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    session.expire_all()
-    found = find_binding(session, deployment_pk, resource_link_id)
-    assert found is not None
-    return found
+    row = session.get(DesignBinding, binding.id)
+    assert row is not None
+    row.context_id = context_id
+    row.design_id = design_id
+    row.pinned_version = pinned_version
+    row.bound_by = bound_by
+    row.method = method.value
+    row.bound_at = now
+    session.flush()
+    return _binding_info(row)
 
 
 def list_bindings(session: Session, design_id: str) -> list[ResourceLinkBindingInfo]:
