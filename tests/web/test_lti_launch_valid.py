@@ -420,3 +420,33 @@ def test_huge_login_values_are_refused_cleanly(h: LtiHarness) -> None:
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
     assert 400 <= response.status_code < 500
+
+
+def test_about_me_page_shows_who_the_course_and_the_background(h: LtiHarness) -> None:
+    def mutate(claims: Claims) -> None:
+        claims[LTI + "launch_presentation"]["locale"] = "pt_br"
+
+    assert h.full_launch(mutate=mutate).status_code == 200
+    response = h.client.get("/lti/me")  # the session cookie of the launch
+    assert response.status_code == 200
+    text = response.text
+    assert '<html lang="pt-BR">' in text
+    assert "Welcome, Student One" in text and "LTI 101" in text and "Harness activity" in text
+    for shown in ("user_sis", "SIS-student1", "prior_programming", "student1", "Learner"):
+        assert shown in text
+    token = _session_token(h)
+    h.client.cookies.clear()
+    by_header = h.client.get("/lti/me", headers={"X-Tool-Session": token})
+    assert by_header.status_code == 200 and "Welcome, Student One" in by_header.text
+    assert h.client.get("/lti/me").status_code == 403
+
+
+def test_about_me_without_personal_data_or_course(h: LtiHarness) -> None:
+    def mutate(claims: Claims) -> None:
+        for name in (*NAMES, "email", LTI + "context", LTI + "custom", LTI + "ext", LTI + "lis"):
+            claims.pop(name, None)
+
+    assert h.full_launch(mutate=mutate).status_code == 200
+    text = h.client.get("/lti/me").text
+    assert "Welcome, User 3" in text and "outside a course" in text
+    assert "sent no background information" in text

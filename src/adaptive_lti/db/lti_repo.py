@@ -33,6 +33,7 @@ from adaptive_lti.core.lti import (
     RegistrationStatus,
     ResourceLinkInfo,
     ToolKeyInfo,
+    normalise_role,
 )
 from adaptive_lti.db.tables import (
     Context,
@@ -764,6 +765,58 @@ def record_launch(
         user_pk=user_pk,
         context_pk=context_pk,
         resource_link_pk=resource_link_pk,
+    )
+
+
+def launch_context(session: Session, launch_id: int) -> LaunchContext | None:
+    """A recorded launch as the typed value it was made from (for pages after the launch)."""
+    found = session.execute(
+        select(Launch, PlatformRegistration, Deployment, User, Context, ResourceLink)
+        .join(PlatformRegistration, PlatformRegistration.id == Launch.registration_id)
+        .join(Deployment, Deployment.id == Launch.deployment_id)
+        .outerjoin(User, User.id == Launch.user_id)
+        .outerjoin(Context, Context.id == Launch.context_id)
+        .outerjoin(ResourceLink, ResourceLink.id == Launch.resource_link_id)
+        .where(Launch.id == launch_id)
+    ).first()
+    if found is None:
+        return None
+    launch, registration, deployment, user, context, link = found
+    person = Person(subject=None)
+    if user is not None:
+        person = Person(
+            subject=user.subject,
+            given_name=user.given_name,
+            family_name=user.family_name,
+            name=user.name,
+            email=user.email,
+            person_sourcedid=user.person_sourcedid,
+            username=user.username,
+        )
+    return LaunchContext(
+        issuer=registration.issuer,
+        client_id=registration.client_id,
+        deployment_id=deployment.deployment_id,
+        message_type=launch.message_type,
+        target_link_uri=launch.target_link_uri,
+        person=person,
+        roles=tuple(normalise_role(role) for role in launch.roles),
+        context=None
+        if context is None
+        else CourseContext(context.context_id, context.label, context.title, tuple(context.types)),
+        resource_link=None
+        if link is None
+        else ResourceLinkInfo(link.resource_link_id, link.title, link.description),
+        custom=launch.custom,
+        locale=launch.locale,
+        lis={"person_sourcedid": person.person_sourcedid} if person.person_sourcedid else None,
+        ags_endpoint=launch.ags_endpoint,
+        nrps=launch.nrps,
+        deep_linking_settings=launch.deep_linking_settings,
+        basic_outcome=launch.basic_outcome,
+        ext=launch.ext,
+        tool_platform=launch.tool_platform,
+        launch_presentation=launch.launch_presentation,
     )
 
 

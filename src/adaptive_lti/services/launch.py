@@ -9,6 +9,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from adaptive_lti.core.errors import NotFoundError
 from adaptive_lti.core.lti import CoursePage, LaunchContext, RecordedLaunch
 from adaptive_lti.db import lti_repo
 
@@ -26,6 +27,18 @@ def record_launch(
     return lti_repo.record_launch(
         session, launch, registration_id=registration_id, deployment_pk=deployment_pk, now=now
     )
+
+
+def launch_details(session: Session, launch_id: int) -> LaunchContext:
+    """What a recorded launch told the tool: who, which course, which background."""
+    found = lti_repo.launch_context(session, launch_id)
+    if found is None:
+        raise NotFoundError(
+            "The launch this session belongs to is no longer recorded (the platform may have "
+            "been removed).",
+            hint="Open the activity again from your course page.",
+        )
+    return found
 
 
 def course_page(

@@ -156,10 +156,9 @@ def page_after_launch(
     recorded: RecordedLaunch,
     token: str,
 ) -> Response:
-    """What a launch shows: the one place to change when the learner journey arrives.
-
-    Instructors (and deep-linking requests, which only instructors make) see the course page;
-    everyone else sees the landing page with what the tool knows about them."""
+    """What a launch shows, decided in this one place: deep-linking requests get the design
+    picker, an activity's instructors its teaching page, instructors without an activity the
+    course page, learners their journey. ``/lti/me`` shows what the launch told the tool."""
     context = accepted.context
     common: dict[str, Any] = {
         "launch": context,
@@ -231,6 +230,16 @@ def instructor_course(request: Request, instructor: InstructorDep, session: Sess
     )
     return templates.TemplateResponse(
         request, "lti/course_page.html", {"page": page, "session_field": tool_session.FIELD}
+    )
+
+
+@router.api_route("/lti/me", methods=["GET", "POST"], include_in_schema=False)
+def about_me(request: Request, current: ToolSessionDep, session: SessionDep) -> Response:
+    """Who the launch says this is, the course, and what the tool knows of their background
+    (custom parameters, student record, platform extensions)."""
+    launch = launch_service.launch_details(session, current.launch_id)
+    return templates.TemplateResponse(
+        request, "lti/learner_landing.html", {"launch": launch, "lang": html_lang(launch.locale)}
     )
 
 
