@@ -80,13 +80,13 @@ def test_deliver_once_then_status_shows_what_happened_and_why(
 
     code, out, _ = run(capsys, "grades", "status")
     assert code == 0
-    assert out.startswith("pending 0, delivered 1, failed 1")
+    assert out.startswith("pending 0, delivered 1, failed 1, superseded 0")
     assert "user 4 8/10 'Harness activity'" in out
     assert "they are not a gradable student in this course" in out
 
     code, out, _ = run(capsys, "grades", "status", "--status", "failed", "--json")
     report = json.loads(out)
-    assert report["counts"] == {"pending": 0, "delivered": 1, "failed": 1}
+    assert report["counts"] == {"pending": 0, "delivered": 1, "failed": 1, "superseded": 0}
     [failed] = report["scores"]
     assert failed["user_id"] == "4"
     assert failed["lineitem_url"] == LINEITEM_URL
@@ -97,7 +97,12 @@ def test_deliver_once_then_status_shows_what_happened_and_why(
         "1 failed score(s) queued again; the delivery worker will send them",
     )
     code, out, _ = run(capsys, "grades", "status", "--json")
-    assert json.loads(out)["counts"] == {"pending": 1, "delivered": 1, "failed": 0}
+    assert json.loads(out)["counts"] == {
+        "pending": 1,
+        "delivered": 1,
+        "failed": 0,
+        "superseded": 0,
+    }
 
 
 def test_deliver_once_with_nothing_due(database: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -369,7 +369,7 @@ def test_two_concurrent_workers_post_every_score_exactly_once(
     assert len(received) == len(set(received)) == 60
     with transaction(factory) as session:
         counts = grades_repo.outbox_counts(session)
-        assert counts == {"pending": 0, "delivered": 60, "failed": 0}
+        assert counts == {"pending": 0, "delivered": 60, "failed": 0, "superseded": 0}
         assert session.scalar(select(func.count()).select_from(ScoreOutbox)) == 60
 
 
@@ -428,3 +428,32 @@ def test_a_platform_without_the_tools_key_is_retried_not_failed(
     assert row.status == "pending"
     assert "token endpoint refused the tool" in (row.last_error or "")
     assert "public key" in (row.last_error or "")
+
+
+def test_after_an_outage_only_the_latest_score_of_a_learner_is_sent(
+    session_factory: sessionmaker[Session],
+    registration_id: int,
+    platform: FakePlatform,
+    clock: FakeClock,
+) -> None:
+    started = Score(
+        user_id="3",
+        activity_progress=ActivityProgress.started,
+        grading_progress=GradingProgress.pending,
+        timestamp=clock(),
+    )
+    halfway = a_score(clock, given=4, seconds=60)
+    done = a_score(clock, given=9, seconds=120)
+    other_learner = a_score(clock, user="5", given=2, seconds=30)
+    queue(session_factory, registration_id, started, halfway, other_learner, done)
+    report = deliver(session_factory, platform, clock)
+    assert (report.superseded, report.delivered) == (2, 2)
+    assert [
+        (s.payload["userId"], s.payload.get("scoreGiven")) for s in platform.received_scores
+    ] == [
+        ("5", 2),
+        ("3", 9),
+    ]
+    with transaction(session_factory) as session:
+        counts = grades.outbox_status(session).counts
+    assert counts == {"pending": 0, "delivered": 2, "failed": 0, "superseded": 2}

@@ -184,6 +184,7 @@ def test_two_worker_processes_post_every_score_exactly_once(database_url: str) -
                 "pending": 0,
                 "delivered": 40,
                 "failed": 0,
+                "superseded": 0,
             }
     finally:
         engine.dispose()

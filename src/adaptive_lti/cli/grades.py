@@ -91,8 +91,10 @@ def _now() -> datetime:
 
 
 def _print_report(report: DeliveryReport) -> None:
+    superseded = f", superseded {report.superseded}" if report.superseded else ""
     print(
-        f"delivered {report.delivered}, will retry {report.retrying}, failed {report.failed}",
+        f"delivered {report.delivered}, will retry {report.retrying}, failed {report.failed}"
+        + superseded,
         flush=True,
     )
     for error in report.errors:
@@ -176,7 +178,7 @@ def run_status(args: argparse.Namespace) -> int:
     counts = report.counts
     print(
         f"pending {counts.get('pending', 0)}, delivered {counts.get('delivered', 0)}, "
-        f"failed {counts.get('failed', 0)}"
+        f"failed {counts.get('failed', 0)}, superseded {counts.get('superseded', 0)}"
     )
     for entry in report.entries:
         score = (

@@ -190,6 +190,9 @@ class OutboxStatus(StrEnum):
     delivered = "delivered"
     # Permanently: the platform refused the score, or delivery gave up after the last attempt.
     failed = "failed"
+    # Not sent: a newer score for the same learner and column was queued before it went out
+    # (AGS 2.0 §3.4: the platform keeps the latest; an older one would only be ignored).
+    superseded = "superseded"
 
 
 @dataclass(frozen=True)
@@ -217,11 +220,12 @@ class DeliveryReport:
     delivered: int = 0
     retrying: int = 0
     failed: int = 0
+    superseded: int = 0
     errors: tuple[str, ...] = field(default=())
 
     @property
     def attempted(self) -> int:
-        return self.delivered + self.retrying + self.failed
+        return self.delivered + self.retrying + self.failed + self.superseded
 
 
 @dataclass(frozen=True)

@@ -280,6 +280,26 @@ def record_delivered(session: Session, claimed: ClaimedScore, now: datetime) -> 
     )
 
 
+def newer_score_queued(session: Session, claimed: ClaimedScore) -> bool:
+    """True when a score queued after this one, for the same learner and line item, is pending
+    or delivered: this one need not be sent."""
+    newer = session.execute(
+        select(ScoreOutbox.id)
+        .where(
+            ScoreOutbox.line_item_id == claimed.line_item.id,
+            ScoreOutbox.user_sub == claimed.user_id,
+            ScoreOutbox.id > claimed.outbox_id,
+            ScoreOutbox.status.in_([OutboxStatus.pending.value, OutboxStatus.delivered.value]),
+        )
+        .limit(1)
+    ).first()
+    return newer is not None
+
+
+def record_superseded(session: Session, claimed: ClaimedScore) -> bool:
+    return _finish(session, claimed, status=OutboxStatus.superseded.value, last_error=None)
+
+
 def record_retry(
     session: Session, claimed: ClaimedScore, next_attempt_at: datetime, error: str
 ) -> bool:
@@ -309,11 +329,20 @@ def requeue_failed(session: Session, now: datetime, *, registration_id: int | No
     return int(getattr(session.execute(statement), "rowcount", 0))
 
 
-def outbox_counts(session: Session, *, registration_id: int | None = None) -> dict[str, int]:
-    """How many scores are pending, delivered and failed."""
+def outbox_counts(
+    session: Session,
+    *,
+    registration_id: int | None = None,
+    resource_link_id: int | None = None,
+) -> dict[str, int]:
+    """How many scores are in each status (for one platform, or one activity)."""
     query = select(ScoreOutbox.status, func.count()).group_by(ScoreOutbox.status)
     if registration_id is not None:
         query = query.where(ScoreOutbox.registration_id == registration_id)
+    if resource_link_id is not None:
+        query = query.join(LineItem, LineItem.id == ScoreOutbox.line_item_id).where(
+            LineItem.resource_link_id == resource_link_id
+        )
     counts = {status.value: 0 for status in OutboxStatus}
     for status, count in session.execute(query):
         counts[str(status)] = int(count)
@@ -326,6 +355,7 @@ def list_outbox(
     status: OutboxStatus | None = None,
     registration_id: int | None = None,
     user_id: str | None = None,
+    resource_link_id: int | None = None,
     limit: int = 50,
 ) -> list[OutboxEntry]:
     """The newest queued scores first, with their line item's label and URL."""
@@ -341,6 +371,8 @@ def list_outbox(
         query = query.where(ScoreOutbox.registration_id == registration_id)
     if user_id is not None:
         query = query.where(ScoreOutbox.user_sub == user_id)
+    if resource_link_id is not None:
+        query = query.where(LineItem.resource_link_id == resource_link_id)
     entries = []
     for outbox, line_item in session.execute(query):
         payload = outbox.payload

@@ -9,7 +9,8 @@ stays open while the platform is called, and a claimed row belongs to one worker
 workers in two processes never post the same row; a worker that dies mid-delivery loses its
 claim when the lease runs out and the row is delivered again.
 
-Outcomes: accepted -> ``delivered``; refused by the platform (a user who is not gradable, a
+Outcomes: a newer score for the same learner and line item is queued -> ``superseded`` (not
+sent: the platform keeps only the latest); accepted -> ``delivered``; refused by the platform (a user who is not gradable, a
 scope not granted) -> ``failed`` with the reason; unreachable, 5xx, timeouts, a stripped
 Authorization header -> retried with exponential back-off and jitter, then ``failed`` after the
 last attempt. ``requeue_failed`` gives failed scores a new set of attempts once the cause is fixed.
@@ -137,12 +138,16 @@ def deliver_due_scores(
     policy = policy or RetryPolicy()
     now = grades_repo.as_utc(now)
     worker = worker_id or uuid.uuid4().hex[:12]
-    delivered = retrying = failed = 0
+    delivered = retrying = failed = superseded = 0
     errors: list[str] = []
     for _ in range(limit):
         claim_token = f"{worker}:{uuid.uuid4().hex}"
         with transaction(session_factory) as session:
             claimed = grades_repo.claim_next_due(session, now, claim_token, lease)
+            if claimed is not None and grades_repo.newer_score_queued(session, claimed):
+                grades_repo.record_superseded(session, claimed)
+                superseded += 1
+                continue
         if claimed is None:
             break
         error: str | None = None
@@ -179,7 +184,11 @@ def deliver_due_scores(
         if error is not None:
             log.warning("score %s not delivered: %s", claimed.outbox_id, error)
     return DeliveryReport(
-        delivered=delivered, retrying=retrying, failed=failed, errors=tuple(errors)
+        delivered=delivered,
+        retrying=retrying,
+        failed=failed,
+        superseded=superseded,
+        errors=tuple(errors),
     )
 
 
@@ -200,17 +209,24 @@ def outbox_status(
     status: OutboxStatus | None = None,
     registration_id: int | None = None,
     user_id: str | None = None,
+    resource_link_id: int | None = None,
     limit: int = 50,
 ) -> OutboxStatusReport:
-    """Counts per status, and the newest entries (filtered), for the CLI and instructor pages."""
+    """Counts per status, and the newest entries (filtered), for the CLI and instructor pages.
+
+    ``resource_link_id`` (the tool's ``lti_resource_link.id``, as given to ``queue_score``)
+    narrows both to one activity."""
     return OutboxStatusReport(
-        counts=grades_repo.outbox_counts(session, registration_id=registration_id),
+        counts=grades_repo.outbox_counts(
+            session, registration_id=registration_id, resource_link_id=resource_link_id
+        ),
         entries=tuple(
             grades_repo.list_outbox(
                 session,
                 status=status,
                 registration_id=registration_id,
                 user_id=user_id,
+                resource_link_id=resource_link_id,
                 limit=limit,
             )
         ),
