@@ -14,6 +14,19 @@ sent: the platform keeps only the latest); accepted -> ``delivered``; refused by
 scope not granted) -> ``failed`` with the reason; unreachable, 5xx, timeouts, a stripped
 Authorization header -> retried with exponential back-off and jitter, then ``failed`` after the
 last attempt. ``requeue_failed`` gives failed scores a new set of attempts once the cause is fixed.
+
+Use from a use case (the launch's AGS claim is ``Launch.ags_endpoint``)::
+
+    spec = line_item_spec_from_claim(
+        launch.ags_endpoint, label=design.title, score_maximum=100,
+        resource_id=f"design:{design.id}", platform_resource_link_id=resource_link.id,
+    )
+    if spec is not None:  # None: the launch grants no grade passback
+        queue_score(session, registration_id=..., line_item=spec, now=now,
+                    resource_link_id=resource_link_pk,
+                    score=Score(user_id=launch_sub, activity_progress=ActivityProgress.completed,
+                                grading_progress=GradingProgress.fully_graded, timestamp=now,
+                                score_given=0.8 * 100, score_maximum=100))
 """
 
 from __future__ import annotations
