@@ -301,3 +301,16 @@ def test_registration_can_be_turned_off(
         assert "turned off" in response.json()["message"]
         assert counts(h) == (0, 0)
         assert moodle.registrations == [] and moodle.authorizations == []
+
+
+def test_a_failure_page_in_the_browser_also_offers_to_close_the_window(
+    h: LtiHarness, moodle: FakeMoodle
+) -> None:
+    moodle.configuration["issuer"] = "https://evil.example.org"
+    response = register(h)
+    assert response.status_code == 400
+    assert "could not be registered" in response.text
+    assert "not on the same site" in response.text
+    assert "Nothing was stored" in response.text
+    assert "data-lti-close" in response.text and "registration-close.js" in response.text
+    assert counts(h) == (0, 0)

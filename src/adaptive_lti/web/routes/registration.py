@@ -15,10 +15,11 @@ import httpx
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from adaptive_lti.core.errors import InvalidInputError, NotFoundError
+from adaptive_lti.core.errors import ConflictError, InvalidInputError, NotFoundError
 from adaptive_lti.core.lti import RegistrationStatus
 from adaptive_lti.lti import registration
 from adaptive_lti.web.deps import NowDep, SessionDep, SettingsDep
+from adaptive_lti.web.errors import wants_json
 from adaptive_lti.web.templating import templates
 
 router = APIRouter()
@@ -61,14 +62,28 @@ def register(
             "in Site administration → Plugins → Activity modules → External tool → Manage "
             "tools and press 'Add LTI Advantage'.",
         )
-    with registration.http_client(transport) as client:
-        done = registration.register_with_platform(
-            session,
-            client,
-            settings,
-            openid_configuration=openid_configuration,
-            registration_token=registration_token,
-            now=now,
+    try:
+        with registration.http_client(transport) as client:
+            done = registration.register_with_platform(
+                session,
+                client,
+                settings,
+                openid_configuration=openid_configuration,
+                registration_token=registration_token,
+                now=now,
+            )
+    except (registration.RegistrationError, ConflictError) as error:
+        if wants_json(request):
+            raise  # the error handler answers with JSON
+        # §3.7: "successfully or not", the tool lets the platform close its window; the page
+        # shows the failure first, with the same close button.
+        session.rollback()
+        return templates.TemplateResponse(
+            request,
+            "registration/failed.html",
+            {"error": error, "tool_name": settings.tool_name},
+            status_code=error.status_code,
+            headers={"Cache-Control": "no-store"},
         )
     response = templates.TemplateResponse(
         request,
