@@ -457,3 +457,47 @@ def test_after_an_outage_only_the_latest_score_of_a_learner_is_sent(
     with transaction(session_factory) as session:
         counts = grades.outbox_status(session).counts
     assert counts == {"pending": 0, "delivered": 2, "failed": 0, "superseded": 2}
+
+
+def test_status_for_one_activity(
+    session_factory: sessionmaker[Session], registration_id: int, clock: FakeClock
+) -> None:
+    from adaptive_lti.db.tables import Deployment, ResourceLink
+
+    with transaction(session_factory) as session:
+        deployment = session.scalars(
+            select(Deployment).where(Deployment.registration_id == registration_id)
+        ).one()
+        link = ResourceLink(
+            deployment_id=deployment.id,
+            resource_link_id="1",
+            first_seen_at=clock(),
+            last_seen_at=clock(),
+        )
+        session.add(link)
+        session.flush()
+        link_pk = link.id
+        grades.queue_score(
+            session,
+            registration_id=registration_id,
+            line_item=ACTIVITY,
+            score=a_score(clock),
+            now=clock(),
+            resource_link_id=link_pk,
+        )
+        other_column = LineItemSpec(
+            label="Other", score_maximum=10, granted_scopes=(), lineitem_url=LINEITEM_URL + "&x=2"
+        )
+        grades.queue_score(
+            session,
+            registration_id=registration_id,
+            line_item=other_column,
+            score=a_score(clock, user="5"),
+            now=clock(),
+        )
+    with transaction(session_factory) as session:
+        one = grades.outbox_status(session, resource_link_id=link_pk)
+        every = grades.outbox_status(session)
+    assert [e.user_id for e in one.entries] == ["3"]
+    assert one.counts["pending"] == 1
+    assert every.counts["pending"] == 2
