@@ -123,3 +123,19 @@ def test_mermaid_titles_and_labels_with_colons_quotes_and_newlines() -> None:
     front_matter = mermaid.split("---")[1]
     assert yaml.safe_load(front_matter) == {"title": 'Loops: the "basics" (version 1)'}
     assert 'n1["Hello there<br/>' in mermaid
+
+
+def test_branch_edges_keep_the_case_order_in_the_drawing() -> None:
+    design = load_design(VALID).design
+    graph = route_graph(design)
+    decision = next(node.id for node in graph.nodes if node.shape == "decision")
+    ways_out = sorted((e for e in graph.edges if e.source == decision), key=lambda e: e.rank)
+    assert [edge.label.split(":")[0] for edge in ways_out] == ["foundations", "standard"]
+    root = ElementTree.fromstring(to_svg(graph))
+    label_x = {
+        text.text: float(text.get("x", 0))
+        for text in root.iter(f"{SVG}text")
+        if text.text and text.text.startswith(("foundations", "standard"))
+    }
+    foundations = next(x for label, x in label_x.items() if label.startswith("foundations"))
+    assert foundations < label_x["standard: otherwise"]

@@ -37,6 +37,9 @@ class GraphEdge:
     target: str
     label: str = ""
     loop: bool = False  # a remediation edge back to the check
+    # Where this edge comes among its source's ways out, in the order the design writes them
+    # (case 1, case 2, ...): drawings keep that order from left to right.
+    rank: int = 0
 
 
 @dataclass(frozen=True)
@@ -45,8 +48,8 @@ class RouteGraph:
     edges: tuple[GraphEdge, ...]
 
 
-# An edge waiting for the next node: (source node id, label).
-_Exit = tuple[str, str]
+# An edge waiting for the next node: (source node id, label, rank).
+_Exit = tuple[str, str, int]
 
 
 @dataclass
@@ -61,8 +64,8 @@ class _Builder:
         return node_id
 
     def connect(self, exits: list[_Exit], target: str) -> None:
-        for source, label in exits:
-            self.edges.append(GraphEdge(source, target, label))
+        for source, label, rank in exits:
+            self.edges.append(GraphEdge(source, target, label, rank=rank))
 
     def activity(self, activity_id: str) -> str:
         activity = self.design.activities.get(activity_id)
@@ -79,17 +82,17 @@ class _Builder:
         if isinstance(step, str):
             target = self.activity(step)
             self.connect(exits, target)
-            return [(target, "")]
+            return [(target, "", 0)]
         if isinstance(step, Branch):
             decision = self.node("branch", "decision")
             self.connect(exits, decision)
             after: list[_Exit] = []
-            for case in step.branch:
+            for index, case in enumerate(step.branch):
                 condition = "otherwise" if case.otherwise else str(case.when)
                 label = f"{case.name}: {condition}" if case.name else condition
-                after += self.steps(case.then, [(decision, label)])
+                after += self.steps(case.then, [(decision, label, index)])
             if not any(case.otherwise for case in step.branch):
-                after.append((decision, "no case holds"))
+                after.append((decision, "no case holds", len(step.branch)))
             return after
         if isinstance(step, Remediate):
             spec = step.remediate
@@ -105,9 +108,9 @@ class _Builder:
                 still += f", flag {spec.flag}"
             if spec.support:
                 support = self.activity(spec.support)
-                self.edges.append(GraphEdge(check, support, still))
-                return [(check, f"score ≥ {below}"), (support, "")]
-            return [(check, f"score ≥ {below}"), (check, still)]
+                self.edges.append(GraphEdge(check, support, still, rank=2))
+                return [(check, f"score ≥ {below}", 1), (support, "", 0)]
+            return [(check, f"score ≥ {below}", 1), (check, still, 2)]
         if isinstance(step, Choose):
             choice_spec = step.choose
             if choice_spec.pick is not None:
@@ -120,14 +123,12 @@ class _Builder:
             choice = self.node(f"choose {count} of {offered}: {choice_spec.prompt}", "choice")
             self.connect(exits, choice)
             after = []
-            for activity_id in choice_spec.required:
+            offers = [(a, "required") for a in choice_spec.required]
+            offers += [(a, "if chosen") for a in choice_spec.from_]
+            for rank, (activity_id, label) in enumerate(offers):
                 target = self.activity(activity_id)
-                self.edges.append(GraphEdge(choice, target, "required"))
-                after.append((target, ""))
-            for activity_id in choice_spec.from_:
-                target = self.activity(activity_id)
-                self.edges.append(GraphEdge(choice, target, "if chosen"))
-                after.append((target, ""))
+                self.edges.append(GraphEdge(choice, target, label, rank=rank))
+                after.append((target, "", 0))
             return after
         if isinstance(step, Split):
             spec_split = step.split
@@ -135,25 +136,27 @@ class _Builder:
             self.connect(exits, split)
             total = sum(variant.weight for variant in spec_split.variants.values())
             after = []
-            for name, variant in spec_split.variants.items():
+            for rank, (name, variant) in enumerate(spec_split.variants.items()):
                 share = f"{name} ({variant.weight / total:.0%})"
-                after += self.steps(variant.then, [(split, share)])
+                after += self.steps(variant.then, [(split, share, rank)])
             return after
         assert isinstance(step, Review)
         spec_review = step.review
         review = self.activity(spec_review.activity)
         due = f"{spec_review.after} after {spec_review.of}"
         self.connect(
-            [(source, f"{label} · {due}" if label else due) for source, label in exits], review
+            [(source, f"{label} · {due}" if label else due, rank) for source, label, rank in exits],
+            review,
         )
-        return [(review, ""), *((source, label or "review not due") for source, label in exits)]
+        skips = [(source, label or "review not due", rank) for source, label, rank in exits]
+        return [(review, "", 0), *skips]
 
 
 def route_graph(design: Design) -> RouteGraph:
     """The route of ``design`` as nodes and labelled edges, from start to end."""
     builder = _Builder(design)
     start = builder.node("start", "start")
-    exits = builder.steps(design.route, [(start, "")])
+    exits = builder.steps(design.route, [(start, "", 0)])
     end = builder.node(f"completed ({design.completion.move_on.value})", "end")
     builder.connect(exits, end)
     return RouteGraph(tuple(builder.nodes), tuple(builder.edges))
@@ -269,6 +272,7 @@ class _Box:
     width: float
     height: float
     order: int  # creation order: breaks ties so the drawing follows the route
+    rank: int = 0  # the rank of the edge that leads here (see GraphEdge.rank)
     x: float = 0.0  # centre
     y: float = 0.0  # top
 
@@ -320,10 +324,12 @@ def _layout(
         for layer in range(layer_of[edge.source] + 1, layer_of[edge.target]):
             first = layer == layer_of[edge.source] + 1
             label_width = len(_shorten(edge.label, 60)) * 6.2 + 12 if first and edge.label else 0
-            waypoint = _Box(None, [], max(label_width, 16.0), 16.0, source.order)
+            waypoint = _Box(None, [], max(label_width, 16.0), 16.0, source.order, edge.rank)
             rows.setdefault(layer, []).append(waypoint)
             chain.append(waypoint)
         chain.append(target)
+        if len(chain) == 2:
+            target.rank = min(target.rank, edge.rank) if parents.get(id(target)) else edge.rank
         for upper, lower in itertools.pairwise(chain):
             parents.setdefault(id(lower), []).append(upper)
         routes.append((edge, chain))
@@ -338,6 +344,7 @@ def _layout(
                     / max(1, len(parents.get(id(box), [])))
                     if parents.get(id(box))
                     else float("inf"),
+                    box.rank,
                     box.order,
                 )
             )
