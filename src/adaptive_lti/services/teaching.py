@@ -127,6 +127,7 @@ class CourseOverview:
     can_sync_roster: bool
     roster_size: int
     launches: CoursePage
+    instructor: str  # who is looking, as their actions are recorded
     sync_report: RosterSyncCounts | None = None
     sync_error: AdaptiveLtiError | None = None
 
@@ -312,6 +313,7 @@ def course_overview(session: Session, place: InstructorPlace) -> CourseOverview:
         staff=tuple(m for m in members if _is_staff(m)),
         can_sync_roster=memberships_url is not None,
         roster_size=sum(1 for r in records if r.roster_status is not None),
+        instructor=_instructor_name(session, place),
         launches=launch_service.course_page(
             session, context_pk=place.context_pk, resource_link_pk=place.resource_link_pk, limit=10
         ),
@@ -462,7 +464,10 @@ def describe_event(event: Event, design: CompiledDesign | None) -> str:
 
     match event:
         case Launched():
-            given = ", ".join(f"{k} = {v}" for k, v in sorted(event.custom.items()))
+            # Service URLs and ids the platform adds to every launch say nothing about the learner.
+            given = ", ".join(
+                f"{k} = {v}" for k, v in sorted(event.custom.items()) if not v.startswith("http")
+            )
             return "Launched the activity" + (f" (the platform sent {given})" if given else "")
         case AttributeSet():
             return f"{event.attribute} set to {event.value!r} (from {event.source})"

@@ -23,8 +23,10 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from adaptive_lti.analytics import queries
+from adaptive_lti.core.conditions import format_value
 from adaptive_lti.core.errors import PermissionDeniedError
 from adaptive_lti.core.lti import RecordedLaunch
+from adaptive_lti.lti import keys
 from adaptive_lti.lti import session as tool_session
 from adaptive_lti.lti.nrps import NrpsClient
 from adaptive_lti.lti.service_http import new_http_client
@@ -141,13 +143,20 @@ def course(request: Request, teacher: TeacherDep, session: SessionDep) -> Respon
 
 @router.post("/roster/sync", name="teaching_roster_sync")
 def sync_roster(
-    request: Request, teacher: TeacherDep, session: SessionDep, now: NowDep
+    request: Request, teacher: TeacherDep, session: SessionDep, settings: SettingsDep, now: NowDep
 ) -> Response:
     """Read the course's members from the platform (NRPS 2.0 §2) and show the page with the
     result. The platform is called with the request's transaction holding no write lock."""
     factory = request.app.state.session_factory
+
+    def signing_key(session: Session) -> keys.SigningKey:
+        # The service token is signed with the tool's key: make the first one if the tool has
+        # none yet (nothing may have asked for the tool's JWKS before the first sync).
+        keys.ensure_signing_key(session, settings, now)
+        return keys.signing_key(session)
+
     with new_http_client(getattr(request.app.state, "http_transport", None)) as http:
-        client = NrpsClient(ServiceTokenProvider(factory, http), http)
+        client = NrpsClient(ServiceTokenProvider(factory, http, signing_key=signing_key), http)
         overview = teaching.sync_course_roster(session, teacher.place, client, now=now)
     status = 502 if overview.sync_error is not None else 200
     return _page(request, "teaching/course.html", teacher.token, status, overview=overview)
@@ -215,4 +224,10 @@ def format_moment(moment: datetime | None) -> str:
     return "—" if moment is None else moment.strftime("%Y-%m-%d %H:%M")
 
 
+def condition_value(value: object) -> str:
+    """A value a condition read, as the design writes values (0.67, not 0.6666666666666666)."""
+    return format_value(value)
+
+
 templates.env.filters.setdefault("moment", format_moment)
+templates.env.filters.setdefault("condition_value", condition_value)
