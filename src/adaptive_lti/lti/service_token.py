@@ -128,8 +128,8 @@ class ServiceTokenProvider:
             registration = lti_repo.get_registration(session, registration_id)
             try:
                 signing_key = self._signing_key(session)
-            except AdaptiveLtiError as error:
-                raise ServiceUnavailable(str(error)) from error
+            except AdaptiveLtiError as error:  # no active key yet: 'adaptive-lti keys rotate'
+                raise ServiceSetupProblem(error.message, hint=error.hint) from error
             assertion = client_assertion(
                 client_id=registration.client_id,
                 audience=registration.auth_token_audience or registration.auth_token_url,
