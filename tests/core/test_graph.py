@@ -126,8 +126,23 @@ def test_mermaid_titles_and_labels_with_colons_quotes_and_newlines() -> None:
 
 
 def test_branch_edges_keep_the_case_order_in_the_drawing() -> None:
-    design = load_design(VALID).design
-    graph = route_graph(design)
+    # The first case has no steps, so its edge is only drawn when the next step is: the rank
+    # still puts it first (left).
+    text = VALID.replace(
+        """        then:
+          - loops-lesson
+          - remediate: {check: loops-check, lesson: loops-again, below: 0.7, max: 2}
+      - name: standard
+        otherwise: true
+        then: []""",
+        """        then: []
+      - name: standard
+        otherwise: true
+        then:
+          - loops-lesson
+          - remediate: {check: loops-check, lesson: loops-again, below: 0.7, max: 2}""",
+    )
+    graph = route_graph(load_design(text).design)
     decision = next(node.id for node in graph.nodes if node.shape == "decision")
     ways_out = sorted((e for e in graph.edges if e.source == decision), key=lambda e: e.rank)
     assert [edge.label.split(":")[0] for edge in ways_out] == ["foundations", "standard"]
