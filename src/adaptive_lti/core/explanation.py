@@ -189,6 +189,8 @@ def _phrase(design: Design, node: Node, values: Mapping[str, Value], holds: bool
     """One comparison in words, saying why it holds (``holds``) or why it does not."""
     match node:
         case Truth(name):
+            if values.get(name.key) is None and name.key in design.attributes:
+                return f"{subject(design, name.key)} is not known yet"
             return _truth_phrase(design, name.key, holds)
         case Member(name, options):
             value = values.get(name.key)
@@ -237,6 +239,9 @@ def _truth_phrase(design: Design, key: str, holds: bool) -> str:
         skill = design.skills.get(tail)
         name = lower_title(skill.title) if skill and skill.title else tail
         return f"you have mastered {name}" if holds else f"you have not mastered {name} yet"
+    attribute = design.attributes.get(key)
+    if attribute is not None and attribute.question:
+        return f'you answered {"yes" if holds else "no"} to "{attribute.question}"'
     return f"{subject(design, key)} is {'yes' if holds else 'no'}"
 
 

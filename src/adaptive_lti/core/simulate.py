@@ -115,6 +115,7 @@ def parse_personas(text: str, filename: str = "<personas>") -> PersonasFile:
             f"{filename}: a personas file is a mapping with a 'personas' key",
             hint="start it with 'personas:' and one entry per persona",
         )
+    _name_boolean_keys(data)
     try:
         return PersonasFile.model_validate(data)
     except ValidationError as error:
@@ -126,6 +127,23 @@ def parse_personas(text: str, filename: str = "<personas>") -> PersonasFile:
             "\n".join(lines),
             hint="see the personas format at the top of core/simulate.py or in the README",
         ) from None
+
+
+def _name_boolean_keys(data: dict[Any, Any]) -> None:
+    """YAML reads ``{true: 0.7, false: 0.3}`` with boolean keys: name them "true"/"false"."""
+    personas = data.get("personas")
+    if not isinstance(personas, dict):
+        return
+    for persona in personas.values():
+        attributes = persona.get("attributes") if isinstance(persona, dict) else None
+        if not isinstance(attributes, dict):
+            continue
+        for name, value in attributes.items():
+            if isinstance(value, dict):
+                attributes[name] = {
+                    (str(key).lower() if isinstance(key, bool) else key): weight
+                    for key, weight in value.items()
+                }
 
 
 def check_personas(design: CompiledDesign, personas: PersonasFile) -> list[str]:
@@ -327,7 +345,8 @@ def run_learner(
                 option.activity: preferences.get(option.activity, 0.0) if preferences else 1.0
                 for option in decision.options
             }
-            count = max(decision.least, min(1, decision.most))
+            fewest = max(decision.least, min(1, decision.most))
+            count = rng.randint(fewest, max(fewest, decision.most))
             picked: list[str] = []
             while len(picked) < count and any(weight > 0 for weight in pool.values()):
                 pick = _draw(rng, pool)
