@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from adaptive_lti.core import simulate
-from adaptive_lti.core.engine import ChoiceOffered, DesignCompleted, NeedsInput
 from adaptive_lti.core.conditions import format_value
+from adaptive_lti.core.engine import ChoiceOffered, DesignCompleted, NeedsInput
 from adaptive_lti.core.lint import lint
 from tests.core.routing import EXAMPLES, T0, Learner, example
 
