@@ -35,7 +35,10 @@ def register(subparsers: Any) -> None:
     schema = subparsers.add_parser(
         "schema",
         help="print the JSON Schema of design files (for editor completion)",
-        description="Write the JSON Schema of design files, for editors and CI validators.",
+        description="Write the JSON Schema of design files, for editors and CI validators. "
+        "Save it beside your designs (-o design.schema.json) and start each design with the line "
+        "'# yaml-language-server: $schema=./design.schema.json': editors using the YAML "
+        "language server then complete keys and flag mistakes as you type.",
     )
     schema.add_argument("-o", "--output", help="write to this file instead of standard output")
     schema.set_defaults(handler=run_schema)
