@@ -259,14 +259,14 @@ class ScoreDeliveryWorker:
         client: ScoreDeliveryClient,
         *,
         interval: float = 5.0,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Callable[[], datetime] | None = None,
         policy: RetryPolicy | None = None,
         batch_size: int = 100,
     ) -> None:
         self._session_factory = session_factory
         self._client = client
         self._interval = interval
-        self._clock = clock
+        self._clock = clock or _utcnow
         self._policy = policy
         self._batch_size = batch_size
         self._stopping = threading.Event()

@@ -6,6 +6,8 @@ Several app processes may each run one: the outbox claim keeps them from posting
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 import httpx
 from sqlalchemy import Engine
@@ -17,6 +19,10 @@ from adaptive_lti.services.grades import ScoreDeliveryWorker
 from adaptive_lti.settings import Settings
 
 log = logging.getLogger("adaptive_lti.web.grade_delivery")
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 class RunningScoreDelivery:
@@ -35,6 +41,7 @@ def start_score_delivery(
     settings: Settings,
     engine: Engine,
     transport: httpx.BaseTransport | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> RunningScoreDelivery | None:
     """Start delivering queued scores in the background, unless the settings turn it off.
 
@@ -51,6 +58,8 @@ def start_score_delivery(
         client,
         interval=settings.grade_delivery_interval_seconds,
         policy=RetryPolicy(max_attempts=settings.grade_delivery_max_attempts),
+        # The app's clock (tests may move it): scores are due by the clock that queued them.
+        clock=clock,
     )
     worker.start()
     return RunningScoreDelivery(worker, client)
