@@ -107,7 +107,6 @@ def deliver(
     once: bool,
     interval: float | None = None,
     transport: httpx.BaseTransport | None = None,
-    max_passes: int | None = None,
 ) -> int:
     """Deliver due scores: every pass until Ctrl-C, or all that are due now with ``once``."""
     policy = RetryPolicy(max_attempts=settings.grade_delivery_max_attempts)
@@ -116,17 +115,15 @@ def deliver(
     with _session_factory(settings) as factory:
         client = open_ags_client(factory, transport)
         try:
-            passes = 0
             while True:
                 report = grades.deliver_due_scores(
                     factory, client, _now(), policy=policy, limit=batch
                 )
-                passes += 1
                 if report.attempted or once:
                     _print_report(report)
                 if report.attempted >= batch:
                     continue  # more may be due: no pause
-                if once or (max_passes is not None and passes >= max_passes):
+                if once:
                     return 0
                 time.sleep(pause)
         finally:
