@@ -151,6 +151,13 @@ def test_model_validator_messages_are_kept() -> None:
     assert where(problem) == (17, 17)
 
 
+def test_a_bad_item_is_not_also_reported_as_a_missing_item() -> None:
+    text = VALID.replace('choices: ["1", "2"], answer: "2"', 'choices: ["2"], answer: "2"', 1)
+    problem = only_problem(text)
+    assert problem.message == "'choices' needs at least 2 items"
+    assert where(problem) == (16, 53)
+
+
 def test_invalid_ids_and_durations() -> None:
     text = VALID.replace("  loops-again: {", "  Loops Again: {").replace(
         "loops-again, below", "Loops Again, below"

@@ -536,7 +536,7 @@ class _Reader:
             return Design.model_validate(data)
         except ValidationError as error:
             reported_before = len(self.problems)
-            raw = error.errors(include_url=False)
+            raw = _without_echoes(error.errors(include_url=False))
             for item in raw:
                 loc = tuple(item["loc"])
                 if _inside_a_step(loc):
@@ -766,7 +766,7 @@ def _check_step(step: Any, path: Path, errors: list[tuple[Path, dict[str, Any]]]
     try:
         model.model_validate(stripped)
     except ValidationError as error:
-        errors += [(path, dict(item)) for item in error.errors(include_url=False)]
+        errors += [(path, dict(item)) for item in _without_echoes(error.errors(include_url=False))]
     for then, then_path in nested:
         if isinstance(then, list):
             _check_steps(then, then_path, errors)
@@ -818,6 +818,18 @@ def _raw_references(steps: list[Any], path: Path) -> list[tuple[Path, str]]:
                     variant["then"], (*here, "split", "variants", name, "then")
                 )
     return found
+
+
+def _without_echoes(errors: list[Any]) -> list[Any]:
+    """Drop pydantic's "too short" on a list whose items failed: it counts only the valid items,
+    so one bad question also says "'questions' needs at least 1 item"."""
+    locs = [tuple(error["loc"]) for error in errors]
+    return [
+        error
+        for error, loc in zip(errors, locs, strict=True)
+        if error["type"] != "too_short"
+        or not any(len(other) > len(loc) and other[: len(loc)] == loc for other in locs)
+    ]
 
 
 def _inside_a_step(loc: tuple[Any, ...]) -> bool:
