@@ -171,6 +171,21 @@ def test_invalid_ids_and_durations() -> None:
 # --- route steps: one construct at a time, no union noise ----------------------------------------
 
 
+def test_a_malformed_id_in_a_step_is_one_problem() -> None:
+    text = VALID.replace(
+        "  - project\n", "  - choose: {id: el, from: [Bad Id, project], pick: 1}\n"
+    )
+    problem = only_problem(text)
+    assert problem.message == "item 1 of 'from' is 'Bad Id', which is not a valid id"
+    assert where(problem) == (42, 29)
+
+
+def test_a_missing_key_in_a_step_has_an_example() -> None:
+    text = VALID.replace("below: 0.7, max: 2}", "below: 0.7}")
+    problem = only_problem(text)
+    assert (problem.message, problem.hint) == ("'max' is missing in 'remediate'", "add 'max: 2'")
+
+
 def test_a_misspelt_step_key_is_one_clear_problem() -> None:
     text = VALID.replace("  - branch:", "  - brnach:")
     problem = only_problem(text)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import re
 import types
 import typing
 from pathlib import Path as FilePath
@@ -69,6 +70,7 @@ STEP_SHAPES = "a step is an activity id or one of branch, remediate, choose, spl
 _YAML_TAG = "tag:yaml.org,2002:"
 _CONSTRUCTOR = yaml.constructor.SafeConstructor()
 _IDENTIFIER_ADAPTER: TypeAdapter[str] = TypeAdapter(Identifier)
+_IDENTIFIER_PATTERN = re.compile(IDENTIFIER)
 
 
 class _Poison:
@@ -561,7 +563,7 @@ class _Reader:
             return
         known = [key for key in activities if isinstance(key, str)]
         for path, activity_id in _raw_references(route, ("route",)):
-            if activity_id not in activities:
+            if activity_id not in activities and _IDENTIFIER_PATTERN.match(activity_id):
                 close = difflib.get_close_matches(activity_id, known, n=1, cutoff=0.6)
                 hint = f"did you mean '{close[0]}'?" if close else "declare it under 'activities'"
                 self.add(path, f"unknown activity '{activity_id}'", hint, code="reference")
@@ -908,6 +910,20 @@ _EXAMPLES = {
     "design": "design: my-course",
     "id": "id: elective",
     "from": "from: [games, data, web]",
+    "check": "check: loops-check",
+    "lesson": "lesson: loops-remedial",
+    "below": "below: 0.7",
+    "max": "max: 2",
+    "activity": "activity: loops-review",
+    "of": "of: loops-check",
+    "after": "after: 7d",
+    "variants": "variants: {control: {weight: 1}, pilot: {weight: 1}}",
+    "prompt": "prompt: What does this print?",
+    "choices": 'choices: ["1", "2"]',
+    "answer": 'answer: "2"',
+    "ask": "ask: [prior_programming]",
+    "url": "url: https://moodle.example.org/mod/page/view.php?id=1",
+    "from_version": "from_version: 1",
 }
 
 
@@ -1113,20 +1129,30 @@ def _plain_words(
         if pattern == IDENTIFIER:
             what = "a key" if key_error else subject
             return (
-                f"{what} '{value if not key_error else path[-1]}' is not a valid id",
+                f"the key '{path[-1]}' is not a valid id"
+                if key_error
+                else f"{what} is '{value}', which is not a valid id",
                 "ids use lower-case letters, digits, '-' and '_', and start with a letter "
                 "(e.g. loops-check)",
                 "invalid-id",
             )
         if pattern == DURATION:
             return (
-                f"{subject} '{value}' is not a duration",
+                f"{subject} is '{value}', which is not a duration",
                 "write a number and a unit: 30m, 12h, 7d or 2w",
                 "invalid",
             )
         if pattern == r"^https?://":
-            return f"{subject} '{value}' is not a web address", "start it with https://", "invalid"
-        return f"{subject} '{value}' has the wrong form", f"it must match {pattern}", "invalid"
+            return (
+                f"{subject} is '{value}', which is not a web address",
+                "start it with https://",
+                "invalid",
+            )
+        return (
+            f"{subject} is '{value}', which has the wrong form",
+            f"it must match {pattern}",
+            "invalid",
+        )
     if kind in _BOUNDS:
         bound = next(iter(context.values()), "")
         return (
