@@ -35,7 +35,7 @@ class BindingMethod(StrEnum):
     deep_link = "deep-link"
     # The activity carries the custom parameter ``design=ID`` (typed by an instructor in the VLE).
     custom_parameter = "custom-param"
-    # An instructor chose it on the tool's own pages (or an administrator with the CLI).
+    # An instructor chose it on the tool's own Designs page.
     instructor = "instructor"
 
 

@@ -13,8 +13,8 @@ An activity is bound to a design in one of three ways (``core.catalogue.BindingM
   finds that offer and records the binding as made by deep linking, by that instructor;
 - **custom parameter**: the activity (or tool) in the VLE has ``design=ID`` or ``design=ID@VERSION``
   typed in; the first launch records the binding;
-- **instructor**: chosen on the tool's pages or with the CLI. Such a binding is not overridden by
-  the custom parameter; the other two follow it when an instructor edits it in the VLE.
+- **instructor**: chosen on the tool's Designs page. Such a binding is not overridden by the
+  custom parameter; the other two follow it when an instructor edits it in the VLE.
 
 Services flush but never commit.
 """
