@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urljoin
@@ -168,3 +169,28 @@ def snapshot_flags(database_url: str, user_id: str) -> tuple[bool, str | None]:
     finally:
         engine.dispose()
     return bool(row[0]), row[1]
+
+
+def delivered_grade(
+    server_data_dir: Path, database_url: str, user_id: str, *, timeout: float = 30.0
+) -> dict[str, object]:
+    """Wait for the tool's worker to deliver the learner's last score, then read the demo
+    platform's gradebook (its JSON file): the result it holds for the learner."""
+    deadline = time.monotonic() + timeout
+    while True:
+        scores = queued_scores(database_url, user_id)
+        if scores and scores[-1]["status"] == "delivered":
+            break
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the last score of {user_id} was not delivered: {scores}")
+        time.sleep(0.25)
+    gradebook = json.loads((server_data_dir / "demo-platform-gradebook.json").read_text())
+    results = [
+        result
+        for per_item in gradebook["results"].values()
+        for uid, result in per_item.items()
+        if uid == user_id
+    ]
+    assert len(results) == 1, gradebook
+    delivered: dict[str, object] = results[0]
+    return delivered

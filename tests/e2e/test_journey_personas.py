@@ -20,6 +20,7 @@ from tests.e2e.journey_walker import (
     JourneyWalker,
     Persona,
     current_activity,
+    delivered_grade,
     example_design,
     queued_scores,
     snapshot_flags,
@@ -59,11 +60,15 @@ def play(client: DemoPlatformClient, walker: JourneyWalker, persona: Persona) ->
 
 
 def final_score(server: RunningServer, user_id: str) -> dict[str, object]:
+    """The last score queued for the learner, once the demo platform's gradebook holds it."""
     scores = queued_scores(server.database_url, user_id)
     assert scores, "a score was queued for the gradebook"
     final = scores[-1]
     assert (final["activityProgress"], final["gradingProgress"]) == ("Completed", "FullyGraded")
     assert final["userId"] == user_id
+    in_gradebook = delivered_grade(server.data_dir, server.database_url, user_id)
+    assert in_gradebook["result_score"] == final["scoreGiven"]
+    assert in_gradebook["grading_progress"] == "FullyGraded"
     return final
 
 
@@ -195,8 +200,10 @@ def test_femi_back_eight_days_later_gets_the_review_before_the_project(
         rest = Persona("femi", "8", {}, {"project": [4]}, "elective-data")
         final = JourneyWalker(other_device, journey.design).walk(rest, back)
         other_device.close()
+        # Delivered by the worker of the process whose clock queued it (eight days ahead).
+        grade = final_score(running_server, "8")
     finally:
         later.stop()
     assert rest.met == ["loops-review", "choose:elective-data", "elective-data", "project"]
     assert "Your final grade" in final.text
-    assert final_score(running_server, "8")["scoreGiven"] == 80.0
+    assert grade["scoreGiven"] == 80.0

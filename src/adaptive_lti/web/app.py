@@ -35,7 +35,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         score_delivery = start_score_delivery(
-            settings, engine, getattr(app.state, "http_transport", None)
+            settings,
+            engine,
+            getattr(app.state, "http_transport", None),
+            getattr(app.state, "clock", None),
         )
         yield
         if score_delivery is not None:
