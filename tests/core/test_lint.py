@@ -566,3 +566,19 @@ def test_a_split_group_read_before_the_split_is_unknown() -> None:
     assert "dead-end" not in codes(design(after))
     before = DEFAULT_ROUTE.replace("  - diagnostic", f"{branch}\n{split}\n  - diagnostic")
     assert find(design(before), "dead-end").message.endswith("e.g. group.pilot=unknown")
+
+
+def test_a_design_compiled_without_a_source_map_is_linted_without_positions() -> None:
+    from adaptive_lti.core.compiled import compile_design
+
+    loaded = load_design(design().replace("skills:\n", "  goal: {type: text}\nskills:\n"))
+    compiled, problems = compile_design(loaded.design)
+    assert compiled is not None and problems == []
+    [problem] = lint(compiled)
+    assert (problem.code, problem.file, problem.line, problem.column) == (
+        "unused-attribute",
+        "<design>",
+        0,
+        0,
+    )
+    assert str(problem).startswith("<design>: warning: attribute 'goal' is never used")
