@@ -9,6 +9,7 @@ from textwrap import dedent
 import pytest
 from bench.design_generator import generate_design
 
+from adaptive_lti.core.compiled import compile_design
 from adaptive_lti.core.conditions import Symbol, ValueType, parse
 from adaptive_lti.core.errors import Problem
 from adaptive_lti.core.lint import (
@@ -569,8 +570,6 @@ def test_a_split_group_read_before_the_split_is_unknown() -> None:
 
 
 def test_a_design_compiled_without_a_source_map_is_linted_without_positions() -> None:
-    from adaptive_lti.core.compiled import compile_design
-
     loaded = load_design(design().replace("skills:\n", "  goal: {type: text}\nskills:\n"))
     compiled, problems = compile_design(loaded.design)
     assert compiled is not None and problems == []
