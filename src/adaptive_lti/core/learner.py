@@ -65,13 +65,15 @@ def replace(value: FrozenModel, changes: Mapping[str, Any]) -> FrozenModel:
     copy = value.__class__.__new__(value.__class__)
     fields = value.__dict__.copy()
     fields.update(changes)
-    object.__setattr__(copy, "__dict__", fields)
-    object.__setattr__(
-        copy, "__pydantic_fields_set__", value.__pydantic_fields_set__ | changes.keys()
-    )
-    object.__setattr__(copy, "__pydantic_extra__", None)
-    object.__setattr__(copy, "__pydantic_private__", None)
+    _set_attribute(copy, "__dict__", fields)
+    # Which fields were given explicitly only matters to model_dump(exclude_unset=True).
+    _set_attribute(copy, "__pydantic_fields_set__", value.__pydantic_fields_set__)
+    _set_attribute(copy, "__pydantic_extra__", None)
+    _set_attribute(copy, "__pydantic_private__", None)
     return copy
+
+
+_set_attribute = object.__setattr__
 
 
 class Outcome(Frozen):
