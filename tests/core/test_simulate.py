@@ -156,3 +156,16 @@ def test_cli_errors_are_plain_and_exit_non_zero(
     assert code == 1 and "cannot read" in capsys.readouterr().err
     code, _, err = run_cli(capsys, "-n", "0")
     assert code == 2 and "-n must be at least 1" in err
+
+
+def test_the_progress_bar_redraws_one_line() -> None:
+    from adaptive_lti.cli.simulate import _progress_bar
+
+    stream = io.StringIO()
+    show = _progress_bar(stream)
+    show(2500, 10000)
+    show(10000, 10000)
+    assert stream.getvalue() == (
+        "\r[#######.......................] 2,500/10,000 learners"
+        "\r[##############################] 10,000/10,000 learners"
+    )

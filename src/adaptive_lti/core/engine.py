@@ -16,6 +16,10 @@ newer version of the design when that version declares a mapping for where the l
 
 When a due spaced review may interrupt: only between activities or at a launch, never while the
 learner is answering a check, so that answers and starts never change the route.
+
+``decide(..., event=None, ...)`` re-derives the current decision (to show a page again). It may
+still move the learner when time alone changes the answer (a review falling due), so the caller
+stores the state it returns only together with a recorded event: a launch is an event.
 """
 
 from __future__ import annotations
@@ -1302,6 +1306,8 @@ def _migrate_to(
             hint="map the learner's activity to an activity the new route contains",
         )
     attempts = outcomes[target].attempts if target in outcomes else 0
+    # Routes, remediation rounds and reviews are keyed by paths of the old route, which mean
+    # nothing in the new one: the learner continues from the mapped activity without them.
     return LearnerState(
         design=state.design,
         version=new.version,
