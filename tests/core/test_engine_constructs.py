@@ -579,3 +579,26 @@ def test_replay_without_the_version_the_log_moves_to_is_refused() -> None:
         engine.replay(v1, [*learner.events, event], learner_key="learner-1")
     with pytest.raises(EngineError, match="the event log is empty"):
         engine.replay(v1, [], learner_key="learner-1")
+
+
+@pytest.mark.parametrize(
+    "move_on, offered",
+    [
+        ("completed", ["exam", "a"]),
+        ("completed-or-passed", ["exam", "a"]),
+        ("passed", ["exam", "exam", "a"]),
+        ("completed-and-passed", ["exam", "exam", "a"]),
+        ("not-applicable", ["a"]),
+    ],
+)
+def test_each_activity_move_on_rule(move_on: str, offered: list[str]) -> None:
+    activities = ACTIVITIES.replace(
+        "  pass_mark: 0.5\n", f"  pass_mark: 0.5\n  move_on: {move_on}\n"
+    )
+    learner = start(build("- exam\n- a\n", activities=activities))
+    if learner.current() == "exam":
+        learner.complete("exam", 0.0)  # a fail
+    if learner.current() == "exam":
+        learner.complete("exam", 1.0)  # then a pass
+    assert learner.offered() == offered
+    assert learner.current() == "a"
