@@ -602,3 +602,12 @@ def test_each_activity_move_on_rule(move_on: str, offered: list[str]) -> None:
         learner.complete("exam", 1.0)  # then a pass
     assert learner.offered() == offered
     assert learner.current() == "a"
+
+
+def test_an_override_to_a_check_without_attempts_left_is_refused() -> None:
+    learner = start(build("- exam\n- a\n"))
+    learner.complete("exam", 0.0)
+    learner.complete("exam", 0.0)
+    assert learner.current() == "a"
+    with pytest.raises(EngineError, match="no attempts left at 'exam'"):
+        learner.override(activity="exam")

@@ -1156,6 +1156,12 @@ def _apply_override(walk: _Walk, design: CompiledDesign, event: Overridden) -> N
             f"unknown activity '{event.activity}'",
             hint="name an activity of this version of the design",
         )
+    activity = design.activity(event.activity)
+    if walk.attempts_left(activity, walk.state.outcome(event.activity).attempts) == 0:
+        raise EngineError(
+            f"the learner has no attempts left at '{event.activity}'",
+            hint="reset the learner's progress first, or send them to another activity",
+        )
     walk.finished = False
     walk.override = OverrideNote(
         by=event.by, reason=event.reason, at=event.at, target=f"activity {event.activity}"
