@@ -373,3 +373,35 @@ def test_instructor_launch_context_is_not_needed_for_the_service(session: Sessio
     # The role goes into the launched event as the engine's "role" source.
     context = launch_context(roles=(INSTRUCTOR,))
     assert progress.launched_event(context, NOW).role == "instructor"
+
+
+def version_two(mapping: dict[str, str]) -> str:
+    text = EXAMPLE.read_text().replace("\nversion: 1\n", "\nversion: 2\n", 1)
+    pairs = ", ".join(f"{old}: {new}" for old, new in mapping.items())
+    return text + f"\nmigrations:\n  - from_version: 1\n    activities: {{{pairs}}}\n"
+
+
+def test_a_newer_version_moves_only_learners_it_declares_a_migration_for(
+    session: Session, published: None
+) -> None:
+    at_diagnostic = launch(session, "3", {"prior_programming": "none"})
+    at_diagnostic = progress.submit_intake(
+        session,
+        at_diagnostic.enrolment,
+        "welcome",
+        {"goal": "interest"},
+        NOW,
+        expected_sequence=at_diagnostic.event_count,
+    )
+    at_intake = launch(session, "4", {})
+    designs.publish_design(
+        session, version_two({"diagnostic": "diagnostic"}), "design.yaml", "tests", now=NOW
+    )
+    moved = launch(session, "3", {"prior_programming": "none"}, at=timedelta(hours=1))
+    assert moved.enrolment.design_version == 2 and moved.state.version == 2
+    assert isinstance(moved.decision, NextActivity) and moved.decision.activity == "diagnostic"
+    kept = launch(session, "4", {}, at=timedelta(hours=1))
+    assert kept.enrolment.id == at_intake.enrolment.id
+    assert kept.enrolment.design_version == 1  # no migration for a learner at the intake
+    rebuilt = progress.rebuild_snapshot(session, moved.enrolment.id, now=NOW)
+    assert rebuilt.state == moved.state

@@ -17,6 +17,7 @@ Services flush, never commit: the request's dependency commits.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -41,6 +42,7 @@ from adaptive_lti.core.engine import (
     NeedsInput,
     NextActivity,
     decide,
+    migrate,
     start,
 )
 from adaptive_lti.core.errors import (
@@ -335,6 +337,8 @@ def begin_or_resume(
             session, enrolment.id, ags_endpoint=launch.ags_endpoint, locale=launch.locale, now=now
         )
         enrolment = journey_repo.get_enrolment(session, enrolment.id) or enrolment
+        if launch_design.version.version > enrolment.design_version:
+            enrolment = _migrate_if_declared(session, enrolment, launch_design, now)
     view = record(session, enrolment, launched_event(launch, now), now)
     design = view.design
     records: list[journey_repo.EarlierRecord] | None = None
@@ -360,6 +364,23 @@ def begin_or_resume(
                 session, enrolment, event, now, expected_sequence=view.event_count, current=view
             )
     return view
+
+
+def _migrate_if_declared(
+    session: Session, enrolment: Enrolment, launch_design: LaunchDesign, now: datetime
+) -> Enrolment:
+    """Move the learner to the activity's newer version when it declares a migration for where
+    they are; otherwise they stay on the version they started (it never changes under them)."""
+    current = journey_for(session, enrolment.id, enrolment=enrolment)
+    newer = design_service.compiled_design(launch_design.version)
+    moved = migrate(current.state, newer, now)
+    if moved is None:
+        return enrolment
+    _state, event = moved
+    journey_repo.set_design_version(session, enrolment.id, newer.version)
+    migrated = dataclasses.replace(enrolment, design_version=newer.version)
+    record(session, migrated, event, now, expected_sequence=current.event_count)
+    return migrated
 
 
 # --- recording -------------------------------------------------------------------------------
