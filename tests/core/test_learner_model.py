@@ -107,10 +107,16 @@ def test_an_attribute_set_from_an_import_or_outcome_is_type_checked() -> None:
     state = engine.start(DESIGN)
     state = apply(DESIGN.design, state, AttributeSet(at=T0, attribute="goal", value="academic"))
     assert state.attribute_sources == {"goal": "imported"}
-    with pytest.raises(EngineError, match="'nope' is not asked here"):
+    with pytest.raises(EngineError, match="the design has no attribute 'nope'"):
         apply(DESIGN.design, state, AttributeSet(at=T0, attribute="nope", value="x"))
     with pytest.raises(EngineError, match="not a valid answer for 'goal'"):
         apply(DESIGN.design, state, AttributeSet(at=T0, attribute="goal", value="fun"))
+    with pytest.raises(EngineError, match="the intake 'welcome' does not ask 'locale'"):
+        apply(
+            DESIGN.design,
+            state,
+            IntakeAnswered(at=T0, activity="welcome", answers={"locale": "en"}),
+        )
     with pytest.raises(EngineError, match="not an intake activity"):
         apply(
             DESIGN.design,

@@ -353,8 +353,13 @@ def apply(design: Design, state: LearnerState, event: Event) -> LearnerState:
         attributes, sources = dict(state.attributes), dict(state.attribute_sources)
         for attribute_id, raw in answers.items():
             if attribute_id not in asked:
+                where = (
+                    "the design has no attribute"
+                    if isinstance(event, AttributeSet)
+                    else f"the intake '{event.activity}' does not ask"
+                )
                 raise EngineError(
-                    f"'{attribute_id}' is not asked here",
+                    f"{where} '{attribute_id}'",
                     hint="attributes: " + ", ".join(asked),
                 )
             attribute = design.attributes[attribute_id]
