@@ -26,6 +26,11 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "intro-programming"
 
 @pytest.fixture
 def published(session: Session) -> None:
+    published_example(session)
+
+
+def published_example(session: Session) -> None:
+    """The scripted platform registered and the example course published."""
     lti_repo.add_registration(
         session,
         issuer=ISSUER,

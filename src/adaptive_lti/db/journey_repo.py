@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -34,6 +35,11 @@ from adaptive_lti.db.tables import (
 
 class StaleJourney(Exception):
     """Another request appended to this learner's log first (the page was out of date)."""
+
+
+class SnapshotOutOfStep(RuntimeError):
+    """The snapshot's event count differs from the log's: a bug or a manual edit; the request
+    fails (its transaction is rolled back) and the snapshot must be rebuilt from the log."""
 
 
 @dataclass(frozen=True)
@@ -247,41 +253,64 @@ def append_event(
     """Add the event with sequence ``expected_sequence`` and move the snapshot past it.
 
     Raises ``StaleJourney`` (nothing written) when another request appended that sequence first.
+    The event's insert is the lock: ``ON CONFLICT DO NOTHING`` on (enrolment, sequence), so on
+    PostgreSQL a second request waits for the first to commit and then finds the sequence taken
+    (no savepoint round trips on the path of every answer); SQLite writers are serialised.
     """
-    row = LearnerEvent(
-        enrolment_id=enrolment_id,
-        sequence=expected_sequence,
-        event_type=event.type,
-        payload=event_to_dict(event),
-        design_version=design_version,
-        occurred_at=event.at,
-        actor=actor,
-        note=note,
-        decision_kind=decision.kind,
-        decision_rule=decision.explanation.rule,
-    )
+    values = {
+        "enrolment_id": enrolment_id,
+        "sequence": expected_sequence,
+        "event_type": event.type,
+        "payload": event_to_dict(event),
+        "design_version": design_version,
+        "occurred_at": event.at,
+        "actor": actor,
+        "note": note,
+        "decision_kind": decision.kind,
+        "decision_rule": decision.explanation.rule,
+    }
+    if not _insert_event(session, values):
+        raise StaleJourney
     columns = _snapshot_columns(snapshot, expected_sequence + 1, now)
+    if expected_sequence == 0:
+        session.add(LearnerSnapshot(enrolment_id=enrolment_id, **columns))
+        session.flush()
+        return
+    result = session.execute(
+        update(LearnerSnapshot)
+        .where(
+            LearnerSnapshot.enrolment_id == enrolment_id,
+            LearnerSnapshot.event_count == expected_sequence,
+        )
+        .values(**columns)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        # The event went in but the snapshot is not where the log is: never commit that.
+        raise SnapshotOutOfStep(
+            f"the snapshot of enrolment {enrolment_id} is not at event {expected_sequence}; "
+            "rebuild it from the log (services.progress.rebuild_snapshot)"
+        )
+
+
+def _insert_event(session: Session, values: dict[str, Any]) -> bool:
+    """Insert the event unless its (enrolment, sequence) is taken; True when inserted."""
+    dialect = session.get_bind().dialect.name
+    if dialect in {"postgresql", "sqlite"}:
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = (
+            insert(LearnerEvent)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["enrolment_id", "sequence"])
+            .returning(LearnerEvent.id)
+        )
+        return session.execute(statement).first() is not None
     try:
         with session.begin_nested():
-            session.add(row)
-            session.flush()
-            if expected_sequence == 0:
-                session.add(LearnerSnapshot(enrolment_id=enrolment_id, **columns))
-                session.flush()
-            else:
-                result = session.execute(
-                    update(LearnerSnapshot)
-                    .where(
-                        LearnerSnapshot.enrolment_id == enrolment_id,
-                        LearnerSnapshot.event_count == expected_sequence,
-                    )
-                    .values(**columns)
-                    .execution_options(synchronize_session=False)
-                )
-                if result.rowcount != 1:  # type: ignore[attr-defined]
-                    raise StaleJourney
+            session.add(LearnerEvent(**values))
     except IntegrityError:
-        raise StaleJourney from None
+        return False
+    return True
 
 
 def replace_snapshot(
