@@ -328,91 +328,102 @@ def _refuse_when_out_of_attempts(check: Check, outcome: Outcome, activity_id: st
         )
 
 
-def apply(design: Design, state: LearnerState, event: Event) -> LearnerState:
-    """Fold one event into the learner model. Raises ``EngineError`` for an impossible event."""
-    changes: dict[str, Any] = {"events": state.events + 1, "updated_at": event.at}
-    if isinstance(event, Launched):
-        attributes, sources = dict(state.attributes), dict(state.attribute_sources)
-        for attribute_id, attribute in design.attributes.items():
-            value, source = _from_launch(attribute_id, attribute, event)
-            if value is not None:
-                attributes[attribute_id], sources[attribute_id] = value, source
-        changes.update(attributes=attributes, attribute_sources=sources)
-    elif isinstance(event, AttributeSet | IntakeAnswered):
-        if isinstance(event, AttributeSet):
-            answers: Mapping[str, object] = {event.attribute: event.value}
-            source, asked = event.source, tuple(design.attributes)
-        else:
-            intake = design.activities.get(event.activity)
-            if not isinstance(intake, Intake):
-                raise EngineError(
-                    f"'{event.activity}' is not an intake activity of this design",
-                    hint="intake answers are recorded against the intake that asked them",
-                )
-            answers, source, asked = event.answers, "intake", intake.ask
-        attributes, sources = dict(state.attributes), dict(state.attribute_sources)
-        for attribute_id, raw in answers.items():
-            if attribute_id not in asked:
-                where = (
-                    "the design has no attribute"
-                    if isinstance(event, AttributeSet)
-                    else f"the intake '{event.activity}' does not ask"
-                )
-                raise EngineError(
-                    f"{where} '{attribute_id}'",
-                    hint="attributes: " + ", ".join(asked),
-                )
-            attribute = design.attributes[attribute_id]
-            value = coerce_attribute(attribute, raw)
-            if value is None:
-                raise EngineError(
-                    f"{raw!r} is not a valid answer for '{attribute_id}'",
-                    hint=f"give {_describe_domain(attribute)}",
-                )
+def _launched(design: Design, state: LearnerState, event: Launched) -> dict[str, Any]:
+    attributes, sources = dict(state.attributes), dict(state.attribute_sources)
+    for attribute_id, attribute in design.attributes.items():
+        value, source = _from_launch(attribute_id, attribute, event)
+        if value is not None:
             attributes[attribute_id], sources[attribute_id] = value, source
-        changes.update(attributes=attributes, attribute_sources=sources)
-    elif isinstance(event, Started):
-        _require_activity(design, event.activity)
-        outcome = state.outcome(event.activity)
-        changes["outcomes"] = {
+    return {"attributes": attributes, "attribute_sources": sources}
+
+
+def _attributes_given(
+    design: Design, state: LearnerState, event: AttributeSet | IntakeAnswered
+) -> dict[str, Any]:
+    if isinstance(event, AttributeSet):
+        answers: Mapping[str, object] = {event.attribute: event.value}
+        source, asked = event.source, tuple(design.attributes)
+    else:
+        intake = design.activities.get(event.activity)
+        if not isinstance(intake, Intake):
+            raise EngineError(
+                f"'{event.activity}' is not an intake activity of this design",
+                hint="intake answers are recorded against the intake that asked them",
+            )
+        answers, source, asked = event.answers, "intake", intake.ask
+    attributes, sources = dict(state.attributes), dict(state.attribute_sources)
+    for attribute_id, raw in answers.items():
+        if attribute_id not in asked:
+            where = (
+                "the design has no attribute"
+                if isinstance(event, AttributeSet)
+                else f"the intake '{event.activity}' does not ask"
+            )
+            raise EngineError(f"{where} '{attribute_id}'", hint="attributes: " + ", ".join(asked))
+        attribute = design.attributes[attribute_id]
+        value = coerce_attribute(attribute, raw)
+        if value is None:
+            raise EngineError(
+                f"{raw!r} is not a valid answer for '{attribute_id}'",
+                hint=f"give {_describe_domain(attribute)}",
+            )
+        attributes[attribute_id], sources[attribute_id] = value, source
+    return {"attributes": attributes, "attribute_sources": sources}
+
+
+def _started(design: Design, state: LearnerState, event: Started) -> dict[str, Any]:
+    _require_activity(design, event.activity)
+    outcome = state.outcome(event.activity)
+    return {
+        "outcomes": {
             **state.outcomes,
             event.activity: replace(outcome, {"started_at": event.at, "answers": {}}),
         }
-    elif isinstance(event, Answered):
-        check = _check(design, event.activity)
-        question = _question(check, event.question, event.activity)
-        outcome = state.outcome(event.activity)
-        _refuse_when_out_of_attempts(check, outcome, event.activity)
-        answers_so_far = {**outcome.answers, event.question: event.correct}
-        changes["outcomes"] = {
+    }
+
+
+def _answered(design: Design, state: LearnerState, event: Answered) -> dict[str, Any]:
+    check = _check(design, event.activity)
+    question = _question(check, event.question, event.activity)
+    outcome = state.outcome(event.activity)
+    _refuse_when_out_of_attempts(check, outcome, event.activity)
+    changes: dict[str, Any] = {
+        "outcomes": {
             **state.outcomes,
-            event.activity: replace(outcome, {"answers": answers_so_far}),
+            event.activity: replace(
+                outcome, {"answers": {**outcome.answers, event.question: event.correct}}
+            ),
         }
-        if question.skill is not None:
-            skill = design.skills[question.skill]
-            known = state.mastery.get(question.skill, skill.prior)
-            changes["mastery"] = {
-                **state.mastery,
-                question.skill: bkt.update(known, event.correct, skill),
-            }
-    elif isinstance(event, Completed):
-        _require_activity(design, event.activity)
-        activity = design.activities[event.activity]
-        outcome = state.outcome(event.activity)
-        score = event.score
-        passed = True
-        if isinstance(activity, Check):
-            _refuse_when_out_of_attempts(activity, outcome, event.activity)
-            if score is None:
-                if not outcome.answers:
-                    raise EngineError(
-                        f"the check '{event.activity}' was completed with no score and no answers",
-                        hint="record the answers first, or give the score",
-                    )
-                score = sum(outcome.answers.values()) / len(activity.questions)
-            passed = activity.pass_mark is None or score >= activity.pass_mark
-        best = score if outcome.best is None or (score or 0.0) > outcome.best else outcome.best
-        changes["outcomes"] = {
+    }
+    if question.skill is not None:
+        skill = design.skills[question.skill]
+        known = state.mastery.get(question.skill, skill.prior)
+        changes["mastery"] = {
+            **state.mastery,
+            question.skill: bkt.update(known, event.correct, skill),
+        }
+    return changes
+
+
+def _completed(design: Design, state: LearnerState, event: Completed) -> dict[str, Any]:
+    _require_activity(design, event.activity)
+    activity = design.activities[event.activity]
+    outcome = state.outcome(event.activity)
+    score = event.score
+    passed = True
+    if isinstance(activity, Check):
+        _refuse_when_out_of_attempts(activity, outcome, event.activity)
+        if score is None:
+            if not outcome.answers:
+                raise EngineError(
+                    f"the check '{event.activity}' was completed with no score and no answers",
+                    hint="record the answers first, or give the score",
+                )
+            score = sum(outcome.answers.values()) / len(activity.questions)
+        passed = activity.pass_mark is None or score >= activity.pass_mark
+    best = score if outcome.best is None or (score or 0.0) > outcome.best else outcome.best
+    return {
+        "outcomes": {
             **state.outcomes,
             event.activity: replace(
                 outcome,
@@ -427,6 +438,27 @@ def apply(design: Design, state: LearnerState, event: Event) -> LearnerState:
                 },
             ),
         }
+    }
+
+
+# Events that change the learner model, by type; the others (chose, overridden, reset, migrated)
+# only count here: the engine applies them to the learner's place in the route.
+_APPLY: dict[str, Callable[[Design, LearnerState, Any], dict[str, Any]]] = {
+    "launched": _launched,
+    "attribute_set": _attributes_given,
+    "intake_answered": _attributes_given,
+    "started": _started,
+    "answered": _answered,
+    "completed": _completed,
+}
+
+
+def apply(design: Design, state: LearnerState, event: Event) -> LearnerState:
+    """Fold one event into the learner model. Raises ``EngineError`` for an impossible event."""
+    changes: dict[str, Any] = {"events": state.events + 1, "updated_at": event.at}
+    handler = _APPLY.get(event.type)
+    if handler is not None:
+        changes.update(handler(design, state, event))
     return replace(state, changes)
 
 
