@@ -168,6 +168,7 @@ class _Index:
     choices: dict[str, StepPath]  # choose id -> its step
     locations: dict[str, list[Cursor]]  # activity -> where an override can put the learner
     order: dict[StepPath, int]  # depth-first position, for "progress"
+    cursors: dict[StepPath, Cursor]  # the cursor at the start of each step (made once)
 
 
 _INDEXES: dict[int, tuple[weakref.ref[CompiledDesign], _Index]] = {}
@@ -220,7 +221,10 @@ def _build_index(design: CompiledDesign) -> _Index:
         elif isinstance(step, Review):
             reviews.append((path, step.review))
     order = {path: number for number, path in enumerate(steps)}
-    return _Index(steps, containers, owner, tuple(reviews), cases, choices, locations, order)
+    cursors = {path: Cursor(step=path) for path in steps}
+    return _Index(
+        steps, containers, owner, tuple(reviews), cases, choices, locations, order, cursors
+    )
 
 
 # --- helpers -------------------------------------------------------------------------------------
@@ -348,7 +352,7 @@ class _Walk:
             container, position = path[:-1], path[-1]
             assert isinstance(position, int)
             if position + 1 < len(self.index.containers[container]):
-                self.cursor = Cursor(step=(*container, position + 1))
+                self.cursor = self.index.cursors[(*container, position + 1)]
                 return
             if container == ROUTE:
                 self.cursor = Cursor(step=path, phase="end")
@@ -361,7 +365,7 @@ class _Walk:
     def enter(self, container: StepPath, owner: StepPath) -> None:
         if self.index.containers[container]:
             self.offer = None
-            self.cursor = Cursor(step=(*container, 0))
+            self.cursor = self.index.cursors[(*container, 0)]
         else:
             self.advance_from(owner)
 

@@ -382,7 +382,8 @@ def run_learner(
                     chance = min(chance + persona.learning * (decision.attempt - 1), 0.99)
                     outcomes.append(rng.random() < chance)
             for question, correct in zip(questions, outcomes, strict=True):
-                wrong = next((c for c in question.choices if c != question.answer), question.answer)
+                first, second = question.choices[0], question.choices[1]
+                wrong = second if first == question.answer else first
                 fold(
                     Answered(
                         at=now,
