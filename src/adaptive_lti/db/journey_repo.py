@@ -108,6 +108,23 @@ def get_enrolment(session: Session, enrolment_id: int) -> Enrolment | None:
     return None if row is None else _enrolment(row[0], row[1])
 
 
+def get_enrolment_with_snapshot(
+    session: Session, enrolment_id: int
+) -> tuple[Enrolment, Snapshot | None] | None:
+    """An enrolment and its snapshot in one query (a learner's request reads both)."""
+    row = session.execute(
+        select(LearnerEnrolment, ResourceLink.resource_link_id, LearnerSnapshot)
+        .join(ResourceLink, ResourceLink.id == LearnerEnrolment.resource_link_id)
+        .outerjoin(LearnerSnapshot, LearnerSnapshot.enrolment_id == LearnerEnrolment.id)
+        .where(LearnerEnrolment.id == enrolment_id)
+        .execution_options(populate_existing=True)
+    ).first()
+    if row is None:
+        return None
+    enrolment, link_id, snapshot = row
+    return _enrolment(enrolment, link_id), None if snapshot is None else _snapshot(snapshot)
+
+
 def find_enrolment(
     session: Session, *, resource_link_pk: int, user_pk: int, design_id: str
 ) -> Enrolment | None:

@@ -166,14 +166,41 @@ def journey_for(
     return _view(enrolment, _design(enrolment, session), snapshot)
 
 
+def _not_found() -> NotFoundError:
+    return NotFoundError(
+        "This learner's progress was not found.",
+        hint="Open the activity again from your course page.",
+    )
+
+
 def _enrolment_or_404(session: Session, enrolment_id: int) -> Enrolment:
     enrolment = journey_repo.get_enrolment(session, enrolment_id)
     if enrolment is None:
-        raise NotFoundError(
-            "This learner's progress was not found.",
+        raise _not_found()
+    return enrolment
+
+
+def journey_for_session(
+    session: Session, *, enrolment_id: int, resource_link_pk: int | None, user_pk: int | None
+) -> JourneyView:
+    """Where the learner is, for a follow-up request naming its enrolment (one query); refused
+    unless the enrolment is the session's own learner on the session's activity."""
+    found = journey_repo.get_enrolment_with_snapshot(session, enrolment_id)
+    if found is None:
+        raise _not_found()
+    enrolment, snapshot = found
+    _check_owner(enrolment, resource_link_pk, user_pk)
+    if snapshot is None:
+        return rebuild_snapshot(session, enrolment.id, now=enrolment.last_launch_at)
+    return _view(enrolment, _design(enrolment, session), snapshot)
+
+
+def _check_owner(enrolment: Enrolment, resource_link_pk: int | None, user_pk: int | None) -> None:
+    if enrolment.resource_link_pk != resource_link_pk or enrolment.user_pk != user_pk:
+        raise PermissionDeniedError(
+            "This page belongs to another learner or another activity.",
             hint="Open the activity again from your course page.",
         )
-    return enrolment
 
 
 def enrolment_for_session(
@@ -181,11 +208,7 @@ def enrolment_for_session(
 ) -> Enrolment:
     """The enrolment a follow-up request names, refused unless it is the session's own."""
     enrolment = _enrolment_or_404(session, enrolment_id)
-    if enrolment.resource_link_pk != resource_link_pk or enrolment.user_pk != user_pk:
-        raise PermissionDeniedError(
-            "This page belongs to another learner or another activity.",
-            hint="Open the activity again from your course page.",
-        )
+    _check_owner(enrolment, resource_link_pk, user_pk)
     return enrolment
 
 
@@ -703,9 +726,10 @@ def submit_intake(
     now: datetime,
     *,
     expected_sequence: int,
+    view: JourneyView | None = None,
 ) -> JourneyView:
     """Record the intake answers; every question the form asked must be answered."""
-    view = journey_for(session, enrolment.id, enrolment=enrolment)
+    view = view or journey_for(session, enrolment.id, enrolment=enrolment)
     if view.event_count != expected_sequence:
         raise _stale()
     _offered(view, activity_id, {"input"})
@@ -769,10 +793,11 @@ def answer_question(
     now: datetime,
     *,
     expected_sequence: int,
+    view: JourneyView | None = None,
 ) -> tuple[JourneyView, AnswerFeedback]:
     """Record one answer (graded here, never trusted from the page); the last answer of the
     check completes it, with its score, in the same transaction."""
-    view = journey_for(session, enrolment.id, enrolment=enrolment)
+    view = view or journey_for(session, enrolment.id, enrolment=enrolment)
     if view.event_count != expected_sequence:
         raise _stale()
     _offered(view, activity_id, {"activity"})
@@ -828,9 +853,10 @@ def complete_activity(
     *,
     expected_sequence: int,
     text: str | None = None,
+    view: JourneyView | None = None,
 ) -> JourneyView:
     """A page read, a link marked done, a reflection submitted (its text kept with the event)."""
-    view = journey_for(session, enrolment.id, enrolment=enrolment)
+    view = view or journey_for(session, enrolment.id, enrolment=enrolment)
     if view.event_count != expected_sequence:
         raise _stale()
     _offered(view, activity_id, {"activity"})
@@ -875,9 +901,10 @@ def make_choice(
     now: datetime,
     *,
     expected_sequence: int,
+    view: JourneyView | None = None,
 ) -> JourneyView:
     """Record the learner's pick at a choice point (exactly k, or between min and max)."""
-    view = journey_for(session, enrolment.id, enrolment=enrolment)
+    view = view or journey_for(session, enrolment.id, enrolment=enrolment)
     if view.event_count != expected_sequence:
         raise _stale()
     decision = view.decision

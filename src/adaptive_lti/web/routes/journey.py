@@ -133,8 +133,9 @@ def _int_field(form: FormData, name: str) -> int:
         return -1
 
 
-def _enrolment(session: SessionDep, current: tool_session.ToolSession, form: FormData) -> Any:
-    return progress.enrolment_for_session(
+def _journey(session: SessionDep, current: tool_session.ToolSession, form: FormData) -> JourneyView:
+    """The learner's journey the form names, refused unless it is the session's own."""
+    return progress.journey_for_session(
         session,
         enrolment_id=_int_field(form, "enrolment"),
         resource_link_pk=current.resource_link_pk,
@@ -218,7 +219,8 @@ def journey_progress(request: Request, current: ToolSessionDep, session: Session
 def journey_intake(
     request: Request, current: ToolSessionDep, session: SessionDep, form: FormDep, now: NowDep
 ) -> Response:
-    enrolment = _enrolment(session, current, form)
+    view = _journey(session, current, form)
+    enrolment = view.enrolment
     answers = {
         key[len("attribute-") :]: value
         for key, value in form.items()
@@ -236,6 +238,7 @@ def journey_intake(
             answers,
             now,
             expected_sequence=_int_field(form, "seq"),
+            view=view,
         ),
         {f"attribute-{name}": value for name, value in answers.items()},
     )
@@ -245,7 +248,8 @@ def journey_intake(
 def journey_answer(
     request: Request, current: ToolSessionDep, session: SessionDep, form: FormDep, now: NowDep
 ) -> Response:
-    enrolment = _enrolment(session, current, form)
+    view = _journey(session, current, form)
+    enrolment = view.enrolment
     choice = _int_field(form, "choice")
     return _act(
         request,
@@ -260,6 +264,7 @@ def journey_answer(
             None if choice < 0 else choice,
             now,
             expected_sequence=_int_field(form, "seq"),
+            view=view,
         ),
         {},
     )
@@ -269,7 +274,8 @@ def journey_answer(
 def journey_complete(
     request: Request, current: ToolSessionDep, session: SessionDep, form: FormDep, now: NowDep
 ) -> Response:
-    enrolment = _enrolment(session, current, form)
+    view = _journey(session, current, form)
+    enrolment = view.enrolment
     text = form.get("text")
     return _act(
         request,
@@ -282,6 +288,7 @@ def journey_complete(
             str(form.get("activity") or ""),
             now,
             expected_sequence=_int_field(form, "seq"),
+            view=view,
             text=text if isinstance(text, str) else None,
         ),
         {"text": text if isinstance(text, str) else ""},
@@ -292,7 +299,8 @@ def journey_complete(
 def journey_choose(
     request: Request, current: ToolSessionDep, session: SessionDep, form: FormDep, now: NowDep
 ) -> Response:
-    enrolment = _enrolment(session, current, form)
+    view = _journey(session, current, form)
+    enrolment = view.enrolment
     picked = [value for value in form.getlist("picked") if isinstance(value, str)]
     return _act(
         request,
@@ -306,6 +314,7 @@ def journey_choose(
             picked,
             now,
             expected_sequence=_int_field(form, "seq"),
+            view=view,
         ),
         {"picked": picked},
     )
