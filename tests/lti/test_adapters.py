@@ -11,6 +11,7 @@ from pylti1p3.request import Request as LtiRequest
 from starlette.requests import Request
 from starlette.responses import Response
 
+from adaptive_lti.core.errors import LaunchError
 from adaptive_lti.lti.adapters import (
     FastAPICookieService,
     FastAPIRedirect,
@@ -20,9 +21,13 @@ from adaptive_lti.lti.adapters import (
 
 
 def starlette_request(
-    method: str, query: bytes = b"", body: bytes = b"", cookie: bytes = b""
+    method: str,
+    query: bytes = b"",
+    body: bytes = b"",
+    cookie: bytes = b"",
+    content_type: bytes = b"application/x-www-form-urlencoded",
 ) -> Request:
-    headers = [(b"content-type", b"application/x-www-form-urlencoded")]
+    headers = [(b"content-type", content_type)]
     if cookie:
         headers.append((b"cookie", cookie))
     sent = False
@@ -125,3 +130,43 @@ def test_js_redirect_escapes_the_location() -> None:
     body = bytes(redirect.do_js_redirect().body).decode()
     assert "<script>" not in body and "&#x27;&gt;&lt;script&gt;" in body
     assert "http-equiv='refresh'" in body
+
+
+def test_form_fields_win_over_the_query_string_and_are_percent_decoded() -> None:
+    request = asyncio.run(
+        FastAPIRequest.from_request(
+            starlette_request("POST", b"state=from-query", b"state=from-form&name=Jo%C3%A3o+S"),
+            secure=False,
+        )
+    )
+    assert request.get_param("state") == "from-form"
+    assert request.get_param("name") == "João S"
+
+
+def test_multipart_forms_still_work() -> None:
+    body = b'--XyZ\r\nContent-Disposition: form-data; name="id_token"\r\n\r\na.b.c\r\n--XyZ--\r\n'
+    request = asyncio.run(
+        FastAPIRequest.from_request(
+            starlette_request("POST", body=body, content_type=b"multipart/form-data; boundary=XyZ"),
+            secure=False,
+        )
+    )
+    assert request.get_param("id_token") == "a.b.c"
+
+
+def test_oversized_or_overlong_forms_are_refused() -> None:
+    with pytest.raises(LaunchError) as too_big:
+        asyncio.run(
+            FastAPIRequest.from_request(
+                starlette_request("POST", body=b"x=" + b"a" * (600 * 1024)), secure=False
+            )
+        )
+    assert too_big.value.status_code == 413
+    with pytest.raises(LaunchError) as too_many:
+        asyncio.run(
+            FastAPIRequest.from_request(
+                starlette_request("POST", body=b"&".join(b"f%d=1" % i for i in range(500))),
+                secure=False,
+            )
+        )
+    assert too_many.value.status_code == 400

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from html import escape
 from types import MappingProxyType
 from typing import Any
+from urllib.parse import parse_qsl
 
 from pylti1p3.cookie import CookieService
 from pylti1p3.redirect import Redirect
@@ -25,9 +26,45 @@ from pylti1p3.request import Request as LtiRequest
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from adaptive_lti.core.errors import LaunchError
+
 MAX_PARAM_CHARS = 8192
+MAX_FORM_BYTES = 512 * 1024
+MAX_FORM_FIELDS = 100
 _COOKIE_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~")
 EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+async def _form_items(request: Request) -> list[tuple[str, str]]:
+    """The POSTed form's text fields. Platforms post urlencoded forms, parsed here directly:
+    the general multipart parser costs more than the rest of a login (multipart still works)."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("application/x-www-form-urlencoded"):
+        body = await request.body()
+        if len(body) > MAX_FORM_BYTES:
+            raise LaunchError(
+                "request size",
+                f"The form is {len(body)} bytes; a login or launch is never above {MAX_FORM_BYTES}.",
+                hint="Start the activity from the platform's course page.",
+                status_code=413,
+            )
+        try:
+            return parse_qsl(
+                body.decode("latin-1"),
+                keep_blank_values=True,
+                encoding="utf-8",
+                errors="replace",
+                max_num_fields=MAX_FORM_FIELDS,
+            )
+        except ValueError:
+            raise LaunchError(
+                "request size",
+                f"The form has more than {MAX_FORM_FIELDS} fields.",
+                hint="Start the activity from the platform's course page.",
+                status_code=400,
+            ) from None
+    form = await request.form()
+    return [(key, item) for key, item in form.multi_items() if isinstance(item, str)]
 
 
 def set_cookie(
@@ -72,13 +109,11 @@ class FastAPIRequest(LtiRequest):
         ``secure`` is the tool's public scheme (Settings.base_url), not the socket's: behind a
         TLS-terminating proxy the socket is plain http but the browser talks https."""
         params: dict[str, str] = {}
+        if request.method == "POST":
+            for key, value in await _form_items(request):
+                params.setdefault(key, value)
         for key, value in request.query_params.multi_items():
             params.setdefault(key, value)
-        if request.method == "POST":
-            form = await request.form()
-            for key, item in form.multi_items():
-                if isinstance(item, str):
-                    params.setdefault(key, item)
         return cls(params, request.cookies, secure=secure)
 
     @property
