@@ -1,6 +1,6 @@
-"""The instructor's design upload in the browser, inside the course page's frame: a file with an
-error is refused with the line it is on, a new version is published, chosen for the activity,
-and the Learners page shows it."""
+"""The instructor's design upload in the browser, inside the course page's frame: pasted YAML with
+an error is refused with the line it is on, a new version uploaded as a file is published, chosen
+for the activity, and the Learners page shows it."""
 
 from __future__ import annotations
 
@@ -27,13 +27,12 @@ def test_upload_check_publish_and_use_a_design(page: Page, screenshots: Path) ->
     press(tool, tool.get_by_role("button", name="Change the design or upload a new version"))
     expect(tool.get_by_role("heading", name="Learning designs")).to_be_visible()
 
-    tool.locator("#design-file").set_input_files(
-        {"name": "intro.yaml", "mimeType": "text/yaml", "buffer": broken.encode()}
-    )
+    # Pasted rather than uploaded: the same check, the problems under the name pasted.yaml.
+    tool.get_by_label("…or paste the design's YAML").fill(broken)
     press(tool, tool.get_by_role("button", name="Check the file"))
     problems = tool.locator("section[aria-labelledby='problems-title']")
     expect(problems.locator("h2")).to_contain_text("error")
-    expect(problems).to_contain_text(f"intro.yaml:{line}:")
+    expect(problems).to_contain_text(f"pasted.yaml:{line}:")
     expect(problems).to_contain_text("welcom")
     expect(tool.get_by_role("button", name="Publish version 2")).to_have_count(0)
     page.screenshot(path=screenshots / "design-refused.png", full_page=True)

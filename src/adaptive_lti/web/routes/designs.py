@@ -26,6 +26,8 @@ from adaptive_lti.web.templating import templates
 router = APIRouter()
 
 MAX_FILENAME = 200
+# The name problems are reported under when the design was pasted rather than uploaded.
+PASTED_NAME = "pasted.yaml"
 SessionField = Annotated[str | None, Form(alias=tool_session.FIELD)]
 
 
@@ -116,11 +118,23 @@ def check_upload(
     request: Request,
     instructor: InstructorDep,
     session: SessionDep,
-    design_file: Annotated[UploadFile, File()],
+    design_file: Annotated[UploadFile | None, File()] = None,
+    design_text: Annotated[str | None, Form(max_length=MAX_DESIGN_BYTES)] = None,
     token: SessionField = None,
 ) -> Response:
-    """Load and lint the uploaded file and show the result; nothing is stored."""
-    filename, source_text = _read_upload(design_file)
+    """Load and lint the uploaded file (or the pasted text) and show the result; nothing is
+    stored."""
+    if design_text and design_text.strip():
+        filename, source_text = PASTED_NAME, design_text
+    elif design_file is not None and design_file.filename:
+        filename, source_text = _read_upload(design_file)
+    else:
+        # A form sent with neither: browsers send an empty, unnamed file part for no file.
+        raise InvalidInputError(
+            "No design was given: no file was chosen and no text was pasted.",
+            hint="Choose a design file (.yaml), or paste the design's YAML into the text box, "
+            "then check it.",
+        )
     result = design_service.check_design(session, source_text, filename)
     return templates.TemplateResponse(
         request,
