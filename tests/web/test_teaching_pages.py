@@ -182,7 +182,12 @@ def test_refused_controls_explain_and_change_nothing(
 
 def test_unknown_learners_are_not_found(h: LtiHarness) -> None:
     token = token_of(instructor_page(h).text)
-    for url in ("/teaching/learners/999999", "/teaching/learners/not-a-number"):
+    for url in (
+        "/teaching/learners/999999",
+        "/teaching/learners/not-a-number",
+        "/teaching/learners/99999999999999999999999",
+        "/teaching/learners/-1",
+    ):
         response = h.client.get(url, params={"tool_session": token})
         assert response.status_code in {404, 422}, url
         assert "Traceback" not in response.text

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Path, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
@@ -88,6 +88,8 @@ async def get_teacher(request: Request, settings: SettingsDep, now: NowDep) -> T
 
 
 TeacherDep = Annotated[Teacher, Depends(get_teacher)]
+# Ids are database integers: anything outside their range is refused (422) before any query.
+EnrolmentId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
 def _page(
@@ -173,7 +175,7 @@ def routes(request: Request, teacher: TeacherDep, session: SessionDep) -> Respon
 @router.get("/learners/{enrolment_id}", name="teaching_learner")
 def learner(
     request: Request,
-    enrolment_id: int,
+    enrolment_id: EnrolmentId,
     teacher: TeacherDep,
     session: SessionDep,
     done: str | None = None,
@@ -196,7 +198,7 @@ def _back_to_learner(request: Request, teacher: Teacher, enrolment_id: int, done
 @router.post("/learners/{enrolment_id}/move", name="teaching_learner_move")
 def move_learner(
     request: Request,
-    enrolment_id: int,
+    enrolment_id: EnrolmentId,
     teacher: TeacherDep,
     session: SessionDep,
     now: NowDep,
@@ -210,7 +212,7 @@ def move_learner(
 @router.post("/learners/{enrolment_id}/reset", name="teaching_learner_reset")
 def reset_learner(
     request: Request,
-    enrolment_id: int,
+    enrolment_id: EnrolmentId,
     teacher: TeacherDep,
     session: SessionDep,
     now: NowDep,
