@@ -1,4 +1,9 @@
-"""Design files and launch values shared by the designs tests (services, lti, web)."""
+"""Design files and launch values shared by the designs tests (services, lti, web).
+
+The sample's id is not the example course's (``intro-programming``): other tests publish that
+one, and a process-wide cache of compiled designs keyed by id and version must never meet two
+different contents under one key (tests roll their publications back; production never does).
+"""
 
 from __future__ import annotations
 
@@ -22,7 +27,7 @@ INSTRUCTOR = "http://purl.imsglobal.org/vocab/lis/v2/membership#Instructor"
 LEARNER = "http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"
 
 INTRO_V1 = """\
-design: intro-programming
+design: sample-programming
 title: Introduction to Programming
 version: 1
 attributes:

@@ -33,7 +33,7 @@ def test_publish_list_and_show(
 ) -> None:
     path = write(tmp_path, "intro.yaml", intro(1))
     assert main(["design", "publish", str(path), "--by", "Dana Designer"]) == 0
-    assert "published intro-programming version 1" in capsys.readouterr().out
+    assert "published sample-programming version 1" in capsys.readouterr().out
 
     assert main(["design", "publish", str(path), "--json"]) == 0
     again = json.loads(capsys.readouterr().out)
@@ -42,9 +42,9 @@ def test_publish_list_and_show(
 
     assert main(["design", "list", "--json"]) == 0
     [listed] = json.loads(capsys.readouterr().out)
-    assert (listed["design"], listed["version"], listed["versions"]) == ("intro-programming", 1, 1)
+    assert (listed["design"], listed["version"], listed["versions"]) == ("sample-programming", 1, 1)
 
-    assert main(["design", "show", "intro-programming", "--json", "--source"]) == 0
+    assert main(["design", "show", "sample-programming", "--json", "--source"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["activities"] == {"welcome": "intake", "basics": "page", "project": "check"}
     assert shown["source"] == intro(1)
@@ -52,7 +52,7 @@ def test_publish_list_and_show(
 
     assert main(["design", "list"]) == 0
     table = capsys.readouterr().out
-    assert "intro-programming" in table and "0 errors, 0 warnings" in table
+    assert "sample-programming" in table and "0 errors, 0 warnings" in table
 
 
 def test_changed_content_under_the_same_version_exits_1(

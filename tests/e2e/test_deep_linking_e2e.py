@@ -23,8 +23,8 @@ from tests.e2e.conftest import RunningServer
 from tests.lti.scripted_platform import INSTRUCTOR, LEARNER, LTI, ScriptedPlatform
 
 CLIENT_ID = "e2e-deep-linking-client"
-# Its own id: the demo publishes the example course as intro-programming already.
-DESIGN = INTRO_V1.replace("design: intro-programming", "design: e2e-intro").replace(
+# Its own id: the demo publishes the example course (intro-programming) already.
+DESIGN = INTRO_V1.replace("design: sample-programming", "design: e2e-intro").replace(
     "title: Introduction to Programming", "title: Deep linking in e2e"
 )
 

@@ -70,16 +70,16 @@ def test_publish_stores_the_version_with_its_lint_summary(session: Session) -> N
     result = designs.publish_design(session, INTRO_V1, "intro.yaml", "designer@uni", now=NOW)
     assert result.created
     version = result.version
-    assert (version.design_id, version.version) == ("intro-programming", 1)
+    assert (version.design_id, version.version) == ("sample-programming", 1)
     assert version.title == "Introduction to Programming"
     assert version.published_by == "designer@uni"
     assert version.published_at == NOW
     assert version.sends_grade
     assert version.content_hash == content_hash(INTRO_V1)
     assert (version.lint.errors, version.lint.warnings) == (0, 0)
-    stored = designs.get_design_version(session, "intro-programming")
+    stored = designs.get_design_version(session, "sample-programming")
     assert stored.source_text == INTRO_V1
-    assert stored == designs.get_design_version(session, "intro-programming", 1)
+    assert stored == designs.get_design_version(session, "sample-programming", 1)
 
 
 def test_publishing_identical_content_again_changes_nothing(session: Session) -> None:
@@ -101,11 +101,11 @@ def test_same_version_with_other_content_is_a_conflict(session: Session) -> None
     with pytest.raises(ConflictError) as raised:
         designs.publish_design(session, changed, "intro.yaml", "a", now=NOW)
     assert raised.value.message == (
-        "version 1 of intro-programming is already published with other content; "
+        "version 1 of sample-programming is already published with other content; "
         "raise `version:` in the file"
     )
     assert "version: 2" in raised.value.hint
-    assert designs.get_design_version(session, "intro-programming").source_text == INTRO_V1
+    assert designs.get_design_version(session, "sample-programming").source_text == INTRO_V1
 
 
 def test_a_new_version_is_published_beside_the_old_one(session: Session) -> None:
@@ -113,12 +113,12 @@ def test_a_new_version_is_published_beside_the_old_one(session: Session) -> None
     designs.publish_design(session, intro(2, title="Programming 101"), "intro.yaml", "a", now=NOW)
     [summary] = designs.list_designs(session)
     assert (summary.design_id, summary.latest_version, summary.version_count) == (
-        "intro-programming",
+        "sample-programming",
         2,
         2,
     )
     assert summary.title == "Programming 101"
-    assert [v.version for v in designs.list_versions(session, "intro-programming")] == [2, 1]
+    assert [v.version for v in designs.list_versions(session, "sample-programming")] == [2, 1]
 
 
 def test_a_version_older_than_the_newest_is_refused(session: Session) -> None:
@@ -175,15 +175,15 @@ def test_unknown_designs_and_versions_are_clear_not_found_errors(session: Sessio
     with pytest.raises(NotFoundError, match="No design 'nope' is published"):
         designs.get_design_version(session, "nope")
     designs.publish_design(session, INTRO_V1, "intro.yaml", "a", now=NOW)
-    with pytest.raises(NotFoundError, match=r"Version 7 of intro-programming .*published: 1"):
-        designs.get_design_version(session, "intro-programming", 7)
+    with pytest.raises(NotFoundError, match=r"Version 7 of sample-programming .*published: 1"):
+        designs.get_design_version(session, "sample-programming", 7)
 
 
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("intro-programming", DesignReference("intro-programming")),
-        (" intro-programming@3 ", DesignReference("intro-programming", 3)),
+        ("sample-programming", DesignReference("sample-programming")),
+        (" sample-programming@3 ", DesignReference("sample-programming", 3)),
     ],
 )
 def test_design_references_parse(text: str, expected: DesignReference) -> None:
@@ -202,7 +202,7 @@ def test_malformed_design_references_are_refused(text: str) -> None:
 def test_the_custom_parameter_binds_the_activity_on_its_first_launch(session: Session) -> None:
     register_platform(session)
     designs.publish_design(session, INTRO_V1, "intro.yaml", "a", now=NOW)
-    launch = launch_context(custom={"design": "intro-programming"})
+    launch = launch_context(custom={"design": "sample-programming"})
     first = designs.design_for_launch(session, launch, now=NOW)
     assert first is not None and first.newly_bound
     assert first.binding.method is BindingMethod.custom_parameter
@@ -219,7 +219,7 @@ def test_the_custom_parameter_binds_the_activity_on_its_first_launch(session: Se
 def test_an_unpinned_activity_follows_the_newest_version(session: Session) -> None:
     register_platform(session)
     designs.publish_design(session, intro(1), "intro.yaml", "a", now=NOW)
-    launch = launch_context(custom={"design": "intro-programming"})
+    launch = launch_context(custom={"design": "sample-programming"})
     designs.design_for_launch(session, launch, now=NOW)
     designs.publish_design(session, intro(2), "intro.yaml", "a", now=NOW)
     found = designs.design_for_launch(session, launch, now=NOW)
@@ -230,7 +230,7 @@ def test_a_pinned_activity_stays_on_its_version(session: Session) -> None:
     register_platform(session)
     designs.publish_design(session, intro(1), "intro.yaml", "a", now=NOW)
     designs.publish_design(session, intro(2), "intro.yaml", "a", now=NOW)
-    launch = launch_context(custom={"design": "intro-programming@1"})
+    launch = launch_context(custom={"design": "sample-programming@1"})
     found = designs.design_for_launch(session, launch, now=NOW)
     assert found is not None
     assert (found.binding.pinned_version, found.version.version) == (1, 1)
@@ -258,16 +258,16 @@ def test_a_deep_linked_design_is_bound_by_the_instructor_at_first_launch(
     register_platform(session)
     designs.publish_design(session, INTRO_V1, "intro.yaml", "a", now=NOW)
     offer, version = designs.record_deep_link(
-        session, deep_linking_launch(), DesignReference("intro-programming"), now=NOW
+        session, deep_linking_launch(), DesignReference("sample-programming"), now=NOW
     )
     assert version.version == 1 and offer.created_by == "Teacher One (user 4)"
-    learner = launch_context(custom={"design": "intro-programming"})
+    learner = launch_context(custom={"design": "sample-programming"})
     found = designs.design_for_launch(session, learner, now=NOW + timedelta(minutes=2))
     assert found is not None and found.newly_bound
     assert found.binding.method is BindingMethod.deep_link
     assert found.binding.bound_by == "Teacher One (user 4)"
     # The offer is used up: a second activity with the same custom parameter is a custom-param one.
-    other = launch_context(custom={"design": "intro-programming"}, resource_link_id="9")
+    other = launch_context(custom={"design": "sample-programming"}, resource_link_id="9")
     second = designs.design_for_launch(session, other, now=NOW + timedelta(minutes=3))
     assert second is not None and second.binding.method is BindingMethod.custom_parameter
 
@@ -278,11 +278,11 @@ def test_a_deep_link_offer_from_another_course_is_not_taken(session: Session) ->
     designs.record_deep_link(
         session,
         deep_linking_launch(context_id="77"),
-        DesignReference("intro-programming"),
+        DesignReference("sample-programming"),
         now=NOW,
     )
     found = designs.design_for_launch(
-        session, launch_context(custom={"design": "intro-programming"}), now=NOW
+        session, launch_context(custom={"design": "sample-programming"}), now=NOW
     )
     assert found is not None and found.binding.method is BindingMethod.custom_parameter
 
@@ -294,7 +294,7 @@ def test_an_edited_custom_parameter_rebinds_but_an_instructor_choice_stays(
     designs.publish_design(session, INTRO_V1, "intro.yaml", "a", now=NOW)
     designs.publish_design(session, UNGRADED, "club.yaml", "a", now=NOW)
     designs.design_for_launch(
-        session, launch_context(custom={"design": "intro-programming"}), now=NOW
+        session, launch_context(custom={"design": "sample-programming"}), now=NOW
     )
     edited = launch_context(custom={"design": "reading-club"})
     found = designs.design_for_launch(session, edited, now=NOW)
@@ -303,14 +303,14 @@ def test_an_edited_custom_parameter_rebinds_but_an_instructor_choice_stays(
     chosen = designs.bind_resource_link(
         session,
         instructor,
-        DesignReference("intro-programming", 1),
+        DesignReference("sample-programming", 1),
         bound_by="Teacher One (user 4)",
         now=NOW,
     )
     assert chosen.method is BindingMethod.instructor
     kept = designs.design_for_launch(session, edited, now=NOW)
     assert kept is not None
-    assert (kept.binding.design_id, kept.binding.pinned_version) == ("intro-programming", 1)
+    assert (kept.binding.design_id, kept.binding.pinned_version) == ("sample-programming", 1)
     assert counts(session)["design_binding"] == 1
 
 
@@ -321,7 +321,7 @@ def test_binding_to_an_unpublished_version_is_refused(session: Session) -> None:
         designs.bind_resource_link(
             session,
             launch_context(),
-            DesignReference("intro-programming", 2),
+            DesignReference("sample-programming", 2),
             bound_by="x",
             now=NOW,
         )
@@ -332,10 +332,10 @@ def test_removing_the_registration_removes_its_bindings(session: Session) -> Non
     registration_id = register_platform(session)
     designs.publish_design(session, INTRO_V1, "intro.yaml", "a", now=NOW)
     designs.design_for_launch(
-        session, launch_context(custom={"design": "intro-programming"}), now=NOW
+        session, launch_context(custom={"design": "sample-programming"}), now=NOW
     )
     designs.record_deep_link(
-        session, deep_linking_launch(), DesignReference("intro-programming"), now=NOW
+        session, deep_linking_launch(), DesignReference("sample-programming"), now=NOW
     )
     lti_repo.remove_registration(session, registration_id)
     session.flush()

@@ -13,10 +13,12 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from adaptive_lti.core.catalogue import BindingMethod
 from adaptive_lti.db.session import transaction
+from adaptive_lti.db.tables import DesignBinding
 from adaptive_lti.services import designs
 from tests.design_samples import (
     INTRO_V1,
@@ -126,7 +128,7 @@ def test_an_instructor_sees_the_designs_with_their_lint_status(h: LtiHarness) ->
 def test_the_response_is_signed_and_carries_exactly_the_spec_claims(h: LtiHarness) -> None:
     publish(h, INTRO_V1)
     token = session_token(open_picker(h))
-    return_url, response_jwt = returned_form(choose(h, token, design="intro-programming"))
+    return_url, response_jwt = returned_form(choose(h, token, design="sample-programming"))
     assert return_url == MOODLE_DEEP_LINKING_SETTINGS["deep_link_return_url"]
     claims = verify_with_tool_jwks(h, response_jwt)
     assert claims["iss"] == CLIENT_ID
@@ -143,11 +145,11 @@ def test_the_response_is_signed_and_carries_exactly_the_spec_claims(h: LtiHarnes
             "type": "ltiResourceLink",
             "title": "Introduction to Programming",
             "url": LAUNCH_URL,
-            "custom": {"design": "intro-programming"},
+            "custom": {"design": "sample-programming"},
             "lineItem": {
                 "scoreMaximum": 100,
                 "label": "Introduction to Programming",
-                "resourceId": "intro-programming",
+                "resourceId": "sample-programming",
             },
         }
     ]
@@ -170,9 +172,11 @@ def test_the_response_is_signed_and_carries_exactly_the_spec_claims(h: LtiHarnes
 def test_two_responses_have_different_nonces(h: LtiHarness) -> None:
     publish(h, INTRO_V1)
     token = session_token(open_picker(h))
-    first = verify_with_tool_jwks(h, returned_form(choose(h, token, design="intro-programming"))[1])
+    first = verify_with_tool_jwks(
+        h, returned_form(choose(h, token, design="sample-programming"))[1]
+    )
     second = verify_with_tool_jwks(
-        h, returned_form(choose(h, token, design="intro-programming"))[1]
+        h, returned_form(choose(h, token, design="sample-programming"))[1]
     )
     assert first["nonce"] != second["nonce"]
 
@@ -182,7 +186,7 @@ def test_data_is_echoed_when_the_platform_sends_it(h: LtiHarness) -> None:
     settings = {**MOODLE_DEEP_LINKING_SETTINGS, "data": "opaque-csrf-token-42"}
     token = session_token(open_picker(h, settings))
     claims = verify_with_tool_jwks(
-        h, returned_form(choose(h, token, design="intro-programming"))[1]
+        h, returned_form(choose(h, token, design="sample-programming"))[1]
     )
     assert claims[DL + "data"] == "opaque-csrf-token-42"
 
@@ -200,7 +204,7 @@ def test_no_line_item_without_the_lineitem_scope_or_without_a_grade(h: LtiHarnes
     response = h.full_launch(role=INSTRUCTOR, subject="4", mutate=no_lineitem_scope)
     graded = verify_with_tool_jwks(
         h,
-        returned_form(choose(h, session_token(response.text), design="intro-programming"))[1],
+        returned_form(choose(h, session_token(response.text), design="sample-programming"))[1],
     )
     assert "lineItem" not in graded[DL + "content_items"][0]
 
@@ -209,9 +213,9 @@ def test_pinning_returns_the_current_version(h: LtiHarness) -> None:
     publish(h, INTRO_V1, INTRO_V1.replace("version: 1", "version: 2"))
     token = session_token(open_picker(h))
     claims = verify_with_tool_jwks(
-        h, returned_form(choose(h, token, design="intro-programming", pin="1"))[1]
+        h, returned_form(choose(h, token, design="sample-programming", pin="1"))[1]
     )
-    assert claims[DL + "content_items"][0]["custom"] == {"design": "intro-programming@2"}
+    assert claims[DL + "content_items"][0]["custom"] == {"design": "sample-programming@2"}
 
 
 def test_cancelling_returns_no_items(h: LtiHarness) -> None:
@@ -234,7 +238,7 @@ def test_the_deep_linked_activity_is_bound_on_its_first_launch(h: LtiHarness) ->
     publish(h, INTRO_V1)
     token = session_token(open_picker(h))
     claims = verify_with_tool_jwks(
-        h, returned_form(choose(h, token, design="intro-programming"))[1]
+        h, returned_form(choose(h, token, design="sample-programming"))[1]
     )
     custom = claims[DL + "content_items"][0]["custom"]
 
@@ -266,7 +270,7 @@ def test_a_learner_session_cannot_post_a_choice(h: LtiHarness) -> None:
     assert learner_page.status_code == 200
     found = re.search(r'name="tool_session" value="([^"]+)"', learner_page.text)
     token = found.group(1) if found else h.client.cookies.get("adaptive_lti_session") or ""
-    response = choose(h, token, design="intro-programming")
+    response = choose(h, token, design="sample-programming")
     assert response.status_code == 403
 
 
@@ -274,7 +278,7 @@ def test_an_instructor_session_from_an_activity_launch_cannot_deep_link(h: LtiHa
     publish(h, INTRO_V1)
     page = h.full_launch(role=INSTRUCTOR, subject="4")
     assert page.status_code == 200
-    response = choose(h, session_token(page.text), design="intro-programming")
+    response = choose(h, session_token(page.text), design="sample-programming")
     assert response.status_code == 400
     assert "did not start with a deep linking request" in response.text
 
@@ -282,7 +286,7 @@ def test_an_instructor_session_from_an_activity_launch_cannot_deep_link(h: LtiHa
 def test_a_choice_without_a_session_is_refused(h: LtiHarness) -> None:
     publish(h, INTRO_V1)
     h.client.cookies.clear()
-    response = h.client.post("/lti/deep-linking/select", data={"design": "intro-programming"})
+    response = h.client.post("/lti/deep-linking/select", data={"design": "sample-programming"})
     assert response.status_code == 403
 
 
@@ -312,3 +316,30 @@ def test_unusable_settings_are_refused_with_400(h: LtiHarness, settings: dict[st
     body = response.json()
     assert body["check"] == "deep linking settings"
     assert body["hint"]
+
+
+def test_the_teacher_opening_the_new_activity_first_binds_it_too(h: LtiHarness) -> None:
+    publish(h, INTRO_V1)
+    token = session_token(open_picker(h))
+    claims = verify_with_tool_jwks(
+        h, returned_form(choose(h, token, design="sample-programming"))[1]
+    )
+    custom = claims[DL + "content_items"][0]["custom"]
+
+    def activity_launch(launch_claims: Claims) -> None:
+        launch_claims[LTI + "custom"].update(custom)
+
+    response = h.full_launch(role=INSTRUCTOR, subject="4", mutate=activity_launch)
+    assert response.status_code == 200, response.text
+    with h.session_factory() as session:
+        [binding] = session.scalars(select(DesignBinding)).all()
+    assert binding.method == BindingMethod.deep_link.value
+    assert binding.bound_by == "Teacher One (user 4)"
+
+
+def test_an_unpublished_design_does_not_keep_the_teacher_out(h: LtiHarness) -> None:
+    def activity_launch(launch_claims: Claims) -> None:
+        launch_claims[LTI + "custom"]["design"] = "not-published"
+
+    response = h.full_launch(role=INSTRUCTOR, subject="4", mutate=activity_launch)
+    assert response.status_code == 200, response.text

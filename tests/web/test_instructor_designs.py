@@ -75,9 +75,9 @@ def test_an_upload_is_checked_then_published(h: LtiHarness) -> None:
         data={"tool_session": token, "filename": "intro.yaml", "source_text": INTRO_V1},
     )
     assert published.status_code == 200, published.text
-    assert "Published intro-programming version 1" in published.text
+    assert "Published sample-programming version 1" in published.text
     with h.session_factory() as session:
-        version = designs.get_design_version(session, "intro-programming")
+        version = designs.get_design_version(session, "sample-programming")
     assert version.source_text == INTRO_V1
     assert version.published_by == "Teacher One (user 4, LTI 101)"
 
@@ -129,10 +129,10 @@ def test_an_instructor_chooses_the_activitys_design(h: LtiHarness) -> None:
     page = h.client.post("/lti/designs", data={"tool_session": token})
     assert "No design is set for this activity yet" in page.text
     chosen = h.client.post(
-        "/lti/designs/bind", data={"tool_session": token, "design": "intro-programming"}
+        "/lti/designs/bind", data={"tool_session": token, "design": "sample-programming"}
     )
     assert chosen.status_code == 200, chosen.text
-    assert "This activity now runs intro-programming (following newer versions)" in chosen.text
+    assert "This activity now runs sample-programming (following newer versions)" in chosen.text
     with h.session_factory() as session:
         [binding] = session.scalars(select(DesignBinding)).all()
     assert binding.method == BindingMethod.instructor.value

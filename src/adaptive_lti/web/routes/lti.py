@@ -8,11 +8,13 @@ a launch shows.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from adaptive_lti.core.errors import InvalidInputError, NotFoundError
 from adaptive_lti.core.lti import RecordedLaunch
 from adaptive_lti.lti import keys
 from adaptive_lti.lti import session as tool_session
@@ -170,6 +172,11 @@ def page_after_launch(
         # LTI Deep Linking 2.0: the instructor picks a design to add (routes/deep_linking.py).
         return deep_linking.deep_linking_picker(request, session, context, token, common["lang"])
     if context.is_instructor and recorded.resource_link_pk is not None:
+        # The first launch binds the activity whoever makes it (a deep-linked design is often
+        # first opened by the teacher who chose it). A design that is not published does not
+        # keep the instructor out: the Designs page shows the problem.
+        with contextlib.suppress(NotFoundError, InvalidInputError):
+            design_service.design_for_launch(session, context, now=get_now(request))
         # The activity's instructor view: learners, routes, teacher controls (routes/teaching.py).
         return teaching.instructor_launch_page(
             request, session, recorded, token, common["lang"], context.person.display_name
