@@ -611,3 +611,16 @@ def test_an_override_to_a_check_without_attempts_left_is_refused() -> None:
     assert learner.current() == "a"
     with pytest.raises(EngineError, match="no attempts left at 'exam'"):
         learner.override(activity="exam")
+
+
+def test_an_override_into_another_case_puts_the_learner_on_that_route() -> None:
+    learner = start(build(BRANCH), age="12")
+    assert learner.state.routes["route[0]"].case == "young"
+    learner.override(activity="b", reason="placed by interview")
+    assert learner.current() == "b"
+    taken = learner.state.routes["route[0]"]
+    assert (taken.case, taken.by, taken.reason) == ("adult", "ms-lee", "placed by interview")
+    learner.complete("b")
+    assert learner.decision.explanation.learner_text == (
+        "Next: Delta."  # after the branch: no route sentence
+    )

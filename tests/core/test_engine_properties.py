@@ -19,7 +19,15 @@ from hypothesis import strategies as st
 from adaptive_lti.core import engine
 from adaptive_lti.core.compiled import CompiledDesign, iter_steps
 from adaptive_lti.core.design import Branch, Check
-from adaptive_lti.core.events import Chose, Completed, Event, IntakeAnswered, Launched
+from adaptive_lti.core.errors import EngineError
+from adaptive_lti.core.events import (
+    Chose,
+    Completed,
+    Event,
+    IntakeAnswered,
+    Launched,
+    Overridden,
+)
 from adaptive_lti.core.explanation import path_text
 from adaptive_lti.core.learner import LearnerState, make_lookup
 from tests.core.routing import T0, compile_yaml
@@ -244,11 +252,18 @@ def test_random_learners_on_random_designs(
         if roll % 10 == 0:  # away for two days, then back through the platform
             now += timedelta(days=2)
             event: Event = Launched(at=now)
+        elif roll % 13 == 7 and number < 200:  # an instructor sends the learner somewhere
+            event = Overridden(at=now, by="teacher", activity=(PAGES + CHECKS)[roll % 10])
         else:
             now += timedelta(minutes=10)
             event = respond(design, decision, state, roll, now)
         before = state
-        state, decision = engine.decide(design, state, event, now, learner_key=key)
+        try:
+            state, decision = engine.decide(design, state, event, now, learner_key=key)
+        except EngineError:
+            # Only an override to a check without attempts left may be refused here.
+            assert isinstance(event, Overridden), event
+            continue
         events.append(event)
         check_branches(design, before, state, now)
         check_place(state)

@@ -1183,12 +1183,35 @@ def _apply_override(walk: _Walk, design: CompiledDesign, event: Overridden) -> N
     if locations:
         walk.interruption = None
         walk.cursor = locations[0]
+        _record_enclosing_cases(walk, walk.cursor.step, event)
         walk.offer = Offer(activity=event.activity, baseline=attempts, reason="override")
     else:
         # Not a step of the route (e.g. a review check): do it, then come back to where they were.
         walk.interruption = Interruption(
             kind="assigned", activity=event.activity, baseline=attempts
         )
+
+
+def _record_enclosing_cases(walk: _Walk, step: StepPath, event: Overridden) -> None:
+    """An instructor who sends a learner into a branch case puts them on that case's route."""
+    for position, part in enumerate(step):
+        if part != "branch":
+            continue
+        branch_path, case_index = step[:position], step[position + 1]
+        assert isinstance(case_index, int)
+        key = path_text(branch_path)
+        taken = walk.routes.get(key)
+        if taken is not None and taken.index == case_index:
+            continue
+        branch = walk.index.steps[branch_path]
+        assert isinstance(branch, Branch)
+        name = branch.branch[case_index].name or f"case {case_index + 1}"
+        walk.routes = {
+            **walk.routes,
+            key: RouteTaken(
+                branch=key, case=name, index=case_index, by=event.by, reason=event.reason
+            ),
+        }
 
 
 def _reset(state: LearnerState, event: Reset) -> LearnerState:
