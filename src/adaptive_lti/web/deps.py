@@ -38,7 +38,10 @@ def get_session(request: Request) -> Iterator[Session]:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": commit before the response is sent. With FastAPI's default ("request") the
+# commit runs after the answer has left, so a browser can act on a page (the login redirect, a
+# launch page) whose rows are not committed yet, and a failed commit is never reported.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def get_now(request: Request) -> datetime:
