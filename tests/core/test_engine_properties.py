@@ -27,6 +27,7 @@ from adaptive_lti.core.events import (
     IntakeAnswered,
     Launched,
     Overridden,
+    Reset,
 )
 from adaptive_lti.core.explanation import path_text
 from adaptive_lti.core.learner import LearnerState, make_lookup
@@ -254,6 +255,8 @@ def test_random_learners_on_random_designs(
             event: Event = Launched(at=now)
         elif roll % 13 == 7 and number < 200:  # an instructor sends the learner somewhere
             event = Overridden(at=now, by="teacher", activity=(PAGES + CHECKS)[roll % 10])
+        elif roll % 41 == 11 and number < 200:  # an instructor resets their progress
+            event = Reset(at=now, by="teacher")
         else:
             now += timedelta(minutes=10)
             event = respond(design, decision, state, roll, now)
