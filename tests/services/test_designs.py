@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 import pytest
@@ -355,3 +356,23 @@ def test_a_page_file_that_did_not_come_with_the_design_is_refused(session: Sessi
     assert problem.code == "page-file-missing"
     assert "'intro.md'" in problem.message
     assert counts(session)["design"] == 0
+
+
+def test_the_recorded_launch_saves_looking_the_deployment_up(session: Session) -> None:
+    registration_id = register_platform(session)
+    designs.publish_design(session, INTRO_V1, "intro.yaml", "a", now=NOW)
+    launch = launch_context(custom={"design": "sample-programming"})
+    deployment = lti_repo.find_deployment(session, registration_id, "1")
+    assert deployment is not None
+    recorded = lti_repo.record_launch(
+        session, launch, registration_id=registration_id, deployment_pk=deployment.id, now=NOW
+    )
+    found = designs.design_for_launch(session, launch, now=NOW, recorded=recorded)
+    assert found is not None and found.newly_bound
+    assert (found.binding.registration_id, found.binding.deployment_pk) == (
+        registration_id,
+        deployment.id,
+    )
+    assert designs.design_for_launch(session, launch, now=NOW) == dataclasses.replace(
+        found, newly_bound=False
+    )

@@ -47,7 +47,7 @@ from adaptive_lti.core.design import Page
 from adaptive_lti.core.errors import ConflictError, DesignError, NotFoundError, Problem
 from adaptive_lti.core.lint import lint
 from adaptive_lti.core.loader import load_design
-from adaptive_lti.core.lti import LaunchContext, Person
+from adaptive_lti.core.lti import LaunchContext, Person, RecordedLaunch
 from adaptive_lti.db import designs_repo, lti_repo
 
 # How long a deep-linking choice waits for the first launch of the activity it created: the
@@ -405,18 +405,26 @@ def custom_design_reference(launch: LaunchContext) -> DesignReference | None:
 
 
 def design_for_launch(
-    session: Session, launch: LaunchContext, *, now: datetime
+    session: Session,
+    launch: LaunchContext,
+    *,
+    now: datetime,
+    recorded: RecordedLaunch | None = None,
 ) -> LaunchDesign | None:
     """The design this launch's activity runs, recording the binding on its first launch.
 
     None when the activity is bound to nothing and names no design (the instructor then picks
     one; a learner is told the activity is not set up yet), or when the launch is not from an
     activity (deep linking). Raises ``NotFoundError`` when the named design or version is not
-    published, and ``InvalidInputError`` when the custom parameter is malformed.
+    published, and ``InvalidInputError`` when the custom parameter is malformed. ``recorded``
+    (what recording the launch returned) saves looking the deployment up again.
     """
     if launch.resource_link is None:
         return None
-    place = _launch_place(session, launch)
+    if recorded is not None:
+        place: tuple[int, int] | None = (recorded.registration_id, recorded.deployment_pk)
+    else:
+        place = _launch_place(session, launch)
     if place is None:
         return None
     registration_id, deployment_pk = place

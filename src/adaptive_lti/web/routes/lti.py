@@ -176,7 +176,9 @@ def page_after_launch(
         # first opened by the teacher who chose it). A design that is not published does not
         # keep the instructor out: the Designs page shows the problem.
         with contextlib.suppress(NotFoundError, InvalidInputError):
-            design_service.design_for_launch(session, context, now=get_now(request))
+            design_service.design_for_launch(
+                session, context, now=get_now(request), recorded=recorded
+            )
         # The activity's instructor view: learners, routes, teacher controls (routes/teaching.py).
         return teaching.instructor_launch_page(
             request, session, recorded, token, common["lang"], context.person.display_name
@@ -190,7 +192,7 @@ def page_after_launch(
         )
     # Learners follow the activity's design (routes/journey.py), or learn it is not set up yet.
     now = get_now(request)
-    launch_design = design_service.design_for_launch(session, context, now=now)
+    launch_design = design_service.design_for_launch(session, context, now=now, recorded=recorded)
     return journey.learner_launch_page(
         request, session, context, launch_design, recorded, token, now
     )
