@@ -468,13 +468,22 @@ def running_server(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        problems = [
-            line
-            for line in log_path.read_text(errors="replace").splitlines()
+        log_lines = log_path.read_text(errors="replace").splitlines()
+        starts = [
+            index
+            for index, line in enumerate(log_lines)
             if "Traceback" in line or " 500 " in line or "ERROR" in line
         ]
-        if problems:
-            print(f"  server log ({log_path}) has errors, first: {problems[0]}", file=sys.stderr)
+        if starts:
+            descriptor, kept = tempfile.mkstemp(prefix="adaptive-lti-bench-server-", suffix=".log")
+            os.close(descriptor)
+            shutil.copy(log_path, kept)
+            last_error = next(
+                (line for line in reversed(log_lines) if line and not line.startswith(" ")), ""
+            )
+            print(
+                f"  the server logged {len(starts)} errors (log kept in {kept}); last: {last_error}"
+            )
 
 
 @contextmanager

@@ -5,6 +5,7 @@ platform's auth endpoint -> the id_token form_post -> the tool's page. On SQLite
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -203,3 +204,24 @@ def test_the_second_process_did_not_register_the_platform_twice(
 def test_the_demo_keeps_its_key_private(running_server: RunningServer) -> None:
     key_file: Path = running_server.data_dir / "demo-platform-key.pem"
     assert key_file.stat().st_mode & 0o077 == 0
+
+
+# --- concurrent launches ----------------------------------------------------------------------------
+
+
+def test_concurrent_launches_all_succeed(running_server: RunningServer) -> None:
+    """16 browsers launching at once: no launch may fail on a lock or a lost login state."""
+    people = ["ana", "ben", "chen", "dara", "eve", "femi", "gabi", "irene"] * 2
+    before = len(recorded_launches(running_server))
+
+    def launch(person: str) -> list[int]:
+        client = DemoPlatformClient(running_server)
+        try:
+            return [client.launch_as(person).status_code for _ in range(2)]
+        finally:
+            client.close()
+
+    with ThreadPoolExecutor(max_workers=len(people)) as pool:
+        statuses = [status for result in pool.map(launch, people) for status in result]
+    assert statuses == [200] * len(statuses), running_server.log()[-3000:]
+    assert len(recorded_launches(running_server)) == before + len(statuses)
