@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import dataclasses
 import multiprocessing
 import multiprocessing.pool
 import os
@@ -288,6 +289,13 @@ async def run_phase_async(
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     platform = DemoPlatform.for_tool(url, load_or_create_platform_key(Path(key_file)))
+    if kind == "launch-without-design":
+        # Another activity of the course, bound to no learning design: the tool records the
+        # launch and shows its page without starting a learner's journey.
+        activity = dataclasses.replace(
+            platform.activity, course_module_id="8", resource_link_id="2", custom={}
+        )
+        platform = dataclasses.replace(platform, activity=activity)
     learners = synthetic_learners(people)
     demo_learners = [person for person in DEMO_PEOPLE if ROLE_LEARNER in person.roles]
     result = PhaseResult()
@@ -304,7 +312,7 @@ async def run_phase_async(
                     response = await browser.request("GET", "/healthz")
                     if response.status != 200:
                         raise LaunchFailed(f"/healthz answered {response.status}")
-                elif kind == "launch":
+                elif kind in ("launch", "launch-without-design"):
                     await scripted_launch(browser, platform, learners[number % people], "")
                 else:
                     await platform_launch(browser, demo_learners[number % len(demo_learners)], "")
@@ -566,6 +574,8 @@ def _short(frame: str) -> str:
 
 def bench_database(backend: str, args: argparse.Namespace) -> dict[str, Phase | float]:
     kind = "platform" if args.through_platform else "launch"
+    if args.without_design:
+        kind = "launch-without-design"
     with tempfile.TemporaryDirectory(prefix="adaptive-lti-bench-") as tmp:
         workdir = Path(tmp)
         with (
@@ -614,6 +624,11 @@ def main() -> None:
         action="store_true",
         help="send launches through the demo platform's auth endpoint instead of signing here",
     )
+    parser.add_argument(
+        "--without-design",
+        action="store_true",
+        help="launch an activity bound to no learning design (the LTI work alone)",
+    )
     parser.add_argument("--profile", action="store_true", help="sample the server with py-spy")
     parser.add_argument(
         "--profile-output", help="keep the raw profile here ({database} is replaced)"
@@ -635,6 +650,8 @@ def main() -> None:
         if args.through_platform
         else "id_token signed by the load generator"
     )
+    if args.without_design:
+        how += "; an activity with no learning design (LTI work only)"
     print(
         f"adaptive-lti launch benchmark: {args.concurrency} concurrent, {args.seconds:g} s per "
         f"phase, {args.clients} load-generator process(es), {os.cpu_count()} CPUs; {how}"
