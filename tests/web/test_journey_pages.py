@@ -75,6 +75,18 @@ def test_an_activity_with_no_design_tells_the_learner(h: LtiHarness) -> None:
     assert event_count(h) == 0
 
 
+def test_an_activity_naming_an_unpublished_design_is_not_ready_with_a_message(
+    h: LtiHarness,
+) -> None:
+    def unknown(claims: dict[str, Any]) -> None:
+        claims[LTI + "custom"] = {"design": "no-such-design"}
+
+    page = h.full_launch(mutate=unknown)
+    assert page.status_code == 200
+    assert "not ready yet" in page.text and "no-such-design" in page.text
+    assert event_count(h) == 0
+
+
 def test_missing_intake_answer_keeps_what_was_given_and_records_nothing(h: LtiHarness) -> None:
     page = h.full_launch(mutate=custom({}))  # nothing known: both questions asked
     form = form_at(page, "/journey/intake")

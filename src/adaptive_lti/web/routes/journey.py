@@ -90,6 +90,16 @@ def render_journey(
     )
 
 
+def not_ready_page(request: Request, launch: LaunchContext, problem: str | None = None) -> Response:
+    """An activity with no design (or naming one the tool does not have), for a learner."""
+    return templates.TemplateResponse(
+        request,
+        "journey/no_design.html",
+        {"launch": launch, "lang": _lang(launch.locale), "problem": problem},
+        headers=PAGE_HEADERS,
+    )
+
+
 def learner_launch_page(
     request: Request,
     session: SessionDep,
@@ -101,12 +111,7 @@ def learner_launch_page(
 ) -> Response:
     """What a learner's launch shows: their journey, or why there is none yet."""
     if launch_design is None:
-        return templates.TemplateResponse(
-            request,
-            "journey/no_design.html",
-            {"launch": launch, "lang": _lang(launch.locale)},
-            headers=PAGE_HEADERS,
-        )
+        return not_ready_page(request, launch)
     view = progress.begin_or_resume(session, launch, launch_design, recorded, now)
     resumed = view.enrolment.started_at < now
     notice = "Welcome back: you continue where you left off." if resumed else None

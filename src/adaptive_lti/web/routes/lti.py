@@ -192,7 +192,14 @@ def page_after_launch(
         )
     # Learners follow the activity's design (routes/journey.py), or learn it is not set up yet.
     now = get_now(request)
-    launch_design = design_service.design_for_launch(session, context, now=now, recorded=recorded)
+    try:
+        launch_design = design_service.design_for_launch(
+            session, context, now=now, recorded=recorded
+        )
+    except (NotFoundError, InvalidInputError) as error:
+        # The activity names a design the tool does not have: nothing the learner can fix, so
+        # the "not ready yet" page, with the message to pass on to the teacher.
+        return journey.not_ready_page(request, context, f"{error.message} {error.hint}".strip())
     return journey.learner_launch_page(
         request, session, context, launch_design, recorded, token, now
     )
