@@ -78,3 +78,24 @@ def test_key_dir_keeps_private_keys_in_0600_files(
     keys._load_private_key.cache_clear()
     with pytest.raises(Exception, match="cannot be read"):
         keys.signing_key(session)
+
+
+def test_app_start_makes_the_first_key(session_factory, db_url: str) -> None:  # type: ignore[no-untyped-def]
+    from tests.lti.harness import harness
+
+    with harness(session_factory, db_url) as h, h.session_factory() as session:
+        assert len(lti_repo.list_tool_keys(session, active_only=True)) == 1
+
+
+def test_start_on_an_unmigrated_database_only_warns(
+    new_database_url, caplog: pytest.LogCaptureFixture
+) -> None:  # type: ignore[no-untyped-def]
+    from adaptive_lti.db.session import make_engine, make_session_factory
+
+    url = new_database_url("sqlite")
+    engine = make_engine(url)
+    try:
+        keys.ensure_signing_key_on_start(make_session_factory(engine), tool_settings(url), NOW)
+    finally:
+        engine.dispose()
+    assert "adaptive-lti db upgrade" in caplog.text

@@ -24,11 +24,13 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
-from sqlalchemy.orm import Session
+from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.orm import Session, sessionmaker
 
 from adaptive_lti.core.errors import AdaptiveLtiError
 from adaptive_lti.core.lti import ToolKeyInfo
 from adaptive_lti.db import lti_repo
+from adaptive_lti.db.session import transaction
 from adaptive_lti.settings import Settings
 
 log = logging.getLogger("adaptive_lti.lti.keys")
@@ -119,6 +121,21 @@ def ensure_signing_key(session: Session, settings: Settings, now: datetime) -> N
     """Create the first key pair when the tool has none (first start)."""
     if not lti_repo.list_tool_keys(session, active_only=True):
         create_key(session, settings, now)
+
+
+def ensure_signing_key_on_start(
+    session_factory: sessionmaker[Session], settings: Settings, now: datetime
+) -> None:
+    """First start: make the key pair before the first request needs it. A database without
+    the tables yet is left alone (the first request that needs a key will make it)."""
+    try:
+        with transaction(session_factory) as session:
+            ensure_signing_key(session, settings, now)
+    except (OperationalError, ProgrammingError) as error:
+        reason = str(error.orig).splitlines()[0] if error.orig else type(error).__name__
+        log.warning(
+            "tool signing key not checked at start (%s); run 'adaptive-lti db upgrade'", reason
+        )
 
 
 def rotate(session: Session, settings: Settings, now: datetime) -> ToolKeyInfo:

@@ -112,6 +112,7 @@ class LtiTool:
             transport=transport,
         )
         self.validator = LaunchValidator(
+            session_factory,
             self.platform_keys,
             clock_leeway_seconds=settings.clock_leeway_seconds,
             max_token_age_seconds=settings.max_token_age_seconds,
@@ -315,7 +316,7 @@ class LtiTool:
                 "The launch carries no state, so it cannot be matched with a login.",
                 hint="Start the activity from the platform's course page.",
             )
-        verified = self.validator.verify(session, id_token, now)
+        verified = self.validator.verify(id_token, now)
         deployment = self._launch_deployment(
             verified.registration, verified.deployment_id, verified.deployment, now
         )

@@ -9,8 +9,10 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 
 from adaptive_lti.db.session import make_engine, make_session_factory
+from adaptive_lti.lti import keys
 from adaptive_lti.settings import Settings
 from adaptive_lti.web import errors
 from adaptive_lti.web.grade_delivery import start_score_delivery
@@ -34,6 +36,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(
+            keys.ensure_signing_key_on_start, app.state.session_factory, settings, datetime.now(UTC)
+        )
         score_delivery = start_score_delivery(
             settings,
             engine,
