@@ -276,6 +276,29 @@ _DONE = None  # a slot returns None when its activity is done and the route may 
 class _Walk:
     """One decision: a mutable working copy of the routing part of the state, then one copy back."""
 
+    __slots__ = (
+        "_lookup",
+        "choices",
+        "cursor",
+        "design",
+        "explain",
+        "finished",
+        "flags",
+        "groups",
+        "index",
+        "interruption",
+        "learner_key",
+        "may_interrupt",
+        "now",
+        "offer",
+        "override",
+        "remediation",
+        "reviews",
+        "routes",
+        "state",
+        "trace",
+    )
+
     def __init__(
         self,
         design: CompiledDesign,
