@@ -642,3 +642,12 @@ def test_forced_refetch_is_rate_limited_across_refused_launches(new_database_url
             assert len(h.platform.server.fetches) == 3
     finally:
         engine.dispose()
+
+
+def test_login_older_than_its_ttl_is_refused(h: LtiHarness) -> None:
+    state, nonce = h.start()
+    h.clock.advance(600 + 1)  # Settings.login_ttl_seconds
+    before = h.counts()
+    token = h.platform.sign(h.platform.claims(nonce=nonce, now=h.clock.now))
+    body = assert_refused(h, h.launch(token, state, json=True), 401, "state", before)
+    assert "expired" in body["message"]
