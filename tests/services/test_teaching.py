@@ -226,6 +226,15 @@ def test_route_counts_per_branch_case_and_choice(session: Session, published: No
     assert "fast track" not in rows
     picks = {row.label: row.learners for row in choice.rows}
     assert picks == {"elective-games": 1, "elective-web": 1, queries.NOT_YET: 1}
+    assert choice.title_of("elective-games") == "Elective: a guessing game"
+    # By background: who each route got, and how many of them passed.
+    prior = next(t for t in branch.by_background if t.attribute == "prior_programming")
+    assert prior.values == ("none", "some", "experienced")
+    assert prior.cell("foundations", "none") == (2, 1)  # Ana (on her way) and Dara (passed)
+    assert prior.cell("standard", "some") == (1, 1)
+    assert prior.cell("fast track", "experienced") == (0, 0)
+    goal = next(t for t in branch.by_background if t.attribute == "goal")
+    assert goal.cell("foundations", "academic") == (1, 1)
 
 
 def test_the_decision_trace_shows_each_rule_its_condition_and_the_values_read(

@@ -11,7 +11,8 @@ The same SQL runs on SQLite and PostgreSQL (SQLAlchemy renders the JSON paths fo
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -19,13 +20,14 @@ from sqlalchemy import ColumnElement, Float, Row, Text, case, cast, func, select
 from sqlalchemy.orm import Session
 
 from adaptive_lti.core.compiled import CompiledDesign, iter_steps
-from adaptive_lti.core.design import Branch, Choose
+from adaptive_lti.core.design import Attribute, AttributeType, Branch, Choose
 from adaptive_lti.core.explanation import path_text
 from adaptive_lti.core.loader import load_design
 from adaptive_lti.db import designs_repo
 from adaptive_lti.db.tables import LearnerEnrolment, LearnerSnapshot
 
 NOT_YET = "not decided yet"
+NOT_KNOWN = "not known"
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,21 @@ class RouteCount:
 
 
 @dataclass(frozen=True)
+class BackgroundTable:
+    """Learners per route and per value of one background attribute (e.g. prior programming):
+    does each route get the learners it was meant for, and do they pass?"""
+
+    attribute: str
+    description: str
+    values: tuple[str, ...]  # the attribute's declared values, then NOT_KNOWN when it occurs
+    # (route label, attribute value) -> (learners, of whom passed)
+    cells: Mapping[tuple[str, str], tuple[int, int]]
+
+    def cell(self, label: str, value: str) -> tuple[int, int]:
+        return self.cells.get((label, value), (0, 0))
+
+
+@dataclass(frozen=True)
 class RouteTable:
     """One branch step or one choice of the design, with a row per case or pick."""
 
@@ -49,6 +66,12 @@ class RouteTable:
     where: str  # the step's path in the design
     options: tuple[str, ...]  # every case or option the design offers, taken or not
     rows: tuple[RouteCount, ...]
+    # How each option and label reads for people: activity titles for the picks of a choice.
+    titles: Mapping[str, str] = field(default_factory=dict)
+    by_background: tuple[BackgroundTable, ...] = ()
+
+    def title_of(self, label: str) -> str:
+        return self.titles.get(label, label)
 
 
 def _count(label: str, row: Row[Any]) -> RouteCount:
@@ -87,6 +110,11 @@ def route_tables(
                     where=where,
                     options=options,
                     rows=_grouped(session, scope, taken, options, decode=False),
+                    by_background=tuple(
+                        _by_background(session, scope, taken, attribute_id, attribute)
+                        for attribute_id, attribute in design.design.attributes.items()
+                        if attribute.type is AttributeType.choice and attribute.values
+                    ),
                 )
             )
         elif isinstance(step, Choose):
@@ -100,9 +128,50 @@ def route_tables(
                     where=where,
                     options=options,
                     rows=_grouped(session, scope, picked, options, decode=True),
+                    titles={
+                        option: design.design.activities[option].title
+                        for option in options
+                        if option in design.design.activities
+                    },
                 )
             )
     return tables
+
+
+def _by_background(
+    session: Session,
+    scope: tuple[ColumnElement[bool], ...],
+    taken: ColumnElement[Any],
+    attribute_id: str,
+    attribute: Attribute,
+) -> BackgroundTable:
+    """One GROUP BY (route, attribute value) over the activity's snapshots."""
+    value = LearnerSnapshot.state[("attributes", attribute_id)].as_string()
+    query = (
+        select(
+            taken,
+            value,
+            func.count(),
+            func.sum(case((LearnerSnapshot.passed.is_(True), 1), else_=0)),
+        )
+        .join(LearnerEnrolment, LearnerEnrolment.id == LearnerSnapshot.enrolment_id)
+        .where(*scope)
+        .group_by(taken, value)
+    )
+    cells: dict[tuple[str, str], tuple[int, int]] = {}
+    for route, raw, learners, passed in session.execute(query):
+        key = (route or NOT_YET, raw if raw is not None else NOT_KNOWN)
+        before = cells.get(key, (0, 0))
+        cells[key] = (before[0] + int(learners or 0), before[1] + int(passed or 0))
+    values = tuple(attribute.values or ())
+    if any(known == NOT_KNOWN for _, known in cells):
+        values = (*values, NOT_KNOWN)
+    return BackgroundTable(
+        attribute=attribute_id,
+        description=attribute.description or attribute_id.replace("_", " "),
+        values=values,
+        cells=cells,
+    )
 
 
 def _grouped(

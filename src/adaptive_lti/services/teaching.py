@@ -45,7 +45,7 @@ from adaptive_lti.core.events import (
 )
 from adaptive_lti.core.explanation import Explanation
 from adaptive_lti.core.lti import CoursePage
-from adaptive_lti.core.roster import RosterSyncCounts
+from adaptive_lti.core.roster import Member, RosterSyncCounts
 from adaptive_lti.db import designs_repo, teaching_repo
 from adaptive_lti.db.teaching_repo import ActivityPlace, LatestScore, PersonRecord
 from adaptive_lti.services import designs as design_service
@@ -318,6 +318,40 @@ def course_overview(session: Session, place: InstructorPlace) -> CourseOverview:
             session, context_pk=place.context_pk, resource_link_pk=place.resource_link_pk, limit=10
         ),
     )
+
+
+def roster_url(session: Session, place: InstructorPlace) -> str | None:
+    """The NRPS memberships URL of the instructor's course (from its launches), if any."""
+    if place.context_pk is None:
+        return None
+    return teaching_repo.latest_launch_with_memberships(
+        session, place.context_pk, place.registration_id
+    )
+
+
+@dataclass(frozen=True)
+class FetchedRoster:
+    """The platform's answer to a roster read, kept to be stored later: the members, or why
+    they could not be read. A ``MembershipSource`` that answers from memory."""
+
+    members: tuple[Member, ...] = ()
+    failure: PlatformServiceError | None = None
+
+    @classmethod
+    def read(
+        cls, source: roster_service.MembershipSource, registration_id: int, url: str | None
+    ) -> FetchedRoster:
+        if url is None:
+            return cls()
+        try:
+            return cls(members=tuple(source.fetch_members(registration_id, url)))
+        except PlatformServiceError as failure:
+            return cls(failure=failure)
+
+    def fetch_members(self, registration_id: int, memberships_url: str) -> list[Member]:
+        if self.failure is not None:
+            raise self.failure
+        return list(self.members)
 
 
 def sync_course_roster(

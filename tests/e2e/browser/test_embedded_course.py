@@ -47,6 +47,41 @@ def test_a_learner_plays_the_course_to_a_grade(page: Page, screenshots: Path) ->
     expect(done.locator(".final-grade")).to_contain_text("80")
     expect(done).to_contain_text("foundations")
     page.screenshot(path=screenshots / "learner-finished.png", full_page=True)
+    # The score reaches the platform's gradebook (the delivery worker posts it within seconds).
+    for _ in range(40):
+        page.goto("/demo-platform/gradebook")
+        row = page.locator("tr", has=page.get_by_role("rowheader", name="Ana Alves"))
+        if "80" in row.inner_text():
+            break
+        page.wait_for_timeout(500)
+    expect(row.locator("td").first).to_contain_text("80")
+
+
+def test_the_instructor_sees_who_needs_help(page: Page, screenshots: Path) -> None:
+    # Dara has never programmed and fails the loops check three times: after two remedial rounds
+    # the design sends her to support material and flags her for the instructor.
+    learner = open_embedded(page, "dara")
+    plan = Plan(
+        intake={"goal": "academic"},
+        right={"diagnostic": [2], "loops-check": [1, 1, 1], "project": [3]},
+    )
+    walk(learner, plan)
+    assert plan.met.count("loops-check") == 3 and "loops-support" in plan.met
+
+    tool = open_embedded(page, "irene")
+    row = tool.locator("tr[data-learner='6']")
+    expect(row).to_have_class("needs-help")
+    expect(row.locator(".flag")).to_contain_text("needs help")
+    summary = tool.locator("section[aria-labelledby='learners-title'] > p").first
+    expect(summary).to_contain_text("1 needs help")
+    expect(summary.get_by_role("link", name="Dara Doyle")).to_be_visible()
+
+    press(tool, tool.get_by_role("link", name="Who took which route"))
+    foundations = tool.locator("table.routes").first.locator(
+        "tr", has=tool.get_by_role("rowheader", name="foundations")
+    )
+    expect(foundations.locator("td").nth(3)).to_have_text("1")  # need help
+    page.screenshot(path=screenshots / "instructor-routes.png", full_page=True)
 
 
 def test_the_instructor_sees_places_and_moves_a_learner(page: Page, screenshots: Path) -> None:

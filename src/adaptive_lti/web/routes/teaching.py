@@ -26,6 +26,7 @@ from adaptive_lti.analytics import queries
 from adaptive_lti.core.conditions import format_value
 from adaptive_lti.core.errors import PermissionDeniedError
 from adaptive_lti.core.lti import RecordedLaunch
+from adaptive_lti.db.session import transaction
 from adaptive_lti.lti import keys
 from adaptive_lti.lti import session as tool_session
 from adaptive_lti.lti.nrps import NrpsClient
@@ -147,9 +148,17 @@ def course(request: Request, teacher: TeacherDep, session: SessionDep) -> Respon
 def sync_roster(
     request: Request, teacher: TeacherDep, session: SessionDep, settings: SettingsDep, now: NowDep
 ) -> Response:
-    """Read the course's members from the platform (NRPS 2.0 §2) and show the page with the
-    result. The platform is called with the request's transaction holding no write lock."""
+    """Read the course's members from the platform (NRPS 2.0 §2), store them, and show the page
+    with the result.
+
+    The platform is called before the request's own transaction starts: the token for the call
+    is stored by another transaction, and on SQLite a transaction that began reading before that
+    commit could not write afterwards (its WAL snapshot is stale). So the URL is read in a short
+    transaction of its own, the members are fetched, and only then does the request's session
+    store them."""
     factory = request.app.state.session_factory
+    with transaction(factory) as reading:
+        url = teaching.roster_url(reading, teacher.place)
 
     def signing_key(session: Session) -> keys.SigningKey:
         # The service token is signed with the tool's key: make the first one if the tool has
@@ -159,7 +168,8 @@ def sync_roster(
 
     with new_http_client(getattr(request.app.state, "http_transport", None)) as http:
         client = NrpsClient(ServiceTokenProvider(factory, http, signing_key=signing_key), http)
-        overview = teaching.sync_course_roster(session, teacher.place, client, now=now)
+        fetched = teaching.FetchedRoster.read(client, teacher.place.registration_id, url)
+    overview = teaching.sync_course_roster(session, teacher.place, fetched, now=now)
     status = 502 if overview.sync_error is not None else 200
     return _page(request, "teaching/course.html", teacher.token, status, overview=overview)
 

@@ -4,7 +4,9 @@
   if (window.parent === window) return;
   var last = 0;
   function tell() {
-    var height = document.documentElement.scrollHeight;
+    // The content's own height: scrollHeight never drops below the frame's current height,
+    // so a frame sized for a long page would never shrink for a short one.
+    var height = Math.ceil(document.documentElement.getBoundingClientRect().height);
     if (height === last) return;
     last = height;
     window.parent.postMessage({ subject: "lti.frameResize", height: height }, "*");
