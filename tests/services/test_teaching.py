@@ -347,3 +347,21 @@ def test_learners_of_another_activity_are_not_found(session: Session, published:
         teaching.reset_learner(session, place, elsewhere.enrolment.id, "because", now=NOW)
     with pytest.raises(NotFoundError):
         teaching.learner_detail(session, place, 10**9)
+
+
+def test_a_roster_read_ahead_of_the_transaction_is_stored_or_its_failure_shown(
+    session: Session, published: None
+) -> None:
+    place = instructor_place(session)
+    url = teaching.roster_url(session, place)
+    assert url == MEMBERSHIPS_URL
+    fetched = teaching.FetchedRoster.read(Roster(COURSE), place.registration_id, url)
+    stored = teaching.sync_course_roster(session, place, fetched, now=NOW)
+    assert stored.sync_report is not None and stored.sync_report.added == len(COURSE)
+
+    down = PlatformServiceError("The platform did not answer.", hint="Try again later.")
+    failed = teaching.FetchedRoster.read(Roster([], down), place.registration_id, url)
+    assert failed.failure is down
+    shown = teaching.sync_course_roster(session, place, failed, now=NOW)
+    assert shown.sync_error is down and shown.sync_report is None
+    assert teaching.FetchedRoster.read(Roster(COURSE), place.registration_id, None).members == ()

@@ -1,5 +1,7 @@
-"""The instructor's use cases: the activity's page, the roster sync, design upload and binding,
-each learner's decision trace, and the teacher's controls (move a learner, reset a learner).
+"""The instructor's use cases: the activity's page (the bound design, and every member with
+where they are), the roster sync, each learner's decision trace, and the teacher's controls (move
+a learner, reset a learner). Designs are uploaded and chosen on the design pages
+(``services/designs.py``, ``web/routes/designs.py``); route counts are ``analytics/queries.py``.
 
 Every function takes an ``InstructorPlace``: the ids an instructor's tool session is bound to
 (the web layer builds it from the verified session, never from what a form says), so an
@@ -9,6 +11,7 @@ commit (the request's transaction commits).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -57,6 +60,15 @@ from adaptive_lti.services import roster as roster_service
 STAFF_ROLES = frozenset(
     {"Instructor", "TeachingAssistant", "Administrator", "ContentDeveloper", "Manager", "Mentor"}
 )
+# Why the engine sent the learner to their activity, when it is not simply the next step.
+OFFER_REASONS = {
+    "remediation": "remedial lesson",
+    "support": "support material",
+    "review": "spaced review",
+    "override": "sent by an instructor",
+    "retry": "retry",
+    "recheck": "second try after remediation",
+}
 # How long a teacher's "why" may be (kept with the event, shown in the learner's trace).
 MAX_REASON_LENGTH = 500
 
@@ -223,17 +235,8 @@ def _place_words(record: PersonRecord, design: CompiledDesign | None) -> tuple[s
     extra = []
     if isinstance(attempt, int) and attempt > 1:
         extra.append(f"attempt {attempt}")
-    if reason in {"remediation", "support", "review", "override", "retry", "recheck"}:
-        extra.append(
-            {
-                "remediation": "remedial lesson",
-                "support": "support material",
-                "review": "spaced review",
-                "override": "sent by an instructor",
-                "retry": "retry",
-                "recheck": "second try after remediation",
-            }[str(reason)]
-        )
+    if isinstance(reason, str) and reason in OFFER_REASONS:
+        extra.append(OFFER_REASONS[reason])
     return f"{title}{' (' + ', '.join(extra) + ')' if extra else ''}", kind
 
 
@@ -298,13 +301,7 @@ def course_overview(session: Session, place: InstructorPlace) -> CourseOverview:
     records = teaching_repo.people_of_activity(session, place.context_pk, place.resource_link_pk)
     members = [_member_place(record, designs) for record in records]
     members.sort(key=lambda m: (m.name.casefold(), m.user_sub))
-    memberships_url = (
-        teaching_repo.latest_launch_with_memberships(
-            session, place.context_pk, place.registration_id
-        )
-        if place.context_pk is not None
-        else None
-    )
+    memberships_url = roster_url(session, place)
     return CourseOverview(
         place=activity,
         design=design,
@@ -387,7 +384,7 @@ def sync_course_roster(
     except (PlatformServiceError, InvalidInputError) as failure:
         error = failure
     overview = course_overview(session, place)
-    return CourseOverview(**{**overview.__dict__, "sync_report": report, "sync_error": error})
+    return dataclasses.replace(overview, sync_report=report, sync_error=error)
 
 
 # --- one learner: trace and controls --------------------------------------------------------------
