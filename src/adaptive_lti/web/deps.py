@@ -19,7 +19,8 @@ from adaptive_lti.lti.tool import AcceptedLaunch, BindingNeeded, LtiTool
 from adaptive_lti.settings import Settings
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
+    # async: pure and instant, so FastAPI need not send it to its threadpool (a hop per request).
     settings: Settings = request.app.state.settings
     return settings
 
@@ -50,10 +51,15 @@ def get_now(request: Request) -> datetime:
     return clock() if clock is not None else datetime.now(UTC)
 
 
-NowDep = Annotated[datetime, Depends(get_now)]
+async def _now_dependency(request: Request) -> datetime:
+    # async, unlike get_now (which handlers call directly): no threadpool hop for the clock.
+    return get_now(request)
 
 
-def get_lti_tool(request: Request) -> LtiTool:
+NowDep = Annotated[datetime, Depends(_now_dependency)]
+
+
+async def get_lti_tool(request: Request) -> LtiTool:
     """One ``LtiTool`` per app, made on first use (tests may set ``app.state.http_transport``
     or replace ``app.state.session_factory`` before the first request)."""
     tool: LtiTool | None = getattr(request.app.state, "lti_tool", None)
@@ -134,7 +140,7 @@ async def get_tool_session(
 ToolSessionDep = Annotated[tool_session.ToolSession, Depends(get_tool_session)]
 
 
-def require_instructor(session: ToolSessionDep) -> tool_session.ToolSession:
+async def require_instructor(session: ToolSessionDep) -> tool_session.ToolSession:
     if not session.is_instructor:
         raise PermissionDeniedError(
             "This page is for the course's instructors.",
