@@ -376,3 +376,17 @@ def test_the_recorded_launch_saves_looking_the_deployment_up(session: Session) -
     assert designs.design_for_launch(session, launch, now=NOW) == dataclasses.replace(
         found, newly_bound=False
     )
+
+
+def test_listing_and_resolving_never_mix_up_texts(session: Session) -> None:
+    designs.publish_design(session, intro(1), "intro.yaml", "a", now=NOW)
+    designs.publish_design(session, intro(2, title="Second"), "intro.yaml", "a", now=NOW)
+    [summary] = designs.list_designs(session)
+    assert summary.latest.source_text == ""  # listings leave the text in the database
+    for version, title in ((1, "Introduction to Programming"), (2, "Second")):
+        found = designs.get_design_version(session, "sample-programming", version)
+        assert found.source_text == intro(version, title=title)
+        assert designs.compiled_design(found).design.title == title
+    assert designs.get_design_version(session, "sample-programming").source_text == intro(
+        2, title="Second"
+    )

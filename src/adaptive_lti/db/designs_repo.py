@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from adaptive_lti.core.catalogue import (
     BindingMethod,
@@ -62,29 +62,53 @@ def _version_info(row: DesignVersion, *, with_source: bool = True) -> DesignVers
     )
 
 
-def find_version(session: Session, design_id: str, version: int) -> DesignVersionInfo | None:
+def _versions(*, with_source: bool) -> Select[DesignVersion]:
+    # A design file may be megabytes: leave the text in the database unless it is asked for.
+    query = select(DesignVersion)
+    if not with_source:
+        query = query.options(defer(DesignVersion.source), defer(DesignVersion.page_bodies))
+    return query
+
+
+def find_version(
+    session: Session, design_id: str, version: int, *, with_source: bool = True
+) -> DesignVersionInfo | None:
     row = session.scalars(
-        select(DesignVersion).where(
+        _versions(with_source=with_source).where(
             DesignVersion.design_id == design_id, DesignVersion.version == version
         )
     ).one_or_none()
-    return None if row is None else _version_info(row)
+    return None if row is None else _version_info(row, with_source=with_source)
 
 
-def latest_version(session: Session, design_id: str) -> DesignVersionInfo | None:
+def latest_version(
+    session: Session, design_id: str, *, with_source: bool = True
+) -> DesignVersionInfo | None:
     row = session.scalars(
-        select(DesignVersion)
+        _versions(with_source=with_source)
         .where(DesignVersion.design_id == design_id)
         .order_by(DesignVersion.version.desc())
         .limit(1)
     ).one_or_none()
-    return None if row is None else _version_info(row)
+    return None if row is None else _version_info(row, with_source=with_source)
+
+
+def version_source(
+    session: Session, design_id: str, version: int
+) -> tuple[str, dict[str, str]] | None:
+    """Only the text of one version: its YAML and its page files."""
+    row = session.execute(
+        select(DesignVersion.source, DesignVersion.page_bodies).where(
+            DesignVersion.design_id == design_id, DesignVersion.version == version
+        )
+    ).one_or_none()
+    return None if row is None else (row.source, dict(row.page_bodies))
 
 
 def list_versions(session: Session, design_id: str) -> list[DesignVersionInfo]:
     """Every published version of one design, newest first, without their sources."""
     rows = session.scalars(
-        select(DesignVersion)
+        _versions(with_source=False)
         .where(DesignVersion.design_id == design_id)
         .order_by(DesignVersion.version.desc())
     )
@@ -163,6 +187,7 @@ def list_designs(session: Session) -> list[DesignSummary]:
     )
     rows = session.execute(
         select(DesignVersion, newest.c.count)
+        .options(defer(DesignVersion.source), defer(DesignVersion.page_bodies))
         .join(
             newest,
             (newest.c.design_id == DesignVersion.design_id)

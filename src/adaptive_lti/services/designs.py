@@ -25,6 +25,7 @@ import dataclasses
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from functools import lru_cache
+from types import MappingProxyType
 
 from sqlalchemy.orm import Session
 
@@ -270,27 +271,45 @@ def _unknown_design(design_id: str) -> NotFoundError:
     )
 
 
+# Design texts by content hash (of the YAML and its page files). A hash names one content
+# whatever the database, so the cache can never hand out another version's text; it spares each
+# launch the transfer of a file that may be megabytes.
+_TEXTS: dict[str, tuple[str, Mapping[str, str]]] = {}
+_TEXTS_LIMIT = 64
+
+
+def _with_text(session: Session, found: DesignVersionInfo) -> DesignVersionInfo:
+    text = _TEXTS.get(found.content_hash)
+    if text is None:
+        loaded = designs_repo.version_source(session, found.design_id, found.version)
+        if loaded is None:  # removed since the metadata was read
+            raise _unknown_design(found.design_id)
+        text = (loaded[0], MappingProxyType(loaded[1]))
+        if len(_TEXTS) >= _TEXTS_LIMIT:
+            _TEXTS.clear()
+        _TEXTS[found.content_hash] = text
+    return dataclasses.replace(found, source_text=text[0], page_bodies=text[1])
+
+
 def get_design_version(
     session: Session, design_id: str, version: int | None = None
 ) -> DesignVersionInfo:
     """A published version (the newest when ``version`` is None), with its source."""
     if version is None:
-        found = designs_repo.latest_version(session, design_id)
+        found = designs_repo.latest_version(session, design_id, with_source=False)
         if found is None:
             raise _unknown_design(design_id)
-        return found
-    found = designs_repo.find_version(session, design_id, version)
-    if found is None:
-        if not designs_repo.design_exists(session, design_id):
-            raise _unknown_design(design_id)
-        published = ", ".join(
-            str(v.version) for v in designs_repo.list_versions(session, design_id)
-        )
-        raise NotFoundError(
-            f"Version {version} of {design_id} is not published (published: {published}).",
-            hint=f"Use design={design_id} to follow the newest version, or pin a published one.",
-        )
-    return found
+        return _with_text(session, found)
+    found = designs_repo.find_version(session, design_id, version, with_source=False)
+    if found is not None:
+        return _with_text(session, found)
+    if not designs_repo.design_exists(session, design_id):
+        raise _unknown_design(design_id)
+    published = ", ".join(str(v.version) for v in designs_repo.list_versions(session, design_id))
+    raise NotFoundError(
+        f"Version {version} of {design_id} is not published (published: {published}).",
+        hint=f"Use design={design_id} to follow the newest version, or pin a published one.",
+    )
 
 
 def resolve(session: Session, reference: DesignReference) -> DesignVersionInfo:
