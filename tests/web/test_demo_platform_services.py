@@ -291,3 +291,9 @@ def test_the_gradebook_page_shows_rescaled_grades(client: TestClient) -> None:
 def test_every_supported_scope_can_be_granted(client: TestClient) -> None:
     response = token_request(client, list(SUPPORTED_SCOPES))
     assert set(response.json()["scope"].split()) == set(SUPPORTED_SCOPES)
+
+
+def test_the_legacy_outcomes_service_says_to_use_ags(client: TestClient) -> None:
+    response = client.post("/demo-platform/services/outcomes", content=b"<xml/>")
+    assert response.status_code == 501
+    assert "Assignment and Grade Services" in response.json()["error_description"]

@@ -422,6 +422,20 @@ def memberships(
     )
 
 
+@router.post("/services/outcomes", name="demo_platform_basic_outcomes")
+def basic_outcomes() -> Response:
+    """The legacy LTI 1.1 Basic Outcomes service the ``lti-bo`` claim names (Moodle sends the
+    claim for compatibility): the demo platform does not offer it; LTI 1.3 tools use AGS."""
+    return JSONResponse(
+        {
+            "error": "not_implemented",
+            "error_description": "The demo platform does not offer LTI 1.1 Basic Outcomes: "
+            "send scores with LTI Assignment and Grade Services (the lti-ags endpoint claim).",
+        },
+        status_code=501,
+    )
+
+
 @router.get("/gradebook", name="demo_platform_gradebook")
 def gradebook_page(request: Request, platform: PlatformDep, gradebook: GradebookDep) -> Response:
     """The course's gradebook, as the instructor sees it in the VLE."""
