@@ -59,13 +59,16 @@ def chromium_path() -> str:
     return found
 
 
-@pytest.fixture(scope="session")
+# Module-scoped, not session-scoped: Playwright's sync API runs an asyncio event loop in this
+# thread while it is open, and tests after the browser modules that call asyncio.run() would
+# fail with "cannot be called from a running event loop".
+@pytest.fixture(scope="module")
 def playwright_driver() -> Iterator[Playwright]:
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright_driver: Playwright, chromium_path: str) -> Iterator[Browser]:
     chromium = playwright_driver.chromium.launch(
         executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS
