@@ -240,3 +240,31 @@ def test_route_counts_page(h: LtiHarness) -> None:
     text = html.unescape(page.text)
     assert "Who took which route" in text and "Branch at route[2]" in text
     assert "Choice 'elective'" in text and "fast track" in text and "not decided yet" in text
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"target": "route:" + "x" * 5000, "reason": "why"},
+        {"target": "route:standard", "reason": "y" * 5000},
+        {"target": "activity:loops-check\x00", "reason": "nul"},
+        {"target": "route:standard", "reason": "\u202e\u0000 <script>alert(1)</script>"},
+        {"target": ":", "reason": "colon only"},
+    ],
+)
+def test_hostile_control_fields_never_give_a_500(h: LtiHarness, fields: dict[str, str]) -> None:
+    learner_launch(h)
+    token = token_of(instructor_page(h).text)
+    before = count(h, LearnerEvent)
+    response = h.client.post(
+        f"/teaching/learners/{enrolment_id(h)}/move",
+        data={"tool_session": token, **fields},
+        follow_redirects=False,
+    )
+    assert response.status_code in {303, 422}, response.text
+    assert "<script>alert(1)</script>" not in response.text
+    if response.status_code == 422:
+        assert count(h, LearnerEvent) == before
+    else:  # a strange but valid reason is kept as text, escaped wherever it is shown
+        page = h.client.get(response.headers["location"])
+        assert page.status_code == 200 and "<script>alert(1)</script>" not in page.text
