@@ -202,3 +202,48 @@ def test_progress_page_locale_and_frame_resize(h: LtiHarness) -> None:
     assert "Why am I on this route?" in progress.text
     assert 'aria-current="step"' in progress.text
     assert "0%" in progress.text
+
+
+MINI = """\
+design: mini-kinds
+title: Mini kinds
+activities:
+  read: {kind: link, title: Read the guide, url: "https://example.org/guide"}
+  think: {kind: reflection, title: Reflect, prompt: "What did *you* learn?"}
+  note: {kind: page, title: Note, body: "Hello <script>alert(1)</script> **bold**"}
+route: [read, think, note]
+"""
+
+
+def test_links_reflections_and_pages_complete_and_markdown_is_escaped(h: LtiHarness) -> None:
+    with transaction(h.session_factory) as session:
+        designs.publish_design(session, MINI, "mini.yaml", "tests", now=h.clock.now)
+
+    def mini(claims: dict[str, Any]) -> None:
+        claims[LTI + "custom"] = {"design": "mini-kinds"}
+
+    page = h.full_launch(mutate=mini)
+    assert current_activity(page) == "read"
+    assert 'href="https://example.org/guide" target="_blank" rel="noopener noreferrer"' in page.text
+    page = _post(h, *_submit(form_at(page, "/journey/complete")))
+    assert current_activity(page) == "think" and "<em>you</em>" in page.text
+    reflection = form_at(page, "/journey/complete")
+    empty = _post(h, *_submit(reflection, text="   "))
+    assert empty.status_code == 422 and "Please write your reflection" in empty.text
+    page = _post(h, *_submit(reflection, text="Loops repeat things."))
+    assert current_activity(page) == "note"
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text and "<script>alert" not in page.text
+    assert "<strong>bold</strong>" in page.text
+    done = _post(h, *_submit(form_at(page, "/journey/complete")))
+    assert 'data-kind="completed"' in done.text
+    with h.session_factory() as session:
+        notes = session.scalars(select(LearnerEvent.note).where(LearnerEvent.note.is_not(None)))
+        assert list(notes) == ["Loops repeat things."]
+
+
+def _post(h: LtiHarness, action: str, data: dict[str, str]) -> httpx.Response:
+    return h.client.post(action, data=data)
+
+
+def _submit(form: Form, **fields: str) -> tuple[str, dict[str, str]]:
+    return form.action, {**form.fields, **fields}
