@@ -11,6 +11,8 @@ is offered the review before the project.
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -90,6 +92,12 @@ def test_ana_foundations_then_games_then_project(
     ]
     assert "Your final grade: <strong>80%</strong>" in text
     assert "foundations" in text
+    progress_link = re.search(r'href="([^"]*/journey/progress\?[^"]+)"', text)
+    assert progress_link is not None
+    progress = client.request("GET", html.unescape(progress_link.group(1)))
+    assert "You are on the foundations route because your prior programming experience" in (
+        progress.text
+    )
     assert final_score(running_server, "3")["scoreGiven"] == 80.0
     assert snapshot_flags(running_server.database_url, "3") == (False, "foundations")
 

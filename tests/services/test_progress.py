@@ -410,3 +410,24 @@ def test_a_newer_version_moves_only_learners_it_declares_a_migration_for(
     assert kept.enrolment.design_version == 1  # no migration for a learner at the intake
     rebuilt = progress.rebuild_snapshot(session, moved.enrolment.id, now=NOW)
     assert rebuilt.state == moved.state
+
+
+def test_route_reasons_are_the_engines_words_when_the_route_was_chosen(
+    session: Session, published: None
+) -> None:
+    view = launch(session, "7", {"prior_programming": "experienced"})
+    view, _ = walk(
+        session,
+        view,
+        intake={"goal": "interest"},
+        right={"diagnostic": [2], "project": [4]},
+        elective="elective-web",
+        now=NOW,
+    )
+    assert isinstance(view.decision, DesignCompleted)
+    (reason,) = progress.route_reasons(session, view)
+    assert reason.startswith("You are on the foundations route because")
+    assert "0.33" in reason
+    moved = progress.override(session, view.enrolment.id, "Irene", "route:standard", "try it", NOW)
+    (reason,) = progress.route_reasons(session, moved)
+    assert "instructor" in reason and "try it" in reason

@@ -645,6 +645,28 @@ def list_enrolments(
     return summaries
 
 
+def route_reasons(session: Session, view: JourneyView) -> tuple[str, ...]:
+    """Why the learner is on each route they are on, in the engine's words for the learner
+    ("You are on the foundations route because your diagnostic score was 0.17 (below 0.5).")
+    as said when the route was chosen (or set by an instructor), found by replaying the log."""
+    if not view.state.routes:
+        return ()
+    _events, steps, _design_now = _replay(session, view.enrolment)
+    said: dict[str, str] = {}
+    for _state, decision in steps:
+        for entry in decision.explanation.trace:
+            if not entry.learner:
+                continue
+            for taken in view.state.routes.values():
+                on_branch = entry.path == taken.branch or entry.path.startswith(
+                    taken.branch + ".branch["
+                )
+                chosen = entry.result is True or entry.rule.startswith("instructor override")
+                if on_branch and chosen:
+                    said[taken.branch] = entry.learner
+    return tuple(said[branch] for branch in view.state.routes if branch in said)
+
+
 def decision_trace(session: Session, enrolment_id: int) -> DecisionTrace:
     """Every event of the learner's log with the decision and explanation that followed it."""
     enrolment = _enrolment_or_404(session, enrolment_id)

@@ -58,6 +58,7 @@ def render_journey(
     values: dict[str, Any] | None = None,
     status_code: int = 200,
     template: str = "journey/page.html",
+    extra: dict[str, Any] | None = None,
 ) -> Response:
     """A learner's page for where ``view`` says they are."""
     locale = view.enrolment.locale
@@ -84,6 +85,7 @@ def render_journey(
         "number": lambda value: content.number(value, locale),
         "moment": lambda value: content.moment(value, locale),
         "grading_on": bool(view.enrolment.ags_endpoint) and view.design.design.grade is not None,
+        **(extra or {}),
     }
     return templates.TemplateResponse(
         request, template, context, status_code=status_code, headers=PAGE_HEADERS
@@ -212,11 +214,13 @@ def _current(session: SessionDep, current: tool_session.ToolSession) -> Any:
 def journey_progress(request: Request, current: ToolSessionDep, session: SessionDep) -> Response:
     """The route so far, what is next, and why the learner is on this route."""
     enrolment = _current(session, current)
+    view = progress.journey_for(session, enrolment.id)
     return render_journey(
         request,
-        progress.journey_for(session, enrolment.id),
+        view,
         _token(request),
         template="journey/progress.html",
+        extra={"route_reasons": progress.route_reasons(session, view)},
     )
 
 
