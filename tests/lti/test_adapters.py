@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import pytest
 from pylti1p3.cookie import CookieService
@@ -18,6 +21,15 @@ from adaptive_lti.lti.adapters import (
     FastAPIRequest,
     set_cookie,
 )
+
+T = TypeVar("T")
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine on a loop of its own, in a thread of its own: other tests (Playwright's
+    sync API) may leave an event loop running in this thread."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 def starlette_request(
@@ -50,13 +62,13 @@ def starlette_request(
 
 
 def test_request_reads_query_for_get_and_form_for_post() -> None:
-    get = asyncio.run(
+    get = run(
         FastAPIRequest.from_request(starlette_request("GET", b"iss=a&iss=b&x=1"), secure=False)
     )
     assert isinstance(get, LtiRequest)
     assert get.get_param("iss") == "a" and get.get_param("x") == "1"
     assert get.get_param("missing") is None
-    post = asyncio.run(
+    post = run(
         FastAPIRequest.from_request(
             starlette_request("POST", b"from_query=q", b"iss=form&login_hint=3"), secure=True
         )
@@ -66,7 +78,7 @@ def test_request_reads_query_for_get_and_form_for_post() -> None:
 
 
 def test_request_cookies_session_and_long_values() -> None:
-    request = asyncio.run(
+    request = run(
         FastAPIRequest.from_request(
             starlette_request("GET", b"v=" + b"x" * 20_000, cookie=b"lti1p3-state-a=state-a"),
             secure=False,
@@ -133,7 +145,7 @@ def test_js_redirect_escapes_the_location() -> None:
 
 
 def test_form_fields_win_over_the_query_string_and_are_percent_decoded() -> None:
-    request = asyncio.run(
+    request = run(
         FastAPIRequest.from_request(
             starlette_request("POST", b"state=from-query", b"state=from-form&name=Jo%C3%A3o+S"),
             secure=False,
@@ -145,7 +157,7 @@ def test_form_fields_win_over_the_query_string_and_are_percent_decoded() -> None
 
 def test_multipart_forms_still_work() -> None:
     body = b'--XyZ\r\nContent-Disposition: form-data; name="id_token"\r\n\r\na.b.c\r\n--XyZ--\r\n'
-    request = asyncio.run(
+    request = run(
         FastAPIRequest.from_request(
             starlette_request("POST", body=body, content_type=b"multipart/form-data; boundary=XyZ"),
             secure=False,
@@ -156,14 +168,14 @@ def test_multipart_forms_still_work() -> None:
 
 def test_oversized_or_overlong_forms_are_refused() -> None:
     with pytest.raises(LaunchError) as too_big:
-        asyncio.run(
+        run(
             FastAPIRequest.from_request(
                 starlette_request("POST", body=b"x=" + b"a" * (600 * 1024)), secure=False
             )
         )
     assert too_big.value.status_code == 413
     with pytest.raises(LaunchError) as too_many:
-        asyncio.run(
+        run(
             FastAPIRequest.from_request(
                 starlette_request("POST", body=b"&".join(b"f%d=1" % i for i in range(500))),
                 secure=False,
