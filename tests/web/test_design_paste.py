@@ -74,3 +74,24 @@ def test_neither_a_file_nor_text_says_what_to_do(
     )
     assert response.status_code == 422
     assert "no file was chosen and no text was pasted" in html.unescape(response.text)
+
+
+def test_publish_can_use_the_design_for_this_activity_at_once(h: LtiHarness) -> None:
+    token = instructor_token(h)
+    checked = h.client.post(
+        "/lti/designs/check", data={"tool_session": token, "design_text": INTRO_V1}
+    )
+    assert 'name="use_here"' in checked.text and "checked" in checked.text
+    published = h.client.post(
+        "/lti/designs/publish",
+        data={
+            "tool_session": token,
+            "filename": "pasted.yaml",
+            "source_text": INTRO_V1,
+            "use_here": "yes",
+        },
+    )
+    assert published.status_code == 200
+    assert "This activity now runs sample-programming" in html.unescape(published.text)
+    course = h.client.get("/teaching/", params={"tool_session": token})
+    assert "sample-programming" in course.text and "No design is bound" not in course.text

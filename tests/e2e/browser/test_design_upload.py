@@ -1,6 +1,6 @@
 """The instructor's design upload in the browser, inside the course page's frame: pasted YAML with
-an error is refused with the line it is on, a new version uploaded as a file is published, chosen
-for the activity, and the Learners page shows it."""
+an error is refused with the line it is on, a new version uploaded as a file is published and used
+for the activity in one step, and the Learners page shows it."""
 
 from __future__ import annotations
 
@@ -43,12 +43,11 @@ def test_upload_check_publish_and_use_a_design(page: Page, screenshots: Path) ->
     )
     press(tool, tool.get_by_role("button", name="Check the file"))
     expect(problems.locator("h2")).to_contain_text("0 errors")
+    expect(tool.get_by_label("and use it for this activity")).to_be_checked()
     press(tool, tool.get_by_role("button", name="Publish version 2"))
-    expect(tool.get_by_role("status")).to_contain_text("version 2")
-    press(
-        tool, tool.get_by_role("button", name="Use Introduction to Programming for this activity")
-    )
-    expect(tool.get_by_role("status")).to_contain_text("intro-programming")
+    status = tool.get_by_role("status")
+    expect(status).to_contain_text("Published intro-programming version 2")
+    expect(status).to_contain_text("This activity now runs intro-programming")
 
     press(tool, tool.get_by_role("link", name="Learners and where they are"))
     design = tool.locator("section[aria-labelledby='design-title']")

@@ -144,6 +144,7 @@ def check_upload(
             "source_text": source_text,
             "tool_session": _token(request, token),
             "session_field": tool_session.FIELD,
+            "from_activity": instructor.resource_link_pk is not None,
         },
         status_code=200 if result.outcome else 422,
     )
@@ -158,6 +159,7 @@ def publish_upload(
     source_text: Annotated[str, Form(max_length=MAX_DESIGN_BYTES)],
     filename: Annotated[str, Form(max_length=MAX_FILENAME)],
     token: SessionField = None,
+    use_here: Annotated[str | None, Form(max_length=10)] = None,
 ) -> Response:
     launch = design_service.launch_of_session(session, instructor.launch_id)
     result = design_service.publish_design(session, source_text, filename, _who(launch), now=now)
@@ -168,6 +170,17 @@ def publish_upload(
         else f"{version.design_id} version {version.version} was already published with this "
         "content: nothing changed."
     )
+    if use_here and launch.resource_link is not None:
+        # "Publish and use for this activity": the same binding as the catalogue's button.
+        binding = design_service.bind_resource_link(
+            session,
+            launch,
+            DesignReference(version.design_id, None),
+            bound_by=_who(launch),
+            method=BindingMethod.instructor,
+            now=now,
+        )
+        message += f" This activity now runs {binding.reference} (following newer versions)."
     return _page(request, session, launch, _token(request, token), now, message=message)
 
 
