@@ -431,3 +431,73 @@ def test_route_reasons_are_the_engines_words_when_the_route_was_chosen(
     moved = progress.override(session, view.enrolment.id, "Irene", "route:standard", "try it", NOW)
     (reason,) = progress.route_reasons(session, moved)
     assert "instructor" in reason and "try it" in reason
+
+
+FOLLOW_UP = """\
+design: follow-up
+title: Follow-up course
+attributes:
+  intro_grade:
+    type: number
+    minimum: 0
+    maximum: 1
+    sources: [outcome]
+    key: intro-programming.grade
+  prior_programming:
+    type: choice
+    values: [none, some, experienced]
+    sources: [intake]
+activities:
+  welcome: {kind: intake, title: Welcome, ask: [prior_programming]}
+  recap: {kind: page, title: Recap, body: "A recap."}
+  advanced: {kind: page, title: Advanced, body: "Onwards."}
+route:
+  - welcome
+  - branch:
+      - name: onwards
+        when: intro_grade >= 0.8
+        then: [advanced]
+      - name: recap first
+        otherwise: true
+        then: [recap, advanced]
+"""
+
+
+def test_outcomes_and_intake_answers_from_another_course_are_used(
+    session: Session, published: None
+) -> None:
+    designs.publish_design(session, FOLLOW_UP, "follow-up.yaml", "tests", now=NOW)
+    view = launch(session, "3", {"prior_programming": "none"})
+    view, _ = walk(
+        session,
+        view,
+        intake={"goal": "interest"},
+        right={"diagnostic": [1], "project": [4]},
+        elective="elective-games",
+        now=NOW,
+    )
+    assert view.decision.grade == pytest.approx(0.8)
+    context = launch_context(
+        subject="3",
+        name="Learner 3",
+        custom={"design": "follow-up"},
+        resource_link_id="9",
+        context_id="5",
+    )
+    follow_up = launch_with(session, context, NOW + timedelta(days=30))
+    assert follow_up.state.attributes["intro_grade"] == pytest.approx(0.8)
+    assert follow_up.state.attribute_sources["intro_grade"] == "outcome"
+    # prior_programming came from a custom parameter in the first course, not from an intake
+    # answer there, so it is asked here (only intake answers are carried over).
+    assert isinstance(follow_up.decision, NeedsInput)
+    follow_up = progress.submit_intake(
+        session,
+        follow_up.enrolment,
+        "welcome",
+        {"prior_programming": "some"},
+        NOW + timedelta(days=30),
+        expected_sequence=follow_up.event_count,
+    )
+    assert isinstance(follow_up.decision, NextActivity)
+    assert follow_up.decision.activity == "advanced"
+    assert follow_up.decision.routes == ("onwards",)
