@@ -10,7 +10,7 @@ non-image ``data:`` URLs). Locales come from the launch (LTI Core 1.3 §5.4.3
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 
 from babel import Locale, UnknownLocaleError
@@ -65,7 +65,9 @@ def number(value: float | None, locale: str | None, *, digits: int = 2) -> str:
 
 
 def moment(value: datetime | None, locale: str | None) -> str:
-    """A date and time as people of the locale write it (medium length, UTC)."""
+    """A date and time as people of the locale write it (medium length), in UTC, said so:
+    the launch tells the locale but not the learner's time zone."""
     if value is None:
         return "—"
-    return format_datetime(value, format="medium", tzinfo=None, locale=babel_locale(locale))
+    written = format_datetime(value, format="medium", tzinfo=UTC, locale=babel_locale(locale))
+    return f"{written} UTC"
