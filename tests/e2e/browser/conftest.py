@@ -47,6 +47,9 @@ def _under_ci() -> bool:
 
 @pytest.fixture(scope="session")
 def chromium_path() -> str:
+    configured = os.environ.get("ADAPTIVE_LTI_CHROMIUM")
+    if configured and not Path(configured).is_file():
+        pytest.fail(f"ADAPTIVE_LTI_CHROMIUM={configured} is not a file: point it at Chromium")
     found = chromium_executable()
     if found is None:
         reason = (
