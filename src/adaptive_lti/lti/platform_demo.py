@@ -29,7 +29,7 @@ import logging
 import os
 import secrets
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -67,6 +67,10 @@ NRPS_CLAIM = "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice"
 BASIC_OUTCOME_CLAIM = "https://purl.imsglobal.org/spec/lti-bo/claim/basicoutcome"
 ROLE_LEARNER = "http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"
 ROLE_INSTRUCTOR = "http://purl.imsglobal.org/vocab/lis/v2/membership#Instructor"
+DEEP_LINKING_SETTINGS_CLAIM = "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings"
+# Moodle sends course-module id 0 as lti_message_hint when a teacher adds a tool from the
+# activity chooser: there is no activity yet (LTI Deep Linking 2.0 §4.4).
+DEEP_LINKING_COURSE_MODULE_ID = "0"
 AGS_SCOPES = (
     "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem",
     "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem.readonly",
@@ -100,7 +104,9 @@ class DemoActivity:
 
     course_module_id: str  # sent as lti_message_hint
     resource_link_id: str  # Moodle's LTI instance id
-    line_item_id: str
+    # The activity's gradebook column; None when it has none (an activity deep-linked without a
+    # lineItem: Moodle then does not accept grades from it until the tool makes a line item).
+    line_item_id: str | None
     title: str
     description: str
     # The activity's custom parameters, as a teacher types them in Moodle's "Custom parameters":
@@ -384,6 +390,11 @@ class DemoPlatform:
         return self.issuer + "/jwks.json"
 
     @property
+    def registration_url(self) -> str:
+        """Where a tool POSTs its dynamic registration (Moodle: mod/lti/openid-registration.php)."""
+        return self.issuer + "/registration"
+
+    @property
     def redirect_uris(self) -> tuple[str, ...]:
         return (self.tool_launch_url,)
 
@@ -396,7 +407,12 @@ class DemoPlatform:
             "token_endpoint_auth_signing_alg_values_supported": ["RS256"],
             "jwks_uri": self.jwks_url,
             "authorization_endpoint": self.auth_url,
-            "scopes_supported": ["openid", *AGS_SCOPES],
+            "registration_endpoint": self.registration_url,
+            "scopes_supported": [
+                "openid",
+                *AGS_SCOPES,
+                "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly",
+            ],
             "response_types_supported": ["id_token"],
             "subject_types_supported": ["public", "pairwise"],
             "id_token_signing_alg_values_supported": ["RS256"],
@@ -404,7 +420,10 @@ class DemoPlatform:
             "https://purl.imsglobal.org/spec/lti-platform-configuration": {
                 "product_family_code": "moodle",
                 "version": "4.5 (adaptive-lti demo)",
-                "messages_supported": [{"type": "LtiResourceLinkRequest"}],
+                "messages_supported": [
+                    {"type": "LtiResourceLinkRequest"},
+                    {"type": "LtiDeepLinkingRequest", "placements": ["ContentArea"]},
+                ],
             },
         }
 
@@ -414,25 +433,49 @@ class DemoPlatform:
                 return person
         return None
 
+    def find_activity(
+        self, course_module_id: str, added: Sequence[DemoActivity] = ()
+    ) -> DemoActivity | None:
+        """The course's fixed activity or one a teacher ``added`` by deep linking."""
+        for activity in (self.activity, *added):
+            if activity.course_module_id == course_module_id:
+                return activity
+        return None
+
     # Step 1 (LTI Core 1.3 §4.1, Security Framework §5.1.1.1): third-party initiated login.
-    def login_initiation(self, person: DemoPerson) -> FormPost:
-        """The form the browser posts to the tool's login URL to start a launch as ``person``."""
+    def login_initiation(
+        self, person: DemoPerson, activity: DemoActivity | None = None
+    ) -> FormPost:
+        """The form the browser posts to the tool's login URL to start a launch as ``person``
+        (of ``activity``, the course's fixed activity unless told)."""
+        return self._login_form(person, (activity or self.activity).course_module_id)
+
+    def deep_linking_initiation(self, person: DemoPerson) -> FormPost:
+        """The login that starts a deep linking request: Moodle's hint is course module 0."""
+        return self._login_form(person, DEEP_LINKING_COURSE_MODULE_ID)
+
+    def _login_form(self, person: DemoPerson, course_module_id: str) -> FormPost:
         return FormPost(
             action=self.tool_login_url,
             fields={
                 "iss": self.issuer,
                 "target_link_uri": self.tool_launch_url,
                 "login_hint": person.user_id,
-                "lti_message_hint": self.activity.course_module_id,
+                "lti_message_hint": course_module_id,
                 "client_id": self.client_id,
                 "lti_deployment_id": self.deployment_id,
             },
         )
 
-    def pending_launch_for(self, person: DemoPerson) -> PendingLaunch:
+    def pending_launch_for(
+        self, person: DemoPerson, activity: DemoActivity | None = None
+    ) -> PendingLaunch:
         return PendingLaunch(
-            user_id=person.user_id, course_module_id=self.activity.course_module_id
+            user_id=person.user_id, course_module_id=(activity or self.activity).course_module_id
         )
+
+    def pending_deep_linking_for(self, person: DemoPerson) -> PendingLaunch:
+        return PendingLaunch(user_id=person.user_id, course_module_id=DEEP_LINKING_COURSE_MODULE_ID)
 
     def login_initiation_url(self, person: DemoPerson) -> str:
         """The same login initiation as a GET URL (the spec allows both)."""
@@ -440,9 +483,19 @@ class DemoPlatform:
 
     # Step 2 (Security Framework §5.1.1.2-3): the authentication request and its response.
     def authorize(
-        self, request: Mapping[str, str], pending: PendingLaunch | None, now: int
+        self,
+        request: Mapping[str, str],
+        pending: PendingLaunch | None,
+        now: int,
+        *,
+        added_activities: Sequence[DemoActivity] = (),
+        deep_link_return_url: str | None = None,
     ) -> FormPost:
         """Answer the tool's authentication request, checking it as Moodle's auth.php does.
+
+        The pending launch names the activity (one of the course's, ``added_activities``
+        included) or course module 0 for a deep linking request, whose answer is sent to
+        ``deep_link_return_url``.
 
         Returns the form to post to the tool: ``id_token`` and ``state``, or ``error`` (with
         ``error_description``) and ``state``. Raises ``DemoPlatformError`` when the platform
@@ -505,20 +558,93 @@ class DemoPlatform:
                     f"The demo platform has no person with user id {pending.user_id!r}.",
                     hint="Start again from the demo platform's home page.",
                 )
-            fields["id_token"] = self.sign(self.id_token_claims(person, param("nonce"), now))
+            fields["id_token"] = self.sign(
+                self._claims_for(
+                    person,
+                    pending.course_module_id,
+                    param("nonce"),
+                    now,
+                    added_activities,
+                    deep_link_return_url,
+                )
+            )
         if "state" in request:
             fields["state"] = param("state")
         return FormPost(action=param("redirect_uri"), fields=fields)
 
-    def id_token_claims(self, person: DemoPerson, nonce: str, now: int) -> dict[str, Any]:
+    def _claims_for(
+        self,
+        person: DemoPerson,
+        course_module_id: str,
+        nonce: str,
+        now: int,
+        added_activities: Sequence[DemoActivity],
+        deep_link_return_url: str | None,
+    ) -> dict[str, Any]:
+        if course_module_id == DEEP_LINKING_COURSE_MODULE_ID:
+            if not person.is_instructor:
+                # Moodle offers the activity chooser to editing teachers only.
+                raise DemoPlatformError(
+                    f"{person.name} cannot add activities to the course: only the instructor can.",
+                    hint="Go back to the demo platform's home page and add the activity as the "
+                    "instructor.",
+                )
+            if deep_link_return_url is None:
+                raise DemoPlatformError(
+                    "The demo platform has no return address for this deep linking request.",
+                    hint="Start again from the demo platform's home page.",
+                )
+            return self.deep_linking_claims(person, nonce, now, deep_link_return_url)
+        activity = self.find_activity(course_module_id, added_activities)
+        if activity is None:
+            raise DemoPlatformError(
+                f"The course has no activity with course module id {course_module_id!r}.",
+                hint="Go back to the demo platform's home page and launch one of its activities.",
+            )
+        return self.id_token_claims(person, nonce, now, activity)
+
+    def deep_linking_claims(
+        self, person: DemoPerson, nonce: str, now: int, return_url: str
+    ) -> dict[str, Any]:
+        """An LtiDeepLinkingRequest (LTI Deep Linking 2.0 §4.4) shaped like Moodle 4.5's: no
+        resource link, no ``data``, the AGS claim without a line item, and Moodle's settings."""
+        claims = self.id_token_claims(person, nonce, now)
+        claims[LTI_CLAIM + "message_type"] = "LtiDeepLinkingRequest"
+        del claims[LTI_CLAIM + "resource_link"]
+        claims.pop(BASIC_OUTCOME_CLAIM, None)
+        claims[LTI_CLAIM + "launch_presentation"] = {"locale": person.locale}
+        claims[AGS_ENDPOINT_CLAIM].pop("lineitem", None)
+        for name in list(claims[LTI_CLAIM + "custom"]):
+            if name not in ("course_title", "user_sis", "context_memberships_url"):
+                del claims[LTI_CLAIM + "custom"][name]  # the activity's own: there is none yet
+        claims[DEEP_LINKING_SETTINGS_CLAIM] = {
+            "accept_copy_advice": False,
+            "accept_multiple": True,
+            "accept_presentation_document_targets": ["frame", "iframe", "window"],
+            "accept_types": ["ltiResourceLink"],
+            "accept_unsigned": False,
+            "auto_create": False,
+            "can_confirm": False,
+            "deep_link_return_url": return_url,
+            "text": "",
+            "title": "",
+        }
+        return claims
+
+    def id_token_claims(
+        self, person: DemoPerson, nonce: str, now: int, activity: DemoActivity | None = None
+    ) -> dict[str, Any]:
         """An LtiResourceLinkRequest (LTI Core 1.3 §5) shaped like Moodle 4.5's."""
-        course, activity = self.course, self.activity
+        course = self.course
+        activity = activity or self.activity
         services = f"{self.issuer}/services"
         line_items = f"{services}/{course.id}/lineitems?type_id={self.deployment_id}"
-        line_item = (
-            f"{services}/{course.id}/lineitems/{activity.line_item_id}/lineitem"
-            f"?type_id={self.deployment_id}"
-        )
+        ags_endpoint: dict[str, Any] = {"lineitems": line_items, "scope": list(AGS_SCOPES)}
+        if activity.line_item_id is not None:
+            ags_endpoint["lineitem"] = (
+                f"{services}/{course.id}/lineitems/{activity.line_item_id}/lineitem"
+                f"?type_id={self.deployment_id}"
+            )
         memberships = (
             f"{services}/CourseSection/{course.id}/bindings/{self.deployment_id}/memberships"
         )
@@ -573,11 +699,7 @@ class DemoPlatform:
                 "product_family_code": "moodle",
                 "version": "2024100700",
             },
-            AGS_ENDPOINT_CLAIM: {
-                "lineitem": line_item,
-                "lineitems": line_items,
-                "scope": list(AGS_SCOPES),
-            },
+            AGS_ENDPOINT_CLAIM: ags_endpoint,
             NRPS_CLAIM: {
                 "context_memberships_url": memberships,
                 "service_versions": ["1.0", "2.0"],

@@ -210,18 +210,16 @@ class DemoGradebook:
 
     def _initial(self) -> dict[str, Any]:
         activity = self.platform.activity
-        return {
-            "line_items": {
-                activity.line_item_id: {
-                    "label": activity.title,
-                    "score_maximum": 100.0,
-                    "resource_link_id": activity.resource_link_id,
-                    "resource_id": "",
-                    "tag": "",
-                }
-            },
-            "results": {},
-        }
+        line_items: dict[str, Any] = {}
+        if activity.line_item_id is not None:
+            line_items[activity.line_item_id] = {
+                "label": activity.title,
+                "score_maximum": 100.0,
+                "resource_link_id": activity.resource_link_id,
+                "resource_id": "",
+                "tag": "",
+            }
+        return {"line_items": line_items, "results": {}}
 
     @contextmanager
     def _locked(self, write: bool) -> Iterator[dict[str, Any]]:

@@ -2,27 +2,39 @@
 
 Mounted only when ``Settings.demo_platform`` is on: the platform's home page (``/demo-platform/``,
 and ``/`` redirects there), the button that starts a launch as a demo person, the OIDC
-authorization endpoint, the platform's JWKS and OpenID configuration.
+authorization endpoint, the platform's JWKS and OpenID configuration; the teacher's "Add an
+activity" by deep linking and its return address (``lti/platform_demo_deeplinking.py``); the
+administrator's "Manage tools" page that registers a tool by dynamic registration and the
+registration endpoint the tool posts to (``lti/platform_demo_registration.py``).
 """
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, FastAPI, Form, Request
+from fastapi import APIRouter, Body, Depends, FastAPI, Form, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
-from adaptive_lti.core.errors import NotFoundError
+from adaptive_lti.core.errors import NotFoundError, PermissionDeniedError
+from adaptive_lti.core.lti import PlatformRegistrationInfo, RegistrationStatus
+from adaptive_lti.db import lti_repo
 from adaptive_lti.db.session import transaction
 from adaptive_lti.lti import keys
+from adaptive_lti.lti import platform_demo_deeplinking as deep_linking
+from adaptive_lti.lti import platform_demo_registration as dynamic_registration
 from adaptive_lti.lti.platform_demo import (
+    DEEP_LINKING_COURSE_MODULE_ID,
     DEMO_PLATFORM_PATH,
     PENDING_LAUNCH_COOKIE,
     PENDING_LAUNCH_MAX_AGE_SECONDS,
+    DemoActivity,
     DemoPerson,
     DemoPlatform,
     FormPost,
+    PendingLaunch,
     PendingLaunchCodec,
     load_or_create_platform_key,
     register_with_tool,
@@ -41,6 +53,7 @@ from adaptive_lti.lti.platform_demo_services import (
     memberships_json,
     result_json,
 )
+from adaptive_lti.lti.platform_demo_store import STORE_FILE_NAME, DemoPlatformStore
 from adaptive_lti.settings import Settings
 from adaptive_lti.web.deps import SessionDep, get_now
 from adaptive_lti.web.templating import templates
@@ -71,6 +84,10 @@ def mount(app: FastAPI, settings: Settings) -> DemoPlatform:
     app.state.demo_gradebook = DemoGradebook(
         settings.demo_platform_key_file.with_name("demo-platform-gradebook.json"), platform
     )
+    app.state.demo_store = DemoPlatformStore(
+        settings.demo_platform_key_file.with_name(STORE_FILE_NAME)
+    )
+    app.state.demo_return_codec = deep_linking.ReturnSessionCodec(settings.secret_key)
     app.include_router(router)
     app.include_router(root_router)
     return platform
@@ -96,7 +113,19 @@ def get_gradebook(request: Request) -> DemoGradebook:
     return gradebook
 
 
+def get_store(request: Request) -> DemoPlatformStore:
+    store: DemoPlatformStore = request.app.state.demo_store
+    return store
+
+
+def get_return_codec(request: Request) -> deep_linking.ReturnSessionCodec:
+    codec: deep_linking.ReturnSessionCodec = request.app.state.demo_return_codec
+    return codec
+
+
 PlatformDep = Annotated[DemoPlatform, Depends(get_platform)]
+StoreDep = Annotated[DemoPlatformStore, Depends(get_store)]
+ReturnCodecDep = Annotated[deep_linking.ReturnSessionCodec, Depends(get_return_codec)]
 CodecDep = Annotated[PendingLaunchCodec, Depends(get_codec)]
 TokensDep = Annotated[AccessTokens, Depends(get_access_tokens)]
 GradebookDep = Annotated[DemoGradebook, Depends(get_gradebook)]
@@ -119,7 +148,7 @@ def root() -> RedirectResponse:
 
 
 @router.get("/", name="demo_platform_home")
-def home(request: Request, platform: PlatformDep) -> Response:
+def home(request: Request, platform: PlatformDep, store: StoreDep) -> Response:
     return templates.TemplateResponse(
         request,
         "demo/home.html",
@@ -127,8 +156,37 @@ def home(request: Request, platform: PlatformDep) -> Response:
             "platform": platform,
             "learners": [person for person in platform.people if not person.is_instructor],
             "instructors": [person for person in platform.people if person.is_instructor],
+            "added_activities": deep_linking.added_activities(store),
         },
     )
+
+
+def _set_pending_cookie(
+    response: Response, platform: DemoPlatform, codec: PendingLaunchCodec, pending: PendingLaunch
+) -> None:
+    response.set_cookie(
+        PENDING_LAUNCH_COOKIE,
+        codec.encode(pending),
+        max_age=PENDING_LAUNCH_MAX_AGE_SECONDS,
+        path=DEMO_PLATFORM_PATH,
+        httponly=True,
+        samesite="lax",
+        secure=platform.issuer.startswith("https://"),
+    )
+
+
+def _activity_or_404(
+    platform: DemoPlatform, store: DemoPlatformStore, activity: str
+) -> DemoActivity:
+    if not activity:
+        return platform.activity
+    found = platform.find_activity(activity, deep_linking.added_activities(store))
+    if found is None:
+        raise NotFoundError(
+            f"The course has no activity with course module id {activity[:20]!r}.",
+            hint="Go back to the demo platform's home page and launch one of its activities.",
+        )
+    return found
 
 
 @router.post("/launch", name="demo_platform_launch")
@@ -136,45 +194,67 @@ def launch(
     request: Request,
     platform: PlatformDep,
     codec: CodecDep,
+    store: StoreDep,
     person: Annotated[str, Form(max_length=64)],
+    activity: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:
-    """Log the browser in to the platform as ``person`` and start a launch at the tool."""
+    """Log the browser in to the platform as ``person`` and start a launch at the tool of
+    ``activity`` (a course module id; the course's fixed activity when empty)."""
     chosen = platform.person(person)
     if chosen is None:
         raise NotFoundError(
             f"The demo platform has no person called {person!r}.",
             hint="Go back to the demo platform's home page and press one of its buttons.",
         )
+    launched = _activity_or_404(platform, store, activity)
     response = _form_post_page(
         request,
-        platform.login_initiation(chosen),
-        heading=f"Launching the tool as {chosen.name}",
+        platform.login_initiation(chosen, launched),
+        heading=f"Launching “{launched.title}” as {chosen.name}",
         explanation="The platform starts an LTI 1.3 login at the tool (OIDC third-party "
         "initiated login). Your browser sends this form by itself.",
         button="Continue to the tool",
     )
-    response.set_cookie(
-        PENDING_LAUNCH_COOKIE,
-        codec.encode(platform.pending_launch_for(chosen)),
-        max_age=PENDING_LAUNCH_MAX_AGE_SECONDS,
-        path=DEMO_PLATFORM_PATH,
-        httponly=True,
-        samesite="lax",
-        secure=platform.issuer.startswith("https://"),
-    )
+    _set_pending_cookie(response, platform, codec, platform.pending_launch_for(chosen, launched))
     return response
 
 
 @router.api_route("/auth", methods=["GET", "POST"], name="demo_platform_auth")
-async def authorize(request: Request, platform: PlatformDep, codec: CodecDep) -> Response:
+async def authorize(
+    request: Request,
+    platform: PlatformDep,
+    codec: CodecDep,
+    store: StoreDep,
+    return_codec: ReturnCodecDep,
+) -> Response:
     """The OIDC authorization endpoint (Security Framework 1.0 §5.1.1.2), like Moodle's auth.php."""
     parameters: dict[str, str] = {name: value for name, value in request.query_params.items()}
     if request.method == "POST":
         form = await request.form()
         parameters.update({name: value for name, value in form.items() if isinstance(value, str)})
     pending = codec.decode(request.cookies.get(PENDING_LAUNCH_COOKIE))
+    added: list[DemoActivity] = []
+    return_url = None
+    if pending is not None and pending.course_module_id not in (
+        platform.activity.course_module_id,
+        DEEP_LINKING_COURSE_MODULE_ID,
+    ):
+        added = await run_in_threadpool(deep_linking.added_activities, store)
+    teacher = platform.person(pending.user_id) if pending is not None else None
+    if (
+        pending is not None
+        and pending.course_module_id == DEEP_LINKING_COURSE_MODULE_ID
+        and teacher
+    ):
+        return_url = return_codec.return_url(platform, teacher)
     # The tool's clock (tests may move it): tokens must be fresh by the clock that checks them.
-    answer = platform.authorize(parameters, pending, now=int(get_now(request).timestamp()))
+    answer = platform.authorize(
+        parameters,
+        pending,
+        now=int(get_now(request).timestamp()),
+        added_activities=added,
+        deep_link_return_url=return_url,
+    )
     if answer.is_error:
         heading = "The platform refused the tool's request"
         explanation = (
@@ -230,10 +310,10 @@ def course_page(request: Request, platform: PlatformDep, person: str) -> Respons
 
 @router.get("/course/{person}/launch", name="demo_platform_framed_launch")
 def framed_launch(
-    request: Request, platform: PlatformDep, codec: CodecDep, person: str
+    request: Request, platform: PlatformDep, codec: CodecDep, store: StoreDep, person: str
 ) -> Response:
     """What the course page's iframe loads (Moodle's launch.php): the launch, started inside it."""
-    return launch(request, platform, codec, _person_or_404(platform, person).key)
+    return launch(request, platform, codec, store, _person_or_404(platform, person).key)
 
 
 # --- LTI Advantage services (lti/platform_demo_services.py) ---------------------------------------
@@ -453,3 +533,168 @@ def gradebook_page(request: Request, platform: PlatformDep, gradebook: Gradebook
             "learners": [person for person in platform.people if not person.is_instructor],
         },
     )
+
+
+# --- deep linking: the teacher adds an activity (lti/platform_demo_deeplinking.py) -----------------
+
+
+def _instructor_or_403(platform: DemoPlatform, person: str) -> DemoPerson:
+    chosen = _person_or_404(platform, person)
+    if not chosen.is_instructor:
+        raise PermissionDeniedError(
+            f"{chosen.name} cannot add activities to the course: only the instructor can.",
+            hint="Go back to the demo platform's home page and add the activity as the instructor.",
+        )
+    return chosen
+
+
+@router.post("/deep-linking/start", name="demo_platform_deep_linking_start")
+def deep_linking_start(
+    request: Request,
+    platform: PlatformDep,
+    codec: CodecDep,
+    person: Annotated[str, Form(max_length=64)],
+) -> Response:
+    """ "Add an activity" from the activity chooser: an OIDC login whose ``lti_message_hint`` is
+    course module 0, which the authorization endpoint answers with an LtiDeepLinkingRequest."""
+    teacher = _instructor_or_403(platform, person)
+    response = _form_post_page(
+        request,
+        platform.deep_linking_initiation(teacher),
+        heading=f"Adding an activity as {teacher.name}",
+        explanation="The platform asks the tool what to add (LTI Deep Linking): it starts an "
+        "LTI 1.3 login at the tool for a deep linking request. Your browser sends this form by "
+        "itself.",
+        button="Continue to the tool",
+    )
+    _set_pending_cookie(response, platform, codec, platform.pending_deep_linking_for(teacher))
+    return response
+
+
+@router.post("/deep-linking/return", name="demo_platform_deep_linking_return")
+def deep_linking_return(
+    request: Request,
+    platform: PlatformDep,
+    store: StoreDep,
+    gradebook: GradebookDep,
+    return_codec: ReturnCodecDep,
+    session: SessionDep,
+    sesskey: Annotated[str, Query(max_length=2_000)] = "",
+    jwt_field: Annotated[str, Form(alias="JWT", max_length=64_000)] = "",
+) -> Response:
+    """The ``deep_link_return_url`` (Moodle's contentitem_return.php): verify the tool's signed
+    LtiDeepLinkingResponse (Deep Linking 2.0 §4.5) and add its activities to the course."""
+    teacher = platform.person(return_codec.user_id(sesskey))
+    if teacher is None or not teacher.is_instructor:
+        raise deep_linking.DeepLinkingResponseError(
+            "The deep linking return names no instructor of this course.",
+            hint="Go back to the demo platform's home page and add the activity as the instructor.",
+        )
+    now = get_now(request)
+    # The tool's public keys, read in-process: the tool is served by this same server.
+    verified = deep_linking.verify_response(
+        platform, jwt_field, keys.published_jwks(session), int(now.timestamp()), store
+    )
+    created = deep_linking.add_activities(
+        store,
+        platform,
+        verified.items,
+        teacher,
+        now,
+        lambda body: gradebook.add_line_item(body).id,
+    )
+    return templates.TemplateResponse(
+        request,
+        "demo/deep_linking_done.html",
+        {"platform": platform, "created": created, "verified": verified, "teacher": teacher},
+        headers=NO_STORE_HEADERS,
+    )
+
+
+# --- dynamic registration: the administrator's Manage tools (platform_demo_registration.py) -------
+
+
+@router.get("/admin/tools", name="demo_platform_tools")
+def manage_tools(
+    request: Request, platform: PlatformDep, store: StoreDep, session: SessionDep
+) -> Response:
+    """Site administration → Manage tools: the "Tool URL" box and the tools registered so far,
+    each with what the tool says of the registration (the tool shares this server's database)."""
+    tools = dynamic_registration.tool_registrations(store)
+    tool_side: dict[str, PlatformRegistrationInfo | None] = {}
+    for tool in tools:
+        found = lti_repo.find_registration(session, platform.issuer, tool.client_id)
+        tool_side[tool.client_id] = found
+    return templates.TemplateResponse(
+        request,
+        "demo/tools.html",
+        {
+            "platform": platform,
+            "tools": tools,
+            "tool_side": tool_side,
+            "awaiting_approval": RegistrationStatus.awaiting_approval,
+            "default_tool_url": platform.tool_login_url.rsplit("/", 1)[0] + "/register",
+        },
+        headers=NO_STORE_HEADERS,
+    )
+
+
+@router.post("/admin/tools/register", name="demo_platform_tools_register")
+def start_tool_registration(
+    request: Request,
+    platform: PlatformDep,
+    store: StoreDep,
+    tool_url: Annotated[str, Form(max_length=2_000)],
+) -> Response:
+    """ "Add LTI Advantage": a fresh registration token, and the tool's URL opened in a frame."""
+    dynamic_registration.check_tool_url(tool_url)
+    token = dynamic_registration.issue_registration_token(store, int(get_now(request).timestamp()))
+    return templates.TemplateResponse(
+        request,
+        "demo/tool_registration.html",
+        {
+            "platform": platform,
+            "start_url": dynamic_registration.registration_start_url(tool_url, platform, token),
+        },
+        headers=NO_STORE_HEADERS,
+    )
+
+
+@router.post("/admin/tools/{client_id}/activate", name="demo_platform_tools_activate")
+def activate_tool(
+    request: Request, platform: PlatformDep, store: StoreDep, client_id: str
+) -> RedirectResponse:
+    dynamic_registration.activate_tool(store, client_id[:64])
+    return RedirectResponse(str(request.url_for("demo_platform_tools")), status_code=303)
+
+
+@router.post("/registration", name="demo_platform_registration")
+async def registration_endpoint(
+    request: Request, platform: PlatformDep, store: StoreDep
+) -> Response:
+    """The registration endpoint (Dynamic Registration 1.0 §3.5.2), as Moodle's
+    openid-registration.php: errors as RFC 7591 JSON, the answer as JSON sent as text/html."""
+    body_bytes = b""
+    async for chunk in request.stream():
+        body_bytes += chunk
+        if len(body_bytes) > dynamic_registration.MAX_REGISTRATION_BYTES:
+            error = dynamic_registration.RegistrationRefused(
+                413, "invalid_client_metadata", "the registration request is too large"
+            )
+            return JSONResponse(error.body(), status_code=error.status_code)
+    try:
+        body = json.loads(body_bytes)
+    except (UnicodeDecodeError, ValueError):
+        body = None
+    try:
+        answer = await run_in_threadpool(
+            dynamic_registration.register_tool,
+            store,
+            platform,
+            request.headers.get("authorization"),
+            body,
+            int(get_now(request).timestamp()),
+        )
+    except dynamic_registration.RegistrationRefused as error:
+        return JSONResponse(error.body(), status_code=error.status_code)
+    return JSONResponse(answer, media_type="text/html; charset=utf-8")

@@ -1,0 +1,60 @@
+"""What the demo platform keeps besides its gradebook: the activities teachers added by deep
+linking, the deep-linking response nonces it has seen, and the tools administrators registered by
+dynamic registration (with their single-use registration tokens).
+
+Like the gradebook (``platform_demo_services.DemoGradebook``) it is a JSON file beside the demo's
+database, locked while read or changed and replaced atomically, so it survives a restart and is
+shared by the processes of one demo. Moodle keeps the same things in its own tables
+(``course_modules``/``lti``, ``lti_types``/``lti_types_config``); the tool's database is not the
+platform's, so none of this goes there.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+STORE_FILE_NAME = "demo-platform-state.json"
+
+
+def _initial() -> dict[str, Any]:
+    return {
+        "activities": [],
+        "deep_linking_nonces": {},
+        "registration_tokens": {},
+        "tool_registrations": [],
+    }
+
+
+class DemoPlatformStore:
+    """A JSON document under an exclusive (write) or shared (read) file lock."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @contextmanager
+    def locked(self, *, write: bool) -> Iterator[dict[str, Any]]:
+        """The stored document; changes made to it are saved when ``write`` and no error left
+        the block (an error leaves the file as it was)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        with lock_path.open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX if write else fcntl.LOCK_SH)
+            try:
+                data = _initial()
+                if self.path.exists():
+                    data.update(json.loads(self.path.read_text(encoding="utf-8")))
+                yield data
+                if write:
+                    descriptor, temporary = tempfile.mkstemp(dir=self.path.parent)
+                    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+                        json.dump(data, handle, indent=1, sort_keys=True)
+                    os.replace(temporary, self.path)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
