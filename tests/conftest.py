@@ -114,11 +114,6 @@ def connection(engine: Engine) -> Iterator[Connection]:
     """A connection inside a transaction that is rolled back after the test."""
     with engine.connect() as connection:
         transaction = connection.begin()
-        if connection.dialect.name == "sqlite":
-            # pysqlite opens its transaction lazily, at the first INSERT/UPDATE/DELETE: a
-            # SAVEPOINT sent before that starts a transaction of its own, and its RELEASE (a
-            # session commit in the test) commits for good. Open the transaction now.
-            connection.exec_driver_sql("BEGIN")
         yield connection
         if transaction.is_active:
             transaction.rollback()

@@ -22,6 +22,17 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
+    # Let SQLAlchemy, not pysqlite, say when a transaction begins: pysqlite opens one lazily at
+    # the first INSERT/UPDATE/DELETE, so a SAVEPOINT sent earlier started a transaction of its
+    # own and its RELEASE committed for good, even if the request later rolled back.
+    dbapi_connection.isolation_level = None
+
+
+def _sqlite_begin(connection: Any) -> None:
+    # IMMEDIATE takes the write lock up front, waiting up to busy_timeout: a deferred
+    # transaction that read first and wrote later would fail at once under WAL whenever another
+    # writer committed in between (SQLITE_BUSY_SNAPSHOT) instead of waiting its turn.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def normalise_database_url(url: str) -> str:
@@ -38,6 +49,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
