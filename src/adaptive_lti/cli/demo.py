@@ -156,6 +156,7 @@ def run_demo(args: argparse.Namespace) -> int:
             f"adaptive-lti demo: open {settings.base_url}/ in your browser\n"
             f"  demo platform: {settings.base_url}/demo-platform/  (pick a learner or the instructor)\n"
             f"  instructor's view, embedded as in Moodle: {settings.base_url}/demo-platform/course/irene\n"
+            f"  register a tool by dynamic registration: {settings.base_url}/demo-platform/admin/tools\n"
             f"  listening on {listen_url}\n"
             f"  database: {settings.database_url}\n"
             f"  design: {published}\n"
