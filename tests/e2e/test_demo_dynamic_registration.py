@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -201,3 +202,23 @@ def test_a_tool_that_requires_approval_shows_the_command_until_approved(
         assert stored_registration(approving_server, client_id)[1] is RegistrationStatus.active
     finally:
         client.close()
+
+
+def test_registrations_at_once_do_not_starve_the_server(running_server: RunningServer) -> None:
+    """Each registration holds a worker thread while the tool calls the platform in the same
+    server (configuration, then registration): several at once must all finish, not wait on
+    each other for free threads."""
+    at_once = 8
+
+    def register_one(_: int) -> int:
+        client = DemoPlatformClient(running_server)
+        try:
+            return register_through_the_admin_page(client)[1].status_code
+        finally:
+            client.close()
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=at_once) as pool:
+        statuses = list(pool.map(register_one, range(at_once)))
+    assert statuses == [200] * at_once
+    assert time.monotonic() - started < 30
