@@ -23,25 +23,12 @@ from adaptive_lti.core.catalogue import (
     LintSummary,
     ResourceLinkBindingInfo,
 )
-from adaptive_lti.core.lti import (
-    CourseContext,
-    LaunchContext,
-    Person,
-    ResourceLinkInfo,
-    normalise_role,
-)
 from adaptive_lti.db.lti_repo import as_utc
 from adaptive_lti.db.tables import (
-    Context,
-    Deployment,
     Design,
     DesignBinding,
     DesignDeepLink,
     DesignVersion,
-    Launch,
-    PlatformRegistration,
-    ResourceLink,
-    User,
 )
 
 # --- design versions ---------------------------------------------------------------------------
@@ -412,64 +399,3 @@ def take_deep_link_offer(
         if getattr(result, "rowcount", 0) == 1:
             return _offer_info(row)
     return None
-
-
-# --- launches, as the deep-linking pages need them --------------------------------------------
-
-
-def stored_launch_context(session: Session, launch_id: int) -> LaunchContext | None:
-    """Rebuild the ``LaunchContext`` of a recorded launch (the tool session names its launch).
-
-    Deep linking answers in a second request (the instructor's choice); the settings, the AGS
-    claim and who asked are read back from what the launch recorded instead of being carried in
-    the form, where they could be altered.
-    """
-    row = session.execute(
-        select(Launch, PlatformRegistration, Deployment)
-        .join(PlatformRegistration, PlatformRegistration.id == Launch.registration_id)
-        .join(Deployment, Deployment.id == Launch.deployment_id)
-        .where(Launch.id == launch_id)
-    ).one_or_none()
-    if row is None:
-        return None
-    launch, registration, deployment = row
-    user = session.get(User, launch.user_id) if launch.user_id is not None else None
-    context = session.get(Context, launch.context_id) if launch.context_id is not None else None
-    link = (
-        session.get(ResourceLink, launch.resource_link_id)
-        if launch.resource_link_id is not None
-        else None
-    )
-    person = Person(
-        subject=None if user is None else user.subject,
-        given_name=None if user is None else user.given_name,
-        family_name=None if user is None else user.family_name,
-        name=None if user is None else user.name,
-        email=None if user is None else user.email,
-        person_sourcedid=None if user is None else user.person_sourcedid,
-        username=None if user is None else user.username,
-    )
-    return LaunchContext(
-        issuer=registration.issuer,
-        client_id=registration.client_id,
-        deployment_id=deployment.deployment_id,
-        message_type=launch.message_type,
-        target_link_uri=launch.target_link_uri,
-        person=person,
-        roles=tuple(normalise_role(role) for role in launch.roles),
-        context=None
-        if context is None
-        else CourseContext(context.context_id, context.label, context.title, tuple(context.types)),
-        resource_link=None
-        if link is None
-        else ResourceLinkInfo(link.resource_link_id, link.title, link.description),
-        custom={str(k): str(v) for k, v in (launch.custom or {}).items()},
-        locale=launch.locale,
-        ags_endpoint=launch.ags_endpoint,
-        nrps=launch.nrps,
-        deep_linking_settings=launch.deep_linking_settings,
-        basic_outcome=launch.basic_outcome,
-        ext=launch.ext,
-        tool_platform=launch.tool_platform,
-        launch_presentation=launch.launch_presentation,
-    )

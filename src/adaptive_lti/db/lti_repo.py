@@ -769,7 +769,12 @@ def record_launch(
 
 
 def launch_context(session: Session, launch_id: int) -> LaunchContext | None:
-    """A recorded launch as the typed value it was made from (for pages after the launch)."""
+    """A recorded launch as the typed value it was made from (for pages after the launch).
+
+    Deep linking answers in a second request (the instructor's choice); the settings, the AGS
+    claim and who asked are read back from what the launch recorded instead of being carried in
+    the form, where they could be altered.
+    """
     found = session.execute(
         select(Launch, PlatformRegistration, Deployment, User, Context, ResourceLink)
         .join(PlatformRegistration, PlatformRegistration.id == Launch.registration_id)

@@ -510,7 +510,7 @@ def design_for_launch(
 
 def launch_of_session(session: Session, launch_id: int) -> LaunchContext:
     """The launch a tool session belongs to, as recorded (for the pages that follow a launch)."""
-    launch = designs_repo.stored_launch_context(session, launch_id)
+    launch = lti_repo.launch_context(session, launch_id)
     if launch is None:
         raise NotFoundError(
             "The launch this session belongs to is no longer recorded.",
