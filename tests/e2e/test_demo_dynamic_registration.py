@@ -23,7 +23,13 @@ import pytest
 from adaptive_lti.core.lti import RegistrationStatus
 from adaptive_lti.db import lti_repo
 from adaptive_lti.db.session import make_engine, make_session_factory
-from tests.e2e.conftest import DemoPlatformClient, RunningServer, forms_of, start_server
+from tests.e2e.conftest import (
+    DemoPlatformClient,
+    RunningServer,
+    forms_of,
+    start_server,
+    tool_session_of,
+)
 
 TOOL_CONFIGURATION = "https://purl.imsglobal.org/spec/lti-tool-configuration"
 
@@ -108,12 +114,18 @@ def test_an_administrator_registers_the_tool_by_dynamic_registration(
         # Pending on the platform until its administrator activates it, as in Moodle; the tool
         # accepts it at once (its settings do not ask for approval here).
         assert rows[client_id] == ("pending", "active")
-        _registration_id, status, jwks_url, deployment_active = stored_registration(
+        registration_id, status, jwks_url, deployment_active = stored_registration(
             running_server, client_id
         )
         assert status is RegistrationStatus.active
         assert jwks_url == issuer + "/jwks.json"
         assert deployment_active
+
+        # A pending tool launches nowhere on the platform.
+        launch_url = f"{running_server.base_url}/demo-platform/admin/tools/{client_id}/launch"
+        refused = client.request("POST", launch_url, data={"person": "ana"})
+        assert refused.status_code == 422
+        assert "still pending" in refused.text
 
         # Moodle's "Activate".
         tools_page = client.request("GET", running_server.base_url + "/demo-platform/admin/tools")
@@ -124,6 +136,21 @@ def test_an_administrator_registers_the_tool_by_dynamic_registration(
         ]
         client.submit(activate)
         assert platform_rows(client)[client_id] == ("active", "active")
+
+        # The registration works: a launch through it (its own client id and deployment), for
+        # which the tool fetches the platform's keys from its jwks_uri, in its own server.
+        tools_page = client.request("GET", running_server.base_url + "/demo-platform/admin/tools")
+        [try_launch] = [form for form in forms_of(tools_page) if form.action == launch_url]
+        login_page = client.submit(try_launch, person="ana")
+        assert login_page.status_code == 200, login_page.text
+        (login,) = forms_of(login_page)
+        assert login.fields["client_id"] == client_id
+        deployment_id = login.fields["lti_deployment_id"]
+        assert deployment_id not in ("", "1")
+        page = client.launch(client.authorize(client.login(login)))
+        assert page.status_code == 200, page.text
+        session = tool_session_of(page)
+        assert session.registration_id == registration_id
 
         # The token was single use: opening the same URL again is refused by the platform, and
         # the tool says so; nothing more is stored.

@@ -20,6 +20,7 @@ from adaptive_lti.lti.platform_demo import (
     DemoPlatform,
     DemoPlatformError,
     PendingLaunch,
+    PendingLaunchCodec,
     PlatformKey,
     generate_private_key_pem,
 )
@@ -372,3 +373,27 @@ def test_the_start_url_keeps_the_tools_own_query(platform: DemoPlatform) -> None
     for bad in ("javascript:alert(1)", "/lti/register", "ftp://tool.test/x", "http://t/#x"):
         with pytest.raises(InvalidInputError):
             registration.check_tool_url(bad)
+
+
+def test_a_launch_through_a_registered_tool_uses_its_client_and_deployment(
+    platform: DemoPlatform, store: DemoPlatformStore
+) -> None:
+    token = registration.issue_registration_token(store, NOW)
+    answer = registration.register_tool(store, platform, f"Bearer {token}", tool_body(), NOW)
+    client_id = answer["client_id"]
+    with pytest.raises(InvalidInputError, match="still pending"):
+        registration.platform_for_tool(store, platform, client_id)
+    with pytest.raises(NotFoundError):
+        registration.platform_for_tool(store, platform, "nobody")
+    registration.activate_tool(store, client_id)
+    through = registration.platform_for_tool(store, platform, client_id)
+    assert (through.client_id, through.deployment_id) == (client_id, "2")
+    assert through.issuer == platform.issuer and through.key == platform.key
+    login = through.login_initiation(ANA)
+    assert (login.fields["client_id"], login.fields["lti_deployment_id"]) == (client_id, "2")
+
+    codec = PendingLaunchCodec("k" * 40)
+    pending = PendingLaunch(user_id=ANA.user_id, course_module_id="7", client_id=client_id)
+    assert codec.decode(codec.encode(pending)) == pending
+    plain = PendingLaunch(user_id=ANA.user_id, course_module_id="7")
+    assert codec.decode(codec.encode(plain)) == plain

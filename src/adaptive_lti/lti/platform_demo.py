@@ -30,7 +30,7 @@ import os
 import secrets
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -307,6 +307,9 @@ class PendingLaunch:
 
     user_id: str
     course_module_id: str
+    # The tool registration the launch goes through, when it is not the platform's built-in one
+    # (a tool an administrator registered by dynamic registration): its client id.
+    client_id: str | None = None
 
 
 class PendingLaunchCodec:
@@ -317,7 +320,10 @@ class PendingLaunchCodec:
         self._max_age = max_age
 
     def encode(self, pending: PendingLaunch) -> str:
-        return self._serializer.dumps([pending.user_id, pending.course_module_id])
+        parts = [pending.user_id, pending.course_module_id]
+        if pending.client_id is not None:
+            parts.append(pending.client_id)
+        return self._serializer.dumps(parts)
 
     def decode(self, value: str | None) -> PendingLaunch | None:
         """The pending launch, or None when the cookie is absent, tampered with or too old."""
@@ -329,11 +335,15 @@ class PendingLaunchCodec:
             return None
         if (
             not isinstance(loaded, list)
-            or len(loaded) != 2
+            or len(loaded) not in (2, 3)
             or not all(isinstance(part, str) for part in loaded)
         ):
             return None
-        return PendingLaunch(user_id=loaded[0], course_module_id=loaded[1])
+        return PendingLaunch(
+            user_id=loaded[0],
+            course_module_id=loaded[1],
+            client_id=loaded[2] if len(loaded) == 3 else None,
+        )
 
 
 # --- what the platform sends -------------------------------------------------------------------
@@ -426,6 +436,11 @@ class DemoPlatform:
                 ],
             },
         }
+
+    def through_registered_tool(self, client_id: str, deployment_id: str) -> DemoPlatform:
+        """The same platform launching through another registration of the tool (one made by
+        dynamic registration): its client id and deployment id (Moodle's tool type id)."""
+        return replace(self, client_id=client_id, deployment_id=deployment_id)
 
     def person(self, key_or_user_id: str) -> DemoPerson | None:
         for person in self.people:

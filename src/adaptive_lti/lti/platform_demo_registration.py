@@ -258,3 +258,23 @@ def activate_tool(store: DemoPlatformStore, client_id: str) -> ToolRegistration:
             )
     [found] = [tool for tool in tool_registrations(store) if tool.client_id == client_id]
     return found
+
+
+def platform_for_tool(
+    store: DemoPlatformStore, platform: DemoPlatform, client_id: str
+) -> DemoPlatform:
+    """The platform launching through a tool registered here by dynamic registration. Only an
+    activated tool launches: Moodle offers pending tools to no course."""
+    found = next((tool for tool in tool_registrations(store) if tool.client_id == client_id), None)
+    if found is None:
+        raise NotFoundError(
+            f"The platform has no tool with client id {client_id[:40]!r}.",
+            hint="Go back to Manage tools and register the tool first.",
+        )
+    if found.status != STATUS_ACTIVE:
+        raise InvalidInputError(
+            f"The tool {found.client_name!r} (client id {found.client_id}) is still pending on "
+            "this platform.",
+            hint="Press 'Activate' beside it in Manage tools, then launch it.",
+        )
+    return platform.through_registered_tool(found.client_id, found.deployment_id)

@@ -25,7 +25,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,9 +83,16 @@ class AccessTokens:
         self._seen_assertions: dict[str, int] = {}
 
     def issue(
-        self, form: Mapping[str, str], tool_jwks: Mapping[str, Any], now: int
+        self,
+        form: Mapping[str, str],
+        tool_jwks: Mapping[str, Any],
+        now: int,
+        other_client_ids: Collection[str] = (),
     ) -> dict[str, Any]:
-        """Answer a token request (RFC 6749 §4.4, RFC 7523 §2.2) or raise ``ServiceError``."""
+        """Answer a token request (RFC 6749 §4.4, RFC 7523 §2.2) or raise ``ServiceError``.
+
+        ``other_client_ids`` are the client ids of the tool's other active registrations here
+        (made by dynamic registration), which may ask for tokens too."""
         if form.get("grant_type") != "client_credentials":
             raise ServiceError(
                 400, "unsupported_grant_type", "grant_type must be client_credentials"
@@ -94,7 +101,9 @@ class AccessTokens:
             raise ServiceError(
                 400, "invalid_request", f"client_assertion_type must be {CLIENT_ASSERTION_TYPE}"
             )
-        claims = self._verify_assertion(form.get("client_assertion", ""), tool_jwks, now)
+        claims = self._verify_assertion(
+            form.get("client_assertion", ""), tool_jwks, now, other_client_ids
+        )
         self._remember(claims, now)
         requested = form.get("scope", "").split()
         granted = [scope for scope in requested if scope in SUPPORTED_SCOPES]
@@ -113,7 +122,11 @@ class AccessTokens:
         }
 
     def _verify_assertion(
-        self, assertion: str, tool_jwks: Mapping[str, Any], now: int
+        self,
+        assertion: str,
+        tool_jwks: Mapping[str, Any],
+        now: int,
+        other_client_ids: Collection[str] = (),
     ) -> dict[str, Any]:
         if not assertion:
             raise ServiceError(400, "invalid_request", "client_assertion is missing")
@@ -130,6 +143,12 @@ class AccessTokens:
         if jwk is None:
             raise ServiceError(400, "invalid_client", f"the tool publishes no key with kid {kid!r}")
         client_id = self._platform.client_id
+        try:
+            claimed = jwt.decode(assertion, options={"verify_signature": False}).get("iss")
+        except jwt.InvalidTokenError:
+            claimed = None
+        if isinstance(claimed, str) and claimed in other_client_ids:
+            client_id = claimed  # still verified below: signature, iss, sub, aud, times
         try:
             claims: dict[str, Any] = jwt.decode(
                 assertion,

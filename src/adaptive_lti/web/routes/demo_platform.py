@@ -11,6 +11,7 @@ registration endpoint the tool posts to (``lti/platform_demo_registration.py``).
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -233,6 +234,11 @@ async def authorize(
         form = await request.form()
         parameters.update({name: value for name, value in form.items() if isinstance(value, str)})
     pending = codec.decode(request.cookies.get(PENDING_LAUNCH_COOKIE))
+    if pending is not None and pending.client_id is not None:
+        # A launch through a tool registered by dynamic registration (Manage tools).
+        platform = await run_in_threadpool(
+            dynamic_registration.platform_for_tool, store, platform, pending.client_id
+        )
     added: list[DemoActivity] = []
     return_url = None
     if pending is not None and pending.course_module_id not in (
@@ -346,6 +352,7 @@ def token(
     request: Request,
     tokens: TokensDep,
     session: SessionDep,
+    store: StoreDep,
     grant_type: Annotated[str, Form(max_length=100)] = "",
     client_assertion_type: Annotated[str, Form(max_length=200)] = "",
     client_assertion: Annotated[str, Form(max_length=16_000)] = "",
@@ -360,7 +367,12 @@ def token(
         "scope": scope,
     }
     try:
-        answer = tokens.issue(form, keys.published_jwks(session), _now_seconds(request))
+        registered = [
+            tool.client_id
+            for tool in dynamic_registration.tool_registrations(store)
+            if tool.status == dynamic_registration.STATUS_ACTIVE
+        ]
+        answer = tokens.issue(form, keys.published_jwks(session), _now_seconds(request), registered)
     except ServiceError as error:
         return _service_error(error)
     return JSONResponse(answer, media_type="text/html; charset=utf-8")
@@ -487,12 +499,23 @@ def results(
     name="demo_platform_memberships",
 )
 def memberships(
-    request: Request, course_id: str, binding: str, platform: PlatformDep, tokens: TokensDep
+    request: Request,
+    course_id: str,
+    binding: str,
+    platform: PlatformDep,
+    tokens: TokensDep,
+    store: StoreDep,
 ) -> Response:
-    """NRPS 2.0 §2: the course's members, with Moodle's short role names."""
+    """NRPS 2.0 §2: the course's members, with Moodle's short role names. The binding is the
+    tool type (deployment): the built-in one or one registered by dynamic registration."""
     try:
         _check_course(platform, course_id)
-        if binding != platform.deployment_id:
+        deployments = {platform.deployment_id} | {
+            tool.deployment_id
+            for tool in dynamic_registration.tool_registrations(store)
+            if tool.status == dynamic_registration.STATUS_ACTIVE
+        }
+        if binding not in deployments:
             raise ServiceError(404, "not_found", f"the course has no tool binding {binding!r}")
         tokens.check(request.headers.get("authorization"), (NRPS_SCOPE,), _now_seconds(request))
     except ServiceError as error:
@@ -666,6 +689,32 @@ def activate_tool(
 ) -> RedirectResponse:
     dynamic_registration.activate_tool(store, client_id[:64])
     return RedirectResponse(str(request.url_for("demo_platform_tools")), status_code=303)
+
+
+@router.post("/admin/tools/{client_id}/launch", name="demo_platform_tools_launch")
+def launch_registered_tool(
+    request: Request,
+    platform: PlatformDep,
+    codec: CodecDep,
+    store: StoreDep,
+    client_id: str,
+    person: Annotated[str, Form(max_length=64)],
+) -> Response:
+    """Launch the course's activity through a tool registered by dynamic registration (its own
+    client id and deployment id), to try the registration out as a course would use it."""
+    through = dynamic_registration.platform_for_tool(store, platform, client_id[:64])
+    chosen = _person_or_404(through, person)
+    response = _form_post_page(
+        request,
+        through.login_initiation(chosen),
+        heading=f"Launching the tool (client id {through.client_id}) as {chosen.name}",
+        explanation="The platform starts an LTI 1.3 login at the tool with the client id and "
+        "deployment id the dynamic registration gave it. Your browser sends this form by itself.",
+        button="Continue to the tool",
+    )
+    pending = replace(through.pending_launch_for(chosen), client_id=through.client_id)
+    _set_pending_cookie(response, platform, codec, pending)
+    return response
 
 
 @router.post("/registration", name="demo_platform_registration")
