@@ -310,6 +310,24 @@ def note_forced_refetch(session: Session, registration_id: int, when: datetime) 
 # --- deployments ---------------------------------------------------------------------------
 
 
+def _deployment_row(
+    session: Session, registration_id: int, deployment_id: str
+) -> Deployment | None:
+    return session.scalars(
+        select(Deployment).where(
+            Deployment.registration_id == registration_id,
+            Deployment.deployment_id == deployment_id,
+        )
+    ).one_or_none()
+
+
+def _unknown_deployment(registration_id: int, deployment_id: str) -> NotFoundError:
+    return NotFoundError(
+        f"Deployment {deployment_id!r} is not known for registration {registration_id}.",
+        hint="Use 'adaptive-lti platform show ID' to see its deployments.",
+    )
+
+
 def list_deployments(session: Session, registration_id: int) -> list[DeploymentInfo]:
     rows = session.scalars(
         select(Deployment)
@@ -322,12 +340,7 @@ def list_deployments(session: Session, registration_id: int) -> list[DeploymentI
 def find_deployment(
     session: Session, registration_id: int, deployment_id: str
 ) -> DeploymentInfo | None:
-    row = session.scalars(
-        select(Deployment).where(
-            Deployment.registration_id == registration_id,
-            Deployment.deployment_id == deployment_id,
-        )
-    ).one_or_none()
+    row = _deployment_row(session, registration_id, deployment_id)
     return None if row is None else _deployment_info(row)
 
 
@@ -377,18 +390,10 @@ def set_deployment_active(
     session: Session, registration_id: int, deployment_id: str, *, active: bool, now: datetime
 ) -> DeploymentInfo:
     """Activate (creating it if needed) or deactivate one deployment."""
-    row = session.scalars(
-        select(Deployment).where(
-            Deployment.registration_id == registration_id,
-            Deployment.deployment_id == deployment_id,
-        )
-    ).one_or_none()
+    row = _deployment_row(session, registration_id, deployment_id)
     if row is None:
         if not active:
-            raise NotFoundError(
-                f"Deployment {deployment_id!r} is not known for registration {registration_id}.",
-                hint="Use 'adaptive-lti platform show ID' to see its deployments.",
-            )
+            raise _unknown_deployment(registration_id, deployment_id)
         get_registration(session, registration_id)
         return add_deployment(session, registration_id, deployment_id, active=True, now=now)
     row.active = active
@@ -397,17 +402,9 @@ def set_deployment_active(
 
 
 def remove_deployment(session: Session, registration_id: int, deployment_id: str) -> None:
-    row = session.scalars(
-        select(Deployment).where(
-            Deployment.registration_id == registration_id,
-            Deployment.deployment_id == deployment_id,
-        )
-    ).one_or_none()
+    row = _deployment_row(session, registration_id, deployment_id)
     if row is None:
-        raise NotFoundError(
-            f"Deployment {deployment_id!r} is not known for registration {registration_id}.",
-            hint="Use 'adaptive-lti platform show ID' to see its deployments.",
-        )
+        raise _unknown_deployment(registration_id, deployment_id)
     session.execute(delete(Launch).where(Launch.deployment_id == row.id))
     session.execute(delete(ResourceLink).where(ResourceLink.deployment_id == row.id))
     session.execute(delete(Context).where(Context.deployment_id == row.id))
