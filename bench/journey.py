@@ -16,7 +16,7 @@ HTTP/1.1 client and launch), measuring:
 
 It prints answers/s and the p50/p99 latency of one answer (POST /journey/answer -> the next
 page), journeys/s and their p99, the ratio of answers/s to the ceiling, and the server's CPU.
-``--profile`` samples the server with py-spy during the journey phase (bench/launch.py's
+``--profile`` samples the server with py-spy during the journey phase (bench/harness.py's
 summary, in ms per answer).
 """
 
@@ -48,18 +48,23 @@ from adaptive_lti.lti.platform_demo import (
     DemoPlatform,
     load_or_create_platform_key,
 )
+from bench.harness import (
+    add_load_arguments,
+    add_profile_arguments,
+    backends_of,
+    fresh_database,
+    peak_rss_mb,
+    percentile,
+    profiling,
+    run_on_clients,
+    running_server,
+    summarise_profile,
+)
 from bench.launch import (
     Browser,
     LaunchFailed,
     Phase,
-    cpu_seconds,
-    fresh_database,
     measure,
-    peak_rss_mb,
-    percentile,
-    profiling,
-    running_server,
-    summarise_profile,
     synthetic_learners,
 )
 
@@ -216,17 +221,14 @@ def measure_journeys(
     clients: int,
     server_pid: int,
 ) -> JourneyPhase:
-    shares = [
-        concurrency // clients + (1 if i < concurrency % clients else 0) for i in range(clients)
-    ]
-    jobs = [
-        (url, str(key_file), share, seconds, people, index)
-        for index, share in enumerate(shares)
-        if share
-    ]
-    cpu_before, wall_before = cpu_seconds(server_pid), time.perf_counter()
-    results = pool.map(run_journey_phase, jobs)
-    cpu_after, wall_after = cpu_seconds(server_pid), time.perf_counter()
+    results, server_cpu_seconds, wall_seconds = run_on_clients(
+        pool,
+        run_journey_phase,
+        lambda share, index: (url, str(key_file), share, seconds, people, index),
+        concurrency=concurrency,
+        clients=clients,
+        server_pid=server_pid,
+    )
     elapsed = max(result.seconds for result in results)
     errors: collections.Counter[str] = collections.Counter()
     for result in results:
@@ -241,7 +243,7 @@ def measure_journeys(
         journey_p99_ms=percentile(journey_ms, 0.99),
         answers=sum(r.answers for r in results),
         failed=sum(r.failed for r in results),
-        server_cpu=(cpu_after - cpu_before) / (wall_after - wall_before),
+        server_cpu=server_cpu_seconds / wall_seconds,
         errors=errors,
     )
 
@@ -277,26 +279,14 @@ def bench_database(backend: str, args: argparse.Namespace) -> tuple[Phase, Journ
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--concurrency", type=int, default=32, help="concurrent learners (32)")
-    parser.add_argument("--seconds", type=float, default=10, help="length of each phase (10)")
-    parser.add_argument(
-        "--database", choices=["sqlite", "postgresql", "both"], default="both", help="(both)"
+    add_load_arguments(
+        parser,
+        concurrency_help="concurrent learners (32)",
+        people_help="learner backgrounds cycled",
     )
-    parser.add_argument(
-        "--clients",
-        type=int,
-        default=max(1, min(4, (os.cpu_count() or 2) - 1)),
-        help="load-generator processes (default: one per spare CPU, at least 1)",
-    )
-    parser.add_argument("--people", type=int, default=1000, help="learner backgrounds cycled")
-    parser.add_argument("--profile", action="store_true", help="sample the server with py-spy")
-    parser.add_argument("--profile-output", help="where to keep the raw profile")
-    parser.add_argument("--profile-rate", type=int, default=250, help="samples per second")
-    parser.add_argument(
-        "--profile-native", action="store_true", help="all threads, with native frames"
-    )
+    add_profile_arguments(parser, output_help="where to keep the raw profile")
     args = parser.parse_args()
-    backends = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
+    backends = backends_of(args)
     print(
         f"adaptive-lti journey benchmark: {args.concurrency} concurrent learners, "
         f"{args.seconds:g} s per phase, {args.clients} load-generator process(es), "
