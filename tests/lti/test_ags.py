@@ -18,19 +18,19 @@ from adaptive_lti.core.grading import (
     Score,
     ServiceCallRefused,
 )
-from adaptive_lti.db.session import transaction
 from adaptive_lti.lti.ags import AgsClient, service_url
 from adaptive_lti.lti.service_http import next_page_url
 from tests.lti.fake_platform import (
     AGS_SCOPES,
     LINEITEM_URL,
     LINEITEMS_URL,
-    FakeClock,
     FakePlatform,
-    add_fake_registration,
-    new_platform,
     service_clients,
 )
+from tests.lti.fake_platform_fixtures import clock, platform, registration_id
+
+# Fixtures, shared with the other fake-platform tests.
+__all__ = ["clock", "platform", "registration_id"]
 
 # The score Moodle 4.5 accepted (moodle-payloads: "score_post").
 MOODLE_SCORE = {
@@ -42,22 +42,6 @@ MOODLE_SCORE = {
     "timestamp": "2026-11-22T11:16:03+00:00",
     "userId": "3",
 }
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def platform(clock: FakeClock) -> FakePlatform:
-    return new_platform(clock=clock)
-
-
-@pytest.fixture
-def registration_id(session_factory: sessionmaker[Session], clock: FakeClock) -> int:
-    with transaction(session_factory) as session:
-        return add_fake_registration(session, clock())
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from adaptive_lti.core.grading import ServiceCallRefused
 from adaptive_lti.core.roster import MemberStatus
-from adaptive_lti.db.session import transaction
 from adaptive_lti.lti.nrps import NrpsClient, parse_member
 from tests.lti.fake_platform import (
     MEMBERSHIPS_URL,
@@ -15,21 +14,13 @@ from tests.lti.fake_platform import (
     NRPS_SCOPE,
     FakeClock,
     FakePlatform,
-    add_fake_registration,
     new_platform,
     service_clients,
 )
+from tests.lti.fake_platform_fixtures import clock, registration_id
 
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def registration_id(session_factory: sessionmaker[Session], clock: FakeClock) -> int:
-    with transaction(session_factory) as session:
-        return add_fake_registration(session, clock())
+# Fixtures, shared with the other fake-platform tests.
+__all__ = ["clock", "registration_id"]
 
 
 def client_for(session_factory: sessionmaker[Session], platform: FakePlatform) -> NrpsClient:

@@ -7,7 +7,6 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from adaptive_lti.core.grading import ServiceCallRefused, ServiceSetupProblem, ServiceUnavailable
-from adaptive_lti.db.session import transaction
 from adaptive_lti.lti.service_http import authorised_get
 from adaptive_lti.lti.service_token import ServiceTokenProvider
 from tests.lti.fake_platform import (
@@ -18,29 +17,15 @@ from tests.lti.fake_platform import (
     TOKEN_URL,
     FakeClock,
     FakePlatform,
-    add_fake_registration,
-    new_platform,
     service_clients,
     tool_private_key,
 )
+from tests.lti.fake_platform_fixtures import clock, platform, registration_id
+
+# Fixtures, shared with the other fake-platform tests.
+__all__ = ["clock", "platform", "registration_id"]
 
 NRPS_ACCEPT = "application/vnd.ims.lti-nrps.v2.membershipcontainer+json"
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def platform(clock: FakeClock) -> FakePlatform:
-    return new_platform(clock=clock)
-
-
-@pytest.fixture
-def registration_id(session_factory: sessionmaker[Session], clock: FakeClock) -> int:
-    with transaction(session_factory) as session:
-        return add_fake_registration(session, clock())
 
 
 @pytest.fixture

@@ -37,6 +37,10 @@ from tests.lti.fake_platform import (
     new_platform,
     service_clients,
 )
+from tests.lti.fake_platform_fixtures import clock, platform, registration_id
+
+# Fixtures, shared with the other fake-platform tests.
+__all__ = ["clock", "platform", "registration_id"]
 
 ACTIVITY = LineItemSpec(
     label="Harness activity",
@@ -58,22 +62,6 @@ def a_score(clock: FakeClock, user: str = "3", given: float = 7.5, seconds: int 
         score_maximum=10,
         comment="well done",
     )
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def platform(clock: FakeClock) -> FakePlatform:
-    return new_platform(clock=clock)
-
-
-@pytest.fixture
-def registration_id(session_factory: sessionmaker[Session], clock: FakeClock) -> int:
-    with transaction(session_factory) as session:
-        return add_fake_registration(session, clock())
 
 
 def queue(

@@ -27,11 +27,10 @@ from tests.lti.fake_platform import (
     service_clients,
     tool_signing_key,
 )
+from tests.lti.fake_platform_fixtures import clock
 
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+# Fixtures, shared with the other fake-platform tests.
+__all__ = ["clock"]
 
 
 @pytest.fixture
