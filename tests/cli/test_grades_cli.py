@@ -10,13 +10,16 @@ import pytest
 
 from adaptive_lti.cli import grades as grades_cli
 from adaptive_lti.cli import main
-from adaptive_lti.core.grading import ActivityProgress, GradingProgress, LineItemSpec, Score
 from adaptive_lti.db import migrate
 from adaptive_lti.db.session import make_engine, make_session_factory, transaction
 from adaptive_lti.lti import keys
-from adaptive_lti.services import grades
 from adaptive_lti.settings import Settings
-from tests.lti.fake_platform import AGS_SCOPES, LINEITEM_URL, FakePlatform, add_fake_registration
+from tests.lti.fake_platform import (
+    LINEITEM_URL,
+    FakePlatform,
+    add_fake_registration,
+    queue_activity_score,
+)
 
 
 @pytest.fixture
@@ -38,25 +41,7 @@ def queue_scores(url: str, *users: str) -> FakePlatform:
             public_key = keys.signing_key(session).private_key.public_key()
             registration_id = add_fake_registration(session, now)
             for user in users:
-                grades.queue_score(
-                    session,
-                    registration_id=registration_id,
-                    line_item=LineItemSpec(
-                        label="Harness activity",
-                        score_maximum=100,
-                        granted_scopes=tuple(AGS_SCOPES),
-                        lineitem_url=LINEITEM_URL,
-                    ),
-                    score=Score(
-                        user_id=user,
-                        activity_progress=ActivityProgress.completed,
-                        grading_progress=GradingProgress.fully_graded,
-                        timestamp=now,
-                        score_given=8,
-                        score_maximum=10,
-                    ),
-                    now=now,
-                )
+                queue_activity_score(session, registration_id, user_id=user, score_given=8, now=now)
     finally:
         engine.dispose()
     return FakePlatform(tool_public_key=public_key)

@@ -30,12 +30,14 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy.orm import Session, sessionmaker
 
+from adaptive_lti.core.grading import ActivityProgress, GradingProgress, LineItemSpec, Score
 from adaptive_lti.db import lti_repo
 from adaptive_lti.lti import keys
 from adaptive_lti.lti.ags import AgsClient
 from adaptive_lti.lti.nrps import NrpsClient
 from adaptive_lti.lti.service_http import new_http_client
 from adaptive_lti.lti.service_token import ServiceTokenProvider
+from adaptive_lti.services import grades
 
 ISSUER = "https://moodle.example.edu"
 CLIENT_ID = "Xc7CLIENTIDx9"
@@ -434,6 +436,32 @@ def add_fake_registration(session: Session, now: datetime) -> int:
         deployment_ids=["1"],
     )
     return info.id
+
+
+def queue_activity_score(
+    session: Session, registration_id: int, *, user_id: str, score_given: float, now: datetime
+) -> None:
+    """Queue a completed, fully graded score out of 10 for ``user_id`` on the activity's own
+    column ("Harness activity", its line item URL known from the launch)."""
+    grades.queue_score(
+        session,
+        registration_id=registration_id,
+        line_item=LineItemSpec(
+            label="Harness activity",
+            score_maximum=100,
+            granted_scopes=tuple(AGS_SCOPES),
+            lineitem_url=LINEITEM_URL,
+        ),
+        score=Score(
+            user_id=user_id,
+            activity_progress=ActivityProgress.completed,
+            grading_progress=GradingProgress.fully_graded,
+            timestamp=now,
+            score_given=score_given,
+            score_maximum=10,
+        ),
+        now=now,
+    )
 
 
 def new_platform(**options: Any) -> FakePlatform:

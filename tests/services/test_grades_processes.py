@@ -17,13 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from adaptive_lti.core.grading import (
-    ActivityProgress,
-    GradingProgress,
-    LineItemSpec,
-    RetryPolicy,
-    Score,
-)
+from adaptive_lti.core.grading import RetryPolicy
 from adaptive_lti.db import grades_repo, migrate
 from adaptive_lti.db.session import make_engine, make_session_factory, transaction
 from adaptive_lti.lti.ags import AgsClient
@@ -31,11 +25,10 @@ from adaptive_lti.lti.service_http import new_http_client
 from adaptive_lti.lti.service_token import ServiceTokenProvider
 from adaptive_lti.services import grades
 from tests.lti.fake_platform import (
-    AGS_SCOPES,
-    LINEITEM_URL,
     FakePlatform,
     add_fake_registration,
     new_platform,
+    queue_activity_score,
     tool_signing_key,
 )
 
@@ -139,24 +132,8 @@ def test_two_worker_processes_post_every_score_exactly_once(database_url: str) -
     with transaction(factory) as session:
         registration_id = add_fake_registration(session, now)
         for n in range(40):
-            grades.queue_score(
-                session,
-                registration_id=registration_id,
-                line_item=LineItemSpec(
-                    label="Harness activity",
-                    score_maximum=100,
-                    granted_scopes=tuple(AGS_SCOPES),
-                    lineitem_url=LINEITEM_URL,
-                ),
-                score=Score(
-                    user_id=str(200 + n),
-                    activity_progress=ActivityProgress.completed,
-                    grading_progress=GradingProgress.fully_graded,
-                    timestamp=now,
-                    score_given=n % 10,
-                    score_maximum=10,
-                ),
-                now=now,
+            queue_activity_score(
+                session, registration_id, user_id=str(200 + n), score_given=n % 10, now=now
             )
     engine.dispose()  # nothing open across the fork
     server = serve(platform)

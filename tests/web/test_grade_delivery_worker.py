@@ -13,19 +13,16 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from adaptive_lti.core.grading import ActivityProgress, GradingProgress, LineItemSpec, Score
 from adaptive_lti.db import migrate
 from adaptive_lti.db.session import make_engine, make_session_factory, transaction
 from adaptive_lti.db.tables import ScoreOutbox
 from adaptive_lti.lti import keys
-from adaptive_lti.services import grades
 from adaptive_lti.settings import Settings
 from adaptive_lti.web.app import create_app
 from tests.lti.fake_platform import (
-    AGS_SCOPES,
-    LINEITEM_URL,
     FakePlatform,
     add_fake_registration,
+    queue_activity_score,
 )
 
 
@@ -44,25 +41,7 @@ def queue_one_score(factory: sessionmaker[Session], settings: Settings) -> FakeP
         keys.ensure_signing_key(session, settings, now)
         public_key = keys.signing_key(session).private_key.public_key()
         registration_id = add_fake_registration(session, now)
-        grades.queue_score(
-            session,
-            registration_id=registration_id,
-            line_item=LineItemSpec(
-                label="Harness activity",
-                score_maximum=100,
-                granted_scopes=tuple(AGS_SCOPES),
-                lineitem_url=LINEITEM_URL,
-            ),
-            score=Score(
-                user_id="3",
-                activity_progress=ActivityProgress.completed,
-                grading_progress=GradingProgress.fully_graded,
-                timestamp=now,
-                score_given=9,
-                score_maximum=10,
-            ),
-            now=now,
-        )
+        queue_activity_score(session, registration_id, user_id="3", score_given=9, now=now)
     return FakePlatform(tool_public_key=public_key)
 
 
