@@ -23,13 +23,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session
 
-from adaptive_lti.core.errors import AdaptiveLtiError, InvalidInputError
+from adaptive_lti.cli.database import usable_database
+from adaptive_lti.core.errors import InvalidInputError
 from adaptive_lti.core.lti import DeploymentInfo, PlatformRegistrationInfo, RegistrationStatus
 from adaptive_lti.db import lti_repo
-from adaptive_lti.db.session import make_engine, make_session_factory, transaction
+from adaptive_lti.db.session import make_session_factory, transaction
 from adaptive_lti.lti import keys
 from adaptive_lti.settings import Settings
 
@@ -135,19 +135,8 @@ def _register_keys(subparsers: Any) -> None:
 @contextmanager
 def _database() -> Iterator[tuple[Session, Settings]]:
     settings = Settings()
-    engine = make_engine(settings.database_url)
-    try:
-        with transaction(make_session_factory(engine)) as session:
-            yield session, settings
-    except (OperationalError, ProgrammingError) as error:
-        reason = str(error.orig).splitlines()[0] if error.orig else type(error).__name__
-        raise AdaptiveLtiError(
-            f"The database at {engine.url.render_as_string(hide_password=True)} cannot be used "
-            f"({reason}).",
-            hint="Check ADAPTIVE_LTI_DATABASE_URL and run 'adaptive-lti db upgrade'.",
-        ) from None
-    finally:
-        engine.dispose()
+    with usable_database(settings) as engine, transaction(make_session_factory(engine)) as session:
+        yield session, settings
 
 
 def _now() -> datetime:

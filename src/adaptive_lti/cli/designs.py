@@ -18,13 +18,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session
 
+from adaptive_lti.cli.database import usable_database
 from adaptive_lti.core.catalogue import DesignVersionInfo
-from adaptive_lti.core.errors import AdaptiveLtiError, DesignError
+from adaptive_lti.core.errors import DesignError
 from adaptive_lti.core.loader import load_design_file
-from adaptive_lti.db.session import make_engine, make_session_factory, transaction
+from adaptive_lti.db.session import make_session_factory, transaction
 from adaptive_lti.services import designs as design_service
 from adaptive_lti.settings import Settings
 
@@ -66,20 +66,8 @@ def register(subparsers: Any) -> None:
 @contextmanager
 def _database() -> Iterator[Session]:
     settings = Settings()
-    engine = make_engine(settings.database_url)
-    try:
-        with transaction(make_session_factory(engine)) as session:
-            yield session
-    except (OperationalError, ProgrammingError) as error:
-        # Missing tables (a new database) or an unreachable server: say what to do.
-        reason = str(error.orig).splitlines()[0] if error.orig else type(error).__name__
-        raise AdaptiveLtiError(
-            f"The database at {engine.url.render_as_string(hide_password=True)} cannot be used "
-            f"({reason}).",
-            hint="Check ADAPTIVE_LTI_DATABASE_URL and run 'adaptive-lti db upgrade'.",
-        ) from None
-    finally:
-        engine.dispose()
+    with usable_database(settings) as engine, transaction(make_session_factory(engine)) as session:
+        yield session
 
 
 def _version_json(version: DesignVersionInfo) -> dict[str, Any]:

@@ -20,12 +20,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
-from adaptive_lti.core.errors import AdaptiveLtiError
+from adaptive_lti.cli.database import usable_database
 from adaptive_lti.core.grading import DeliveryReport, OutboxEntry, OutboxStatus, RetryPolicy
-from adaptive_lti.db.session import make_engine, make_session_factory, transaction
+from adaptive_lti.db.session import make_session_factory, transaction
 from adaptive_lti.lti.ags import open_ags_client
 from adaptive_lti.services import grades
 from adaptive_lti.settings import Settings
@@ -72,18 +71,8 @@ def register(subparsers: Any) -> None:
 
 @contextmanager
 def _session_factory(settings: Settings) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(settings.database_url)
-    try:
+    with usable_database(settings) as engine:
         yield make_session_factory(engine)
-    except (OperationalError, ProgrammingError) as error:
-        reason = str(error.orig).splitlines()[0] if error.orig else type(error).__name__
-        raise AdaptiveLtiError(
-            f"The database at {engine.url.render_as_string(hide_password=True)} cannot be used "
-            f"({reason}).",
-            hint="Check ADAPTIVE_LTI_DATABASE_URL and run 'adaptive-lti db upgrade'.",
-        ) from None
-    finally:
-        engine.dispose()
 
 
 def _now() -> datetime:
