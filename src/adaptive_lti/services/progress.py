@@ -732,6 +732,17 @@ def reset(
 # --- what a learner does on a page ------------------------------------------------------------
 
 
+def _unchanged_view(
+    session: Session, enrolment: Enrolment, expected_sequence: int, view: JourneyView | None
+) -> JourneyView:
+    """The learner's journey (``view`` when the caller has it already), refused as stale when
+    events were recorded since the page was made (``expected_sequence``)."""
+    view = view or journey_for(session, enrolment.id, enrolment=enrolment)
+    if view.event_count != expected_sequence:
+        raise _stale()
+    return view
+
+
 def _offered(view: JourneyView, activity_id: str, kinds: set[str]) -> None:
     """Refuse an action on an activity the learner is not on now (a page left open too long)."""
     decision = view.decision
@@ -751,9 +762,7 @@ def submit_intake(
     view: JourneyView | None = None,
 ) -> JourneyView:
     """Record the intake answers; every question the form asked must be answered."""
-    view = view or journey_for(session, enrolment.id, enrolment=enrolment)
-    if view.event_count != expected_sequence:
-        raise _stale()
+    view = _unchanged_view(session, enrolment, expected_sequence, view)
     _offered(view, activity_id, {"input"})
     decision = view.decision
     assert isinstance(decision, NeedsInput)
@@ -819,9 +828,7 @@ def answer_question(
 ) -> tuple[JourneyView, AnswerFeedback]:
     """Record one answer (graded here, never trusted from the page); the last answer of the
     check completes it, with its score, in the same transaction."""
-    view = view or journey_for(session, enrolment.id, enrolment=enrolment)
-    if view.event_count != expected_sequence:
-        raise _stale()
+    view = _unchanged_view(session, enrolment, expected_sequence, view)
     _offered(view, activity_id, {"activity"})
     question = current_question(view)
     if question is None or question.id != question_id:
@@ -878,9 +885,7 @@ def complete_activity(
     view: JourneyView | None = None,
 ) -> JourneyView:
     """A page read, a link marked done, a reflection submitted (its text kept with the event)."""
-    view = view or journey_for(session, enrolment.id, enrolment=enrolment)
-    if view.event_count != expected_sequence:
-        raise _stale()
+    view = _unchanged_view(session, enrolment, expected_sequence, view)
     _offered(view, activity_id, {"activity"})
     activity = view.design.design.activities[activity_id]
     if isinstance(activity, Check | Intake):
@@ -926,9 +931,7 @@ def make_choice(
     view: JourneyView | None = None,
 ) -> JourneyView:
     """Record the learner's pick at a choice point (exactly k, or between min and max)."""
-    view = view or journey_for(session, enrolment.id, enrolment=enrolment)
-    if view.event_count != expected_sequence:
-        raise _stale()
+    view = _unchanged_view(session, enrolment, expected_sequence, view)
     decision = view.decision
     if not isinstance(decision, ChoiceOffered) or decision.choice != choice_id:
         raise _stale()
