@@ -352,6 +352,17 @@ def _launch_place(session: Session, launch: LaunchContext) -> tuple[int, int] | 
     return found.registration.id, found.deployment.id
 
 
+def _active_launch_place(session: Session, launch: LaunchContext) -> tuple[int, int]:
+    """``_launch_place``, refused when the launch's deployment is not active in the tool."""
+    place = _launch_place(session, launch)
+    if place is None:
+        raise NotFoundError(
+            f"The deployment {launch.deployment_id!r} of {launch.issuer} is not active in the tool.",
+            hint="An administrator can activate it with 'adaptive-lti platform deployment'.",
+        )
+    return place
+
+
 def bind_resource_link(
     session: Session,
     launch: LaunchContext,
@@ -369,13 +380,7 @@ def bind_resource_link(
             hint="Open the activity itself from the course page.",
         )
     resolve(session, reference)
-    place = _launch_place(session, launch)
-    if place is None:
-        raise NotFoundError(
-            f"The deployment {launch.deployment_id!r} of {launch.issuer} is not active in the tool.",
-            hint="An administrator can activate it with 'adaptive-lti platform deployment'.",
-        )
-    registration_id, deployment_pk = place
+    registration_id, deployment_pk = _active_launch_place(session, launch)
     return designs_repo.set_binding(
         session,
         registration_id=registration_id,
@@ -395,13 +400,7 @@ def record_deep_link(
 ) -> tuple[DeepLinkOffer, DesignVersionInfo]:
     """Note that the instructor returned ``reference`` by deep linking (bound at first launch)."""
     version = resolve(session, reference)
-    place = _launch_place(session, launch)
-    if place is None:
-        raise NotFoundError(
-            f"The deployment {launch.deployment_id!r} of {launch.issuer} is not active in the tool.",
-            hint="An administrator can activate it with 'adaptive-lti platform deployment'.",
-        )
-    registration_id, deployment_pk = place
+    registration_id, deployment_pk = _active_launch_place(session, launch)
     offer = designs_repo.add_deep_link_offer(
         session,
         registration_id=registration_id,
