@@ -21,7 +21,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, MappedColumn, mapped_column
 
 from adaptive_lti.db.base import Base
 
@@ -54,6 +54,12 @@ __all__ = [
 # ---------------------------------------------------------------------------------------------
 
 TIMESTAMP = DateTime(timezone=True)
+
+
+def _cascading_fk(target: str, **column: Any) -> MappedColumn[Any]:
+    """An indexed foreign key to ``target`` ("table.id"): the row goes when the row it points
+    to goes (``ON DELETE CASCADE``). ``column`` is passed on (``nullable=True``)."""
+    return mapped_column(ForeignKey(target, ondelete="CASCADE"), index=True, **column)
 
 
 class PlatformRegistration(Base):
@@ -91,9 +97,7 @@ class Deployment(Base):
     __table_args__ = (UniqueConstraint("registration_id", "deployment_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    registration_id: Mapped[int] = mapped_column(
-        ForeignKey("lti_registration.id", ondelete="CASCADE"), index=True
-    )
+    registration_id: Mapped[int] = _cascading_fk("lti_registration.id")
     deployment_id: Mapped[str] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(TIMESTAMP)
@@ -122,9 +126,7 @@ class LoginState(Base):
 
     state: Mapped[str] = mapped_column(String(128), primary_key=True)
     nonce: Mapped[str] = mapped_column(String(128))
-    registration_id: Mapped[int] = mapped_column(
-        ForeignKey("lti_registration.id", ondelete="CASCADE"), index=True
-    )
+    registration_id: Mapped[int] = _cascading_fk("lti_registration.id")
     target_link_uri: Mapped[str] = mapped_column(Text)
     login_hint: Mapped[str] = mapped_column(Text)
     lti_message_hint: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -142,9 +144,7 @@ class User(Base):
     __table_args__ = (UniqueConstraint("registration_id", "subject"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    registration_id: Mapped[int] = mapped_column(
-        ForeignKey("lti_registration.id", ondelete="CASCADE"), index=True
-    )
+    registration_id: Mapped[int] = _cascading_fk("lti_registration.id")
     subject: Mapped[str] = mapped_column(String(255))
     given_name: Mapped[str | None] = mapped_column(Text, nullable=True)
     family_name: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -164,9 +164,7 @@ class Context(Base):
     __table_args__ = (UniqueConstraint("deployment_id", "context_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    deployment_id: Mapped[int] = mapped_column(
-        ForeignKey("lti_deployment.id", ondelete="CASCADE"), index=True
-    )
+    deployment_id: Mapped[int] = _cascading_fk("lti_deployment.id")
     context_id: Mapped[str] = mapped_column(String(255))
     label: Mapped[str | None] = mapped_column(Text, nullable=True)
     title: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -182,12 +180,8 @@ class ResourceLink(Base):
     __table_args__ = (UniqueConstraint("deployment_id", "resource_link_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    deployment_id: Mapped[int] = mapped_column(
-        ForeignKey("lti_deployment.id", ondelete="CASCADE"), index=True
-    )
-    context_id: Mapped[int | None] = mapped_column(
-        ForeignKey("lti_context.id", ondelete="CASCADE"), nullable=True, index=True
-    )
+    deployment_id: Mapped[int] = _cascading_fk("lti_deployment.id")
+    context_id: Mapped[int | None] = _cascading_fk("lti_context.id", nullable=True)
     resource_link_id: Mapped[str] = mapped_column(String(255))
     title: Mapped[str | None] = mapped_column(Text, nullable=True)
     description: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -201,21 +195,11 @@ class Launch(Base):
     __tablename__ = "lti_launch"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    registration_id: Mapped[int] = mapped_column(
-        ForeignKey("lti_registration.id", ondelete="CASCADE"), index=True
-    )
-    deployment_id: Mapped[int] = mapped_column(
-        ForeignKey("lti_deployment.id", ondelete="CASCADE"), index=True
-    )
-    user_id: Mapped[int | None] = mapped_column(
-        ForeignKey("lti_user.id", ondelete="CASCADE"), nullable=True, index=True
-    )
-    context_id: Mapped[int | None] = mapped_column(
-        ForeignKey("lti_context.id", ondelete="CASCADE"), nullable=True, index=True
-    )
-    resource_link_id: Mapped[int | None] = mapped_column(
-        ForeignKey("lti_resource_link.id", ondelete="CASCADE"), nullable=True, index=True
-    )
+    registration_id: Mapped[int] = _cascading_fk("lti_registration.id")
+    deployment_id: Mapped[int] = _cascading_fk("lti_deployment.id")
+    user_id: Mapped[int | None] = _cascading_fk("lti_user.id", nullable=True)
+    context_id: Mapped[int | None] = _cascading_fk("lti_context.id", nullable=True)
+    resource_link_id: Mapped[int | None] = _cascading_fk("lti_resource_link.id", nullable=True)
     message_type: Mapped[str] = mapped_column(String(64))
     target_link_uri: Mapped[str] = mapped_column(Text)
     # Roles as sent (normalised to full URIs, unknown ones kept) and their short forms.
@@ -253,12 +237,8 @@ class LineItem(Base):
     __table_args__ = (UniqueConstraint("registration_id", "binding_key"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    registration_id: Mapped[int] = mapped_column(
-        ForeignKey("lti_registration.id", ondelete="CASCADE"), index=True
-    )
-    resource_link_id: Mapped[int | None] = mapped_column(
-        ForeignKey("lti_resource_link.id", ondelete="CASCADE"), nullable=True, index=True
-    )
+    registration_id: Mapped[int] = _cascading_fk("lti_registration.id")
+    resource_link_id: Mapped[int | None] = _cascading_fk("lti_resource_link.id", nullable=True)
     binding_key: Mapped[str] = mapped_column(String(64))
     # The line-items container (the AGS claim's ``lineitems``) and the line item itself.
     lineitems_url: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -291,12 +271,8 @@ class ScoreOutbox(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    registration_id: Mapped[int] = mapped_column(
-        ForeignKey("lti_registration.id", ondelete="CASCADE"), index=True
-    )
-    line_item_id: Mapped[int] = mapped_column(
-        ForeignKey("lti_line_item.id", ondelete="CASCADE"), index=True
-    )
+    registration_id: Mapped[int] = _cascading_fk("lti_registration.id")
+    line_item_id: Mapped[int] = _cascading_fk("lti_line_item.id")
     # The platform's user id (the launch's ``sub``), the score's ``userId``.
     user_sub: Mapped[str] = mapped_column(String(255))
     # scoreGiven, scoreMaximum, activityProgress, gradingProgress, timestamp, comment.
@@ -321,9 +297,7 @@ class ServiceAccessToken(Base):
     __table_args__ = (UniqueConstraint("registration_id", "scopes"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    registration_id: Mapped[int] = mapped_column(
-        ForeignKey("lti_registration.id", ondelete="CASCADE"), index=True
-    )
+    registration_id: Mapped[int] = _cascading_fk("lti_registration.id")
     # The scopes asked for, sorted and space separated: one cached token per scope set.
     scopes: Mapped[str] = mapped_column(String(1024))
     access_token: Mapped[str] = mapped_column(Text)
@@ -338,12 +312,8 @@ class RosterMember(Base):
     __table_args__ = (UniqueConstraint("context_id", "user_sub"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    registration_id: Mapped[int] = mapped_column(
-        ForeignKey("lti_registration.id", ondelete="CASCADE"), index=True
-    )
-    context_id: Mapped[int] = mapped_column(
-        ForeignKey("lti_context.id", ondelete="CASCADE"), index=True
-    )
+    registration_id: Mapped[int] = _cascading_fk("lti_registration.id")
+    context_id: Mapped[int] = _cascading_fk("lti_context.id")
     # The member's ``user_id``: the same value as the ``sub`` of their launches.
     user_sub: Mapped[str] = mapped_column(String(255))
     name: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -388,9 +358,7 @@ class DesignVersion(Base):
     __table_args__ = (UniqueConstraint("design_id", "version"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    design_id: Mapped[str] = mapped_column(
-        ForeignKey("design.design_id", ondelete="CASCADE"), index=True
-    )
+    design_id: Mapped[str] = _cascading_fk("design.design_id")
     version: Mapped[int] = mapped_column(Integer)
     title: Mapped[str] = mapped_column(Text)
     # The YAML file as published, and its SHA-256 (line endings normalised).
@@ -414,18 +382,12 @@ class DesignBinding(Base):
     __table_args__ = (UniqueConstraint("deployment_id", "resource_link_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    registration_id: Mapped[int] = mapped_column(
-        ForeignKey("lti_registration.id", ondelete="CASCADE"), index=True
-    )
-    deployment_id: Mapped[int] = mapped_column(
-        ForeignKey("lti_deployment.id", ondelete="CASCADE"), index=True
-    )
+    registration_id: Mapped[int] = _cascading_fk("lti_registration.id")
+    deployment_id: Mapped[int] = _cascading_fk("lti_deployment.id")
     # The platform's resource link id and context id, as sent in the launch.
     resource_link_id: Mapped[str] = mapped_column(String(255))
     context_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
-    design_id: Mapped[str] = mapped_column(
-        ForeignKey("design.design_id", ondelete="CASCADE"), index=True
-    )
+    design_id: Mapped[str] = _cascading_fk("design.design_id")
     # A pinned version, or null to follow the latest published version.
     pinned_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     bound_by: Mapped[str] = mapped_column(Text)
@@ -440,16 +402,10 @@ class DesignDeepLink(Base):
     __tablename__ = "design_deep_link"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    registration_id: Mapped[int] = mapped_column(
-        ForeignKey("lti_registration.id", ondelete="CASCADE"), index=True
-    )
-    deployment_id: Mapped[int] = mapped_column(
-        ForeignKey("lti_deployment.id", ondelete="CASCADE"), index=True
-    )
+    registration_id: Mapped[int] = _cascading_fk("lti_registration.id")
+    deployment_id: Mapped[int] = _cascading_fk("lti_deployment.id")
     context_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
-    design_id: Mapped[str] = mapped_column(
-        ForeignKey("design.design_id", ondelete="CASCADE"), index=True
-    )
+    design_id: Mapped[str] = _cascading_fk("design.design_id")
     pinned_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_by: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(TIMESTAMP)
@@ -472,27 +428,17 @@ class LearnerEnrolment(Base):
     __table_args__ = (UniqueConstraint("resource_link_id", "user_id", "design_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    registration_id: Mapped[int] = mapped_column(
-        ForeignKey("lti_registration.id", ondelete="CASCADE"), index=True
-    )
-    deployment_id: Mapped[int] = mapped_column(
-        ForeignKey("lti_deployment.id", ondelete="CASCADE"), index=True
-    )
-    context_id: Mapped[int | None] = mapped_column(
-        ForeignKey("lti_context.id", ondelete="CASCADE"), nullable=True, index=True
-    )
-    resource_link_id: Mapped[int] = mapped_column(
-        ForeignKey("lti_resource_link.id", ondelete="CASCADE"), index=True
-    )
-    user_id: Mapped[int] = mapped_column(ForeignKey("lti_user.id", ondelete="CASCADE"), index=True)
+    registration_id: Mapped[int] = _cascading_fk("lti_registration.id")
+    deployment_id: Mapped[int] = _cascading_fk("lti_deployment.id")
+    context_id: Mapped[int | None] = _cascading_fk("lti_context.id", nullable=True)
+    resource_link_id: Mapped[int] = _cascading_fk("lti_resource_link.id")
+    user_id: Mapped[int] = _cascading_fk("lti_user.id")
     # The learner's ``sub``: the AGS score's userId.
     user_sub: Mapped[str] = mapped_column(String(255))
     binding_id: Mapped[int | None] = mapped_column(
         ForeignKey("design_binding.id", ondelete="SET NULL"), nullable=True, index=True
     )
-    design_id: Mapped[str] = mapped_column(
-        ForeignKey("design.design_id", ondelete="CASCADE"), index=True
-    )
+    design_id: Mapped[str] = _cascading_fk("design.design_id")
     # The version the learner is on: the one they started, until a migration moves them.
     design_version: Mapped[int] = mapped_column(Integer)
     # The AGS claim of the learner's latest launch (where scores go), null when grading is off.
@@ -509,9 +455,7 @@ class LearnerEvent(Base):
     __table_args__ = (UniqueConstraint("enrolment_id", "sequence"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    enrolment_id: Mapped[int] = mapped_column(
-        ForeignKey("learner_enrolment.id", ondelete="CASCADE"), index=True
-    )
+    enrolment_id: Mapped[int] = _cascading_fk("learner_enrolment.id")
     # 0, 1, 2, ... per enrolment, without gaps.
     sequence: Mapped[int] = mapped_column(Integer)
     event_type: Mapped[str] = mapped_column(String(32))
