@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from adaptive_lti.core.lti import (
     DEEP_LINKING_REQUEST,
     RESOURCE_LINK_REQUEST,
@@ -19,6 +21,7 @@ from adaptive_lti.core.lti import (
     ResourceLinkInfo,
     normalise_role,
 )
+from adaptive_lti.db import lti_repo
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 ISSUER = "https://moodle.example.edu"
@@ -176,3 +179,18 @@ def deep_linking_launch(**overrides: Any) -> LaunchContext:
     }
     values.update(overrides)
     return launch_context(**values)
+
+
+def register_platform(session: Session) -> int:
+    """Register the platform the sample launches come from (deployment "1"); its id."""
+    registration = lti_repo.add_registration(
+        session,
+        issuer=ISSUER,
+        client_id=CLIENT_ID,
+        auth_login_url=ISSUER + "/mod/lti/auth.php",
+        auth_token_url=ISSUER + "/mod/lti/token.php",
+        jwks_url=ISSUER + "/mod/lti/certs.php",
+        deployment_ids=["1"],
+        now=NOW,
+    )
+    return registration.id

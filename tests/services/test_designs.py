@@ -28,33 +28,18 @@ from adaptive_lti.db import lti_repo
 from adaptive_lti.db.tables import Design, DesignBinding, DesignDeepLink, DesignVersion
 from adaptive_lti.services import designs
 from tests.design_samples import (
-    CLIENT_ID,
     INSTRUCTOR,
     INTRO_V1,
     INTRO_WITH_DEAD_END,
     INTRO_WITH_WARNING,
-    ISSUER,
     NOW,
     UNGRADED,
     WITH_PAGE_FILE,
     deep_linking_launch,
     intro,
     launch_context,
+    register_platform,
 )
-
-
-def register_platform(session: Session) -> int:
-    registration = lti_repo.add_registration(
-        session,
-        issuer=ISSUER,
-        client_id=CLIENT_ID,
-        auth_login_url=ISSUER + "/mod/lti/auth.php",
-        auth_token_url=ISSUER + "/mod/lti/token.php",
-        jwks_url=ISSUER + "/mod/lti/certs.php",
-        deployment_ids=["1"],
-        now=NOW,
-    )
-    return registration.id
 
 
 def counts(session: Session) -> dict[str, int]:

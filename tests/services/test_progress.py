@@ -19,7 +19,14 @@ from adaptive_lti.db import lti_repo
 from adaptive_lti.db.tables import LearnerEvent, ScoreOutbox
 from adaptive_lti.services import designs, progress
 from adaptive_lti.services import launch as launch_service
-from tests.design_samples import CLIENT_ID, INSTRUCTOR, ISSUER, NOW, launch_context
+from tests.design_samples import (
+    CLIENT_ID,
+    INSTRUCTOR,
+    ISSUER,
+    NOW,
+    launch_context,
+    register_platform,
+)
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "intro-programming" / "design.yaml"
 
@@ -31,16 +38,7 @@ def published(session: Session) -> None:
 
 def published_example(session: Session) -> None:
     """The scripted platform registered and the example course published."""
-    lti_repo.add_registration(
-        session,
-        issuer=ISSUER,
-        client_id=CLIENT_ID,
-        auth_login_url=ISSUER + "/mod/lti/auth.php",
-        auth_token_url=ISSUER + "/mod/lti/token.php",
-        jwks_url=ISSUER + "/mod/lti/certs.php",
-        deployment_ids=["1"],
-        now=NOW,
-    )
+    register_platform(session)
     designs.publish_design(session, EXAMPLE.read_text(), "design.yaml", "tests", now=NOW)
 
 
