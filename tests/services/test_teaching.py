@@ -48,14 +48,7 @@ def instructor_place(session: Session, *, resource_link_id: str = "1") -> Instru
         deployment_pk=found.deployment.id,
         now=NOW,
     )
-    return InstructorPlace(
-        launch_id=recorded.launch_id,
-        registration_id=recorded.registration_id,
-        deployment_pk=recorded.deployment_pk,
-        context_pk=recorded.context_pk,
-        resource_link_pk=recorded.resource_link_pk,
-        user_pk=recorded.user_pk,
-    )
+    return InstructorPlace.of(recorded)
 
 
 class Roster:

@@ -15,7 +15,7 @@ import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
@@ -73,6 +73,23 @@ OFFER_REASONS = {
 MAX_REASON_LENGTH = 500
 
 
+class _LaunchIds(Protocol):
+    """The ids a recorded launch (and the tool session bound to it) carries."""
+
+    @property
+    def launch_id(self) -> int: ...
+    @property
+    def registration_id(self) -> int: ...
+    @property
+    def deployment_pk(self) -> int: ...
+    @property
+    def context_pk(self) -> int | None: ...
+    @property
+    def resource_link_pk(self) -> int | None: ...
+    @property
+    def user_pk(self) -> int | None: ...
+
+
 @dataclass(frozen=True)
 class InstructorPlace:
     """Where an instructor's verified tool session says they are, and who they are."""
@@ -83,6 +100,18 @@ class InstructorPlace:
     context_pk: int | None
     resource_link_pk: int | None
     user_pk: int | None
+
+    @classmethod
+    def of(cls, launch: _LaunchIds) -> InstructorPlace:
+        """The place of a recorded launch or of the tool session bound to it."""
+        return cls(
+            launch_id=launch.launch_id,
+            registration_id=launch.registration_id,
+            deployment_pk=launch.deployment_pk,
+            context_pk=launch.context_pk,
+            resource_link_pk=launch.resource_link_pk,
+            user_pk=launch.user_pk,
+        )
 
 
 # --- the activity's page ------------------------------------------------------------------------

@@ -63,14 +63,7 @@ class Teacher:
     def __init__(self, session: tool_session.ToolSession, token: str) -> None:
         self.session = session
         self.token = token
-        self.place = InstructorPlace(
-            launch_id=session.launch_id,
-            registration_id=session.registration_id,
-            deployment_pk=session.deployment_pk,
-            context_pk=session.context_pk,
-            resource_link_pk=session.resource_link_pk,
-            user_pk=session.user_pk,
-        )
+        self.place = InstructorPlace.of(session)
 
 
 async def get_teacher(request: Request, settings: SettingsDep, now: NowDep) -> Teacher:
@@ -119,14 +112,7 @@ def instructor_launch_page(
     display_name: str,
 ) -> Response:
     """What an instructor's launch of an activity shows (``routes/lti.py`` calls this)."""
-    place = InstructorPlace(
-        launch_id=recorded.launch_id,
-        registration_id=recorded.registration_id,
-        deployment_pk=recorded.deployment_pk,
-        context_pk=recorded.context_pk,
-        resource_link_pk=recorded.resource_link_pk,
-        user_pk=recorded.user_pk,
-    )
+    place = InstructorPlace.of(recorded)
     overview = teaching.course_overview(session, place)
     return _page(
         request,
