@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -131,6 +131,40 @@ class AgsClient:
             )
         return scopes
 
+    def _entries(
+        self,
+        registration_id: int,
+        scopes: set[str],
+        url: str,
+        media_type: str,
+        *,
+        service: str,
+        wrapper_key: str,
+        what: str,
+    ) -> Iterator[Any]:
+        """The entries of a container, page by page (``Link: rel="next"``, at most MAX_PAGES):
+        a JSON array, or an object holding it under ``wrapper_key``."""
+        next_url: str | None = url
+        for _page in range(MAX_PAGES):
+            if next_url is None:
+                return
+            response = self._tokens.send(
+                registration_id,
+                scopes,
+                authorised_get(self._http, next_url, media_type),
+                service,
+            )
+            raise_for_service_status(response, service)
+            body = parse_json_body(response, service)
+            entries = body.get(wrapper_key, []) if isinstance(body, dict) else body
+            if not isinstance(entries, list):
+                raise ServiceCallRefused(
+                    f"The platform's {service} answered something that is not a {what}: "
+                    + body_excerpt(response)
+                )
+            yield from entries
+            next_url = next_page_url(response)
+
     # --- line items (§3.2) ------------------------------------------------------------------
 
     def list_line_items(
@@ -144,32 +178,22 @@ class AgsClient:
         (``resource_id``, ``resource_link_id``, ``tag``, §3.2.4) are sent as query parameters;
         the query the platform put in the URL is kept."""
         scopes = self._scopes(granted_scopes, SCOPE_LINEITEM_READONLY, SCOPE_LINEITEM)
-        url: str | None = str(
+        url = str(
             httpx.URL(lineitems_url).copy_merge_params({k: v for k, v in filters.items() if v})
         )
         items: list[PlatformLineItem] = []
-        for _page in range(MAX_PAGES):
-            if url is None:
-                break
-            response = self._tokens.send(
-                registration_id,
-                scopes,
-                authorised_get(self._http, url, MEDIA_LINEITEM_CONTAINER),
-                "line-items service",
-            )
-            raise_for_service_status(response, "line-items service")
-            body = parse_json_body(response, "line-items service")
-            # §3.2: the container is a JSON array; Moodle's own listing wraps it in "lineitems".
-            entries = body.get("lineitems", []) if isinstance(body, dict) else body
-            if not isinstance(entries, list):
-                raise ServiceCallRefused(
-                    f"The platform's line-items service answered something that is not a list "
-                    f"of line items: {body_excerpt(response)}"
-                )
-            for entry in entries:
-                if isinstance(entry, dict) and (item := _line_item(entry)) is not None:
-                    items.append(item)
-            url = next_page_url(response)
+        # §3.2: the container is a JSON array; Moodle's own listing wraps it in "lineitems".
+        for entry in self._entries(
+            registration_id,
+            scopes,
+            url,
+            MEDIA_LINEITEM_CONTAINER,
+            service="line-items service",
+            wrapper_key="lineitems",
+            what="list of line items",
+        ):
+            if isinstance(entry, dict) and (item := _line_item(entry)) is not None:
+                items.append(item)
         return items
 
     def create_line_item(self, registration_id: int, spec: LineItemSpec) -> PlatformLineItem:
@@ -316,42 +340,29 @@ class AgsClient:
         first = httpx.URL(service_url(lineitem_url, "results"))
         if user_id:
             first = first.copy_merge_params({"user_id": user_id})
-        url: str | None = str(first)
         results: list[PlatformResult] = []
-        for _page in range(MAX_PAGES):
-            if url is None:
-                break
-            response = self._tokens.send(
-                registration_id,
-                scopes,
-                authorised_get(self._http, url, MEDIA_RESULT_CONTAINER),
-                "results service",
+        for entry in self._entries(
+            registration_id,
+            scopes,
+            str(first),
+            MEDIA_RESULT_CONTAINER,
+            service="results service",
+            wrapper_key="results",
+            what="list",
+        ):
+            if not isinstance(entry, dict) or not entry.get("userId"):
+                continue
+            results.append(
+                PlatformResult(
+                    user_id=_text(entry["userId"]),
+                    result_score=_number(entry.get("resultScore")),
+                    result_maximum=_number(entry.get("resultMaximum")),
+                    comment=entry.get("comment") if isinstance(entry.get("comment"), str) else None,
+                    timestamp=entry.get("timestamp")
+                    if isinstance(entry.get("timestamp"), str)
+                    else None,
+                )
             )
-            raise_for_service_status(response, "results service")
-            body = parse_json_body(response, "results service")
-            entries = body.get("results", []) if isinstance(body, dict) else body
-            if not isinstance(entries, list):
-                raise ServiceCallRefused(
-                    "The platform's results service answered something that is not a list: "
-                    + body_excerpt(response)
-                )
-            for entry in entries:
-                if not isinstance(entry, dict) or not entry.get("userId"):
-                    continue
-                results.append(
-                    PlatformResult(
-                        user_id=_text(entry["userId"]),
-                        result_score=_number(entry.get("resultScore")),
-                        result_maximum=_number(entry.get("resultMaximum")),
-                        comment=entry.get("comment")
-                        if isinstance(entry.get("comment"), str)
-                        else None,
-                        timestamp=entry.get("timestamp")
-                        if isinstance(entry.get("timestamp"), str)
-                        else None,
-                    )
-                )
-            url = next_page_url(response)
         return results
 
 
