@@ -8,25 +8,9 @@ from typing import Any
 
 import pytest
 
-from adaptive_lti.cli import main
-from adaptive_lti.db import migrate
+from tests.cli.running import run
 
 MOODLE = "https://moodle.example.edu"
-
-
-@pytest.fixture
-def database(new_database_url: Any, backend: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    url: str = new_database_url(backend)
-    migrate.upgrade(url)
-    monkeypatch.setenv("ADAPTIVE_LTI_DATABASE_URL", url)
-    monkeypatch.delenv("ADAPTIVE_LTI_KEY_DIR", raising=False)
-    return url
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> Any:

@@ -9,26 +9,16 @@ from typing import Any
 import pytest
 
 from adaptive_lti.cli import grades as grades_cli
-from adaptive_lti.cli import main
-from adaptive_lti.db import migrate
 from adaptive_lti.db.session import make_engine, make_session_factory, transaction
 from adaptive_lti.lti import keys
 from adaptive_lti.settings import Settings
+from tests.cli.running import run
 from tests.lti.fake_platform import (
     LINEITEM_URL,
     FakePlatform,
     add_fake_registration,
     queue_activity_score,
 )
-
-
-@pytest.fixture
-def database(new_database_url: Any, backend: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    url: str = new_database_url(backend)
-    migrate.upgrade(url)
-    monkeypatch.setenv("ADAPTIVE_LTI_DATABASE_URL", url)
-    monkeypatch.delenv("ADAPTIVE_LTI_KEY_DIR", raising=False)
-    return url
 
 
 def queue_scores(url: str, *users: str) -> FakePlatform:
@@ -45,12 +35,6 @@ def queue_scores(url: str, *users: str) -> FakePlatform:
     finally:
         engine.dispose()
     return FakePlatform(tool_public_key=public_key)
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def test_deliver_once_then_status_shows_what_happened_and_why(
