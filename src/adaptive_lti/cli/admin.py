@@ -307,29 +307,24 @@ def run_platform_approve(args: argparse.Namespace) -> int:
 
 
 def run_activate_deployment(args: argparse.Namespace) -> int:
-    with _database() as (session, _settings):
-        lti_repo.get_registration(session, args.registration_id)
-        deployment = lti_repo.set_deployment_active(
-            session, args.registration_id, args.deployment_id, active=True, now=_now()
-        )
-    _print(
-        args,
-        _deployment_json(deployment),
-        f"deployment {deployment.deployment_id} of platform {args.registration_id} is active",
-    )
-    return 0
+    return _set_deployment_active(args, active=True)
 
 
 def run_deactivate(args: argparse.Namespace) -> int:
+    return _set_deployment_active(args, active=False)
+
+
+def _set_deployment_active(args: argparse.Namespace, *, active: bool) -> int:
     with _database() as (session, _settings):
         lti_repo.get_registration(session, args.registration_id)
         deployment = lti_repo.set_deployment_active(
-            session, args.registration_id, args.deployment_id, active=False, now=_now()
+            session, args.registration_id, args.deployment_id, active=active, now=_now()
         )
+    state = "active" if active else "inactive"
     _print(
         args,
         _deployment_json(deployment),
-        f"deployment {deployment.deployment_id} of platform {args.registration_id} is inactive",
+        f"deployment {deployment.deployment_id} of platform {args.registration_id} is {state}",
     )
     return 0
 
