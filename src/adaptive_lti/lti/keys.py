@@ -10,7 +10,6 @@ request never re-parses a PEM.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import logging
@@ -49,12 +48,15 @@ class SigningKey:
 
 
 def _thumbprint_kid(public_jwk: dict[str, Any]) -> str:
-    """RFC 7638 JWK thumbprint: a kid derived from the key, stable and collision free."""
+    """RFC 7638 JWK thumbprint: a kid derived from the key, stable and collision free.
+
+    Written in hex rather than base64url, so a kid never begins with "-", which the command line
+    (``adaptive-lti keys retire KID``) would read as an option."""
     canonical = json.dumps(
         {"e": public_jwk["e"], "kty": "RSA", "n": public_jwk["n"]}, separators=(",", ":")
     )
     digest = hashlib.sha256(canonical.encode("ascii")).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+    return digest.hex()
 
 
 def generate_key_pair() -> tuple[str, str, dict[str, Any]]:
