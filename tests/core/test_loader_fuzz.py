@@ -168,6 +168,6 @@ def test_value_mutations_of_a_valid_design(data: st.DataObject) -> None:
                 del parent[path[-1]]
             else:
                 parent.pop(path[-1])
-        except (KeyError, IndexError, TypeError):
-            continue  # an earlier mutation removed or replaced this path
+        except (KeyError, IndexError, TypeError, AttributeError):
+            continue  # an earlier mutation removed or replaced this path (or its parent)
     check_input(yaml.safe_dump(document, allow_unicode=True))
