@@ -152,3 +152,11 @@ def test_missing_database_tables_are_explained(
     monkeypatch.setenv("ADAPTIVE_LTI_DATABASE_URL", new_database_url("sqlite"))
     code, _out, err = run(capsys, "platform", "list")
     assert code == 1 and "adaptive-lti db upgrade" in err
+
+
+def test_a_key_id_starting_with_a_dash_is_a_kid_not_an_option(
+    database: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Thumbprints are base64url: about one kid in 64 begins with "-".
+    code, _out, err = run(capsys, "keys", "retire", "-no-such-key", "--json")
+    assert code == 1 and "-no-such-key" in err and "required" not in err

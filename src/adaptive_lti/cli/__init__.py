@@ -33,9 +33,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _key_ids_as_values(argv: list[str]) -> list[str]:
+    """Tool key ids are RFC 7638 thumbprints in base64url and may begin with "-", which argparse
+    would read as an unknown option: after ``keys retire`` such a word is the KID."""
+    for index in range(len(argv) - 1):
+        if argv[index : index + 2] == ["keys", "retire"]:
+            rest = argv[index + 2 :]
+            options = [word for word in rest if word in {"--json", "-h", "--help"}]
+            values = [word for word in rest if word not in options and word != "--"]
+            return [*argv[: index + 2], *options, "--", *values]
+    return argv
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_key_ids_as_values(list(sys.argv[1:] if argv is None else argv)))
     try:
         code: int = args.handler(args)
     except AdaptiveLtiError as error:

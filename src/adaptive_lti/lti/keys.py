@@ -10,6 +10,7 @@ request never re-parses a PEM.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import logging
@@ -48,15 +49,12 @@ class SigningKey:
 
 
 def _thumbprint_kid(public_jwk: dict[str, Any]) -> str:
-    """RFC 7638 JWK thumbprint: a kid derived from the key, stable and collision free.
-
-    Written in hex rather than base64url, so a kid never begins with "-", which the command line
-    (``adaptive-lti keys retire KID``) would read as an option."""
+    """RFC 7638 JWK thumbprint: a kid derived from the key, stable and collision free."""
     canonical = json.dumps(
         {"e": public_jwk["e"], "kty": "RSA", "n": public_jwk["n"]}, separators=(",", ":")
     )
     digest = hashlib.sha256(canonical.encode("ascii")).digest()
-    return digest.hex()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
 def generate_key_pair() -> tuple[str, str, dict[str, Any]]:
