@@ -143,3 +143,25 @@ def backend(request: pytest.FixtureRequest) -> str:
     """The name of a backend, for tests that build their own database."""
     name: str = request.param
     return name
+
+
+# Under CI a skipped test is a failed run: a PostgreSQL or browser test that quietly skips would
+# let a green run hide a missing service or a missing install step.
+_skipped_under_ci: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and not hasattr(report, "wasxfail") and _under_ci():
+        _skipped_under_ci.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _skipped_under_ci and exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _skipped_under_ci:
+        terminalreporter.section("skipped under CI (each one fails the run)", red=True)
+        for nodeid in _skipped_under_ci:
+            terminalreporter.line(nodeid)

@@ -409,10 +409,32 @@ def test_very_large_files_are_refused_before_parsing() -> None:
     assert only_problem(big.encode()).code == "too-large"
 
 
-def test_deep_nesting_is_refused_without_crashing() -> None:
-    problem = only_problem("[" * 100_000 + "]" * 100_000)
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[" * 100_000 + "]" * 100_000,
+        "{a: " * 5_000 + "1" + "}" * 5_000,
+        "activities:\n  - " + "[" * 2_000 + "]" * 2_000,
+        "# a comment [[[[\nroute: " + "[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1),
+    ],
+)
+def test_deep_nesting_is_refused_without_crashing(text: str) -> None:
+    """However deep libyaml itself lets flow collections go, the loader refuses past MAX_DEPTH."""
+    problem = only_problem(text)
     assert problem.code == "too-deep"
     assert f"more than {MAX_DEPTH} levels" in problem.message
+    assert problem.line >= 1
+
+
+def test_deep_block_nesting_is_refused() -> None:
+    text = "".join(" " * (2 * level) + f"k{level}:\n" for level in range(MAX_DEPTH + 2))
+    assert only_problem(text + " " * (2 * MAX_DEPTH + 4) + "x: 1\n").code == "too-deep"
+
+
+def test_brackets_in_quotes_and_comments_do_not_count_as_nesting() -> None:
+    # A syntax error in a file full of brackets inside strings and comments stays a syntax error.
+    text = "title: '" + "[" * 2_000 + "'\n# " + "{" * 2_000 + "\nroute: [a, b\n  c: d\n"
+    assert only_problem(text).code == "yaml-syntax"
 
 
 @pytest.mark.parametrize(

@@ -361,7 +361,19 @@ class _Reader:
                         continue
                     root = _attach(stack, frame.container, root)
         except yaml.MarkedYAMLError as error:
-            self._syntax_problem(error, text)
+            # libyaml scans flow collections ahead of the events it hands us, and (from PyYAML
+            # 6.0.4's libyaml on) gives up with its own nesting error before our depth check
+            # above sees the levels: find the too-deep bracket ourselves.
+            too_deep = _flow_too_deep_at(text, MAX_DEPTH)
+            if too_deep is not None:
+                self.add_at(
+                    Position(*_line_column(text, too_deep)),
+                    f"the design is nested more than {MAX_DEPTH} levels deep",
+                    "a design needs a few levels; check the brackets",
+                    code="too-deep",
+                )
+            else:
+                self._syntax_problem(error, text)
             self.fatal = True
             return None
         except yaml.YAMLError as error:
@@ -684,6 +696,56 @@ def _too_large(filename: str, size: int) -> Problem:
 def _line_column(text: str, index: int) -> tuple[int, int]:
     line = text.count("\n", 0, index) + 1
     return line, index - (text.rfind("\n", 0, index) + 1) + 1
+
+
+def _flow_too_deep_at(text: str, limit: int) -> int | None:
+    """The offset of the first '[' or '{' that opens flow level ``limit + 1``, or None.
+
+    A scan for what only an unparseable file needs: quoted scalars and comments are skipped,
+    and at block level a bracket counts only where a value may start (after ':', '-', ',',
+    '?' or at the start of a line), so brackets inside plain text are not mistaken for levels.
+    """
+    if text.count("[") + text.count("{") <= limit:
+        return None
+    depth = 0
+    previous = "\n"  # the last character that was not a space
+    index, size = 0, len(text)
+    while index < size:
+        character = text[index]
+        if character in "'\"" and (depth or previous in ":-,?[{\n"):
+            index = _after_quoted(text, index)
+            previous = character
+            continue
+        if character == "#" and (index == 0 or text[index - 1] in " \t\n"):
+            end = text.find("\n", index)
+            index = size if end < 0 else end
+            continue
+        if character in "[{" and (depth or previous in ":-,?\n"):
+            depth += 1
+            if depth > limit:
+                return index
+        elif character in "]}" and depth:
+            depth -= 1
+        if character not in " \t":
+            previous = character
+        index += 1
+    return None
+
+
+def _after_quoted(text: str, start: int) -> int:
+    """The offset just past the quoted scalar that starts at ``start`` (or the end of text)."""
+    quote, index = text[start], start + 1
+    while index < len(text):
+        if quote == '"' and text[index] == "\\":
+            index += 2
+            continue
+        if text[index] == quote:
+            if quote == "'" and text.startswith("''", index):
+                index += 2
+                continue
+            return index + 1
+        index += 1
+    return len(text)
 
 
 def _character_at(text: str, index: int) -> str:
