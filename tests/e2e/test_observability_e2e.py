@@ -144,3 +144,18 @@ def test_metrics_add_up_launches_over_both_processes(servers: TwoProcesses) -> N
     # Both processes' pools (livesum), and the outbox read from the shared database.
     assert value(after_first, "adaptive_lti_db_pool_size") > 0
     assert ("adaptive_lti_score_outbox_pending", ()) in after_first
+
+
+def test_a_stopped_process_leaves_the_pool_sum_but_not_the_counters(
+    servers: TwoProcesses,
+) -> None:
+    before = scrape(servers.first)
+    servers.second.stop()
+    after = scrape(servers.first)
+    # Its pool no longer counts (marked dead at shutdown); what it counted stays counted.
+    assert (
+        value(after, "adaptive_lti_db_pool_size") == value(before, "adaptive_lti_db_pool_size") / 2
+    )
+    assert value(after, "adaptive_lti_launches_total", outcome="accepted") == value(
+        before, "adaptive_lti_launches_total", outcome="accepted"
+    )

@@ -3,6 +3,8 @@ counts real launches and refusals, who may read it, the request's correlation id
 
 from __future__ import annotations
 
+import io
+import logging
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -17,6 +19,8 @@ from adaptive_lti.core.grading import ActivityProgress, GradingProgress, LineIte
 from adaptive_lti.db import grades_repo, migrate, operations_repo
 from adaptive_lti.db.session import make_engine, make_session_factory, transaction
 from adaptive_lti.db.tables import PlatformRegistration
+from adaptive_lti.settings import LogFormat, Settings
+from adaptive_lti.web import observability
 from adaptive_lti.web.app import create_app
 from tests.lti.harness import NOW, LtiHarness, harness, tool_settings
 
@@ -256,3 +260,32 @@ def test_a_fresh_database_is_not_ready(new_database_url, backend: str) -> None: 
     assert "empty database" in response.json()["reason"]
     engine.dispose()
     app.state.engine.dispose()
+
+
+def test_text_log_lines_carry_the_request_id(h: LtiHarness) -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(observability.RequestIdFilter())
+    handler.setFormatter(logging.Formatter(observability.TEXT_FORMAT))
+    logger = logging.getLogger("adaptive_lti.web")
+    logger.addHandler(handler)
+    try:
+        h.client.get("/no-such-page", headers={"X-Request-ID": "text-request-7"})
+        logger.warning("outside any request")
+    finally:
+        logger.removeHandler(handler)
+    first, second = stream.getvalue().splitlines()
+    assert "WARNING adaptive_lti.web [text-request-7] GET /no-such-page -> 404" in first
+    assert "[-] outside any request" in second
+
+
+def test_logs_are_json_in_production_and_text_elsewhere() -> None:
+    production = Settings(  # type: ignore[call-arg]
+        _env_file=None, environment="production", secret_key="s" * 40
+    )
+    assert production.effective_log_format is LogFormat.json
+    assert tool_settings("sqlite://").effective_log_format is LogFormat.text
+    assert tool_settings("sqlite://", log_format="json").effective_log_format is LogFormat.json
+    config = observability.logging_config(tool_settings("sqlite://", log_format="json"))
+    assert config["handlers"]["default"]["formatter"] == "json"
+    assert config["loggers"]["uvicorn.access"]["handlers"] == ["default"]

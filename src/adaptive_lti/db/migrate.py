@@ -8,15 +8,16 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection
+from sqlalchemy import Connection, column, inspect, select, table
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from adaptive_lti.db.session import normalise_database_url
 
 log = logging.getLogger("adaptive_lti.db.migrate")
+VERSION_TABLE = "alembic_version"
+_VERSIONS = table(VERSION_TABLE, column("version_num"))
 
 # The repository root holds alembic.ini and migrations/ (src/adaptive_lti/db/migrate.py -> root).
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
@@ -53,7 +54,10 @@ def head_revisions() -> frozenset[str]:
 
 def schema_problem(connection: Connection) -> str | None:
     """Why the database's schema is not the one this code expects, or None when it is at head."""
-    current = frozenset(MigrationContext.configure(connection).get_current_heads())
+    # Read alembic_version directly: MigrationContext would log two INFO lines per probe.
+    current: frozenset[str] = frozenset()
+    if inspect(connection).has_table(VERSION_TABLE):
+        current = frozenset(connection.execute(select(_VERSIONS.c.version_num)).scalars())
     expected = head_revisions()
     if current == expected:
         return None

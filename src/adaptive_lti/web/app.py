@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if score_delivery is not None:
             score_delivery.stop()
         engine.dispose()
+        observability.process_stopping()
 
     app = FastAPI(
         title="adaptive-lti",

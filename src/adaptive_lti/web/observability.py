@@ -14,7 +14,6 @@ text logs, request latency by route template, and the ``/metrics`` page (Prometh
 
 from __future__ import annotations
 
-import atexit
 import contextvars
 import hmac
 import ipaddress
@@ -326,18 +325,17 @@ async def launch_refused(request: Request, error: LaunchError) -> None:
         log.warning("the refusal could not be counted in the database: %s", problem)
 
 
-_dead_process_marked = False
-
-
 def install(app: FastAPI, engine: Engine) -> None:
     """The middleware, the pool gauges and the app's own collectors (the outbox)."""
-    global _dead_process_marked
     app.add_middleware(RequestContextMiddleware)
     instrument_pool(engine)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(OutboxCollector(app))
     app.state.metrics_registry = registry
-    if multiprocess_mode() and not _dead_process_marked:
-        # The live-sum gauges (the pool) of an exited process must stop counting.
-        atexit.register(multiprocess.mark_process_dead, os.getpid())
-        _dead_process_marked = True
+
+
+def process_stopping() -> None:
+    """At the app's shutdown: this process's live-sum gauges (the pool) stop counting. Called
+    from the lifespan, not atexit: uvicorn's worker processes end without running atexit."""
+    if multiprocess_mode():
+        multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
