@@ -67,25 +67,49 @@ def _upsert(session: Session) -> Any:
     return sqlite.insert(RefusalCount)
 
 
-def record_refusal(session: Session, step: str, check: str, message: str, now: datetime) -> None:
-    """Count one refusal in its hour's row, and prune the rows past the retention."""
-    now = _as_utc(now)
-    hour = now.replace(minute=0, second=0, microsecond=0)
-    message = message[:MAX_REFUSAL_MESSAGE]
-    insert = _upsert(session).values(
-        hour=hour, step=step[:16], check=check[:64], count=1, last_message=message, last_at=now
-    )
-    session.execute(
-        insert.on_conflict_do_update(
-            index_elements=["hour", "step", "check"],
-            set_={
-                "count": RefusalCount.count + 1,
-                "last_message": insert.excluded.last_message,
-                "last_at": insert.excluded.last_at,
-            },
+@dataclass(frozen=True)
+class RefusalBatch:
+    """Refusals of one step and check counted since the last write, and the last of them."""
+
+    step: str
+    check: str
+    count: int
+    last_message: str
+    last_at: datetime
+
+
+def record_refusals(session: Session, batches: list[RefusalBatch]) -> None:
+    """Add each batch to its hour's row, and prune the rows past the retention."""
+    newest = None
+    for batch in batches:
+        last_at = _as_utc(batch.last_at)
+        hour = last_at.replace(minute=0, second=0, microsecond=0)
+        newest = hour if newest is None else max(newest, hour)
+        insert = _upsert(session).values(
+            hour=hour,
+            step=batch.step[:16],
+            check=batch.check[:64],
+            count=batch.count,
+            last_message=batch.last_message[:MAX_REFUSAL_MESSAGE],
+            last_at=last_at,
         )
-    )
-    session.execute(delete(RefusalCount).where(RefusalCount.hour < hour - REFUSAL_RETENTION))
+        session.execute(
+            insert.on_conflict_do_update(
+                index_elements=["hour", "step", "check"],
+                set_={
+                    "count": RefusalCount.count + insert.excluded.count,
+                    "last_message": insert.excluded.last_message,
+                    "last_at": insert.excluded.last_at,
+                },
+            )
+        )
+    if newest is not None:
+        session.execute(delete(RefusalCount).where(RefusalCount.hour < newest - REFUSAL_RETENTION))
+
+
+def record_refusal(session: Session, step: str, check: str, message: str, now: datetime) -> None:
+    """Count one refusal (``record_refusals`` with one)."""
+    record_refusals(session, [RefusalBatch(step, check, 1, message, now)])
 
 
 @dataclass(frozen=True)

@@ -48,8 +48,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         if score_delivery is not None:
             score_delivery.stop()
+        await run_in_threadpool(observability.app_stopping, app)
         engine.dispose()
-        observability.process_stopping()
 
     app = FastAPI(
         title="adaptive-lti",
