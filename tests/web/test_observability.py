@@ -136,8 +136,20 @@ def test_a_burst_of_refusals_is_written_in_few_statements(h: LtiHarness) -> None
 def test_paths_no_route_matches_share_one_series(h: LtiHarness) -> None:
     for number in range(3):
         assert h.client.get(f"/no-such-page-{number}").status_code == 404
+        h.client.request(f"BREW{number}", "/healthz")
     samples = scrape(h.client)
     assert not [labels for (_name, labels) in samples if "no-such-page" in str(labels)]
+    assert not [labels for (_name, labels) in samples if "BREW" in str(labels)]
+    assert (
+        value(
+            samples,
+            "adaptive_lti_http_request_duration_seconds_count",
+            method="other",
+            route="/healthz",
+            status="405",
+        )
+        >= 3
+    )
     assert (
         value(
             samples,

@@ -85,6 +85,14 @@ def _route_template(scope: Scope) -> str:
     return "unmatched"
 
 
+# Any token is a valid HTTP method: others share one label instead of making a series each.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def _method_label(method: object) -> str:
+    return method if isinstance(method, str) and method in _METHODS else "other"
+
+
 class RequestContextMiddleware:
     """Pure ASGI (not BaseHTTPMiddleware), so the context variable set here is the one the
     handlers, the error handlers and uvicorn's ``send`` (the access log) all see."""
@@ -122,7 +130,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             metrics.REQUEST_DURATION.labels(
-                method=str(scope.get("method", "")).upper()[:10],
+                method=_method_label(scope.get("method")),
                 route=_route_template(scope),
                 status=str(status),
             ).observe(time.perf_counter() - started)
