@@ -24,7 +24,7 @@ from adaptive_lti.db.tables import PlatformRegistration
 from adaptive_lti.settings import LogFormat, Settings
 from adaptive_lti.web import observability
 from adaptive_lti.web.app import create_app
-from tests.lti.harness import NOW, LtiHarness, harness, tool_settings
+from tests.lti.harness import NOW, LtiHarness, harness, isolated_database, tool_settings
 
 TOKEN = "metrics-token-0123456789abcdef"
 
@@ -336,3 +336,16 @@ def test_logs_are_json_in_production_and_text_elsewhere() -> None:
     config = observability.logging_config(tool_settings("sqlite://", log_format="json"))
     assert config["handlers"]["default"]["formatter"] == "json"
     assert config["loggers"]["uvicorn.access"]["handlers"] == ["default"]
+
+
+def test_refusals_not_yet_written_are_written_at_shutdown(
+    session_factory: sessionmaker[Session], db_url: str
+) -> None:
+    with isolated_database(session_factory, db_url) as (factory, url):
+        with harness(factory, url, isolate=False) as lti:
+            for _ in range(5):
+                assert lti.launch("not.a.token", "state").status_code == 401
+        # The app has stopped (before the write interval was over): nothing is lost.
+        with factory() as session:
+            (summary,) = operations_repo.recent_refusals(session, NOW - timedelta(days=1))
+        assert (summary.step, summary.check, summary.count) == ("launch", "token_format", 5)
