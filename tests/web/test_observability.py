@@ -61,6 +61,13 @@ def test_a_launch_and_a_refusal_move_the_counters(h: LtiHarness) -> None:
     assert forged.status_code == 401
     no_issuer = h.client.get("/lti/login", params={"login_hint": "3"})
     assert no_issuer.status_code == 400
+    # A genuine token whose browser lost the state cookie (an iframe refusing it).
+    state, nonce = h.start()
+    h.client.cookies.clear()
+    unbound = h.launch(h.platform.sign(h.platform.claims(nonce=nonce, now=h.clock.now)), state)
+    assert "Open in a new window" in unbound.text
+    # The platform answers the login with an OIDC error instead of a token.
+    assert h.launch(None, None, error="login_required").status_code == 400
     after = scrape(h.client)
 
     def moved(name: str, **labels: str) -> float:
@@ -68,9 +75,11 @@ def test_a_launch_and_a_refusal_move_the_counters(h: LtiHarness) -> None:
 
     assert moved("adaptive_lti_launches_total", outcome="accepted") == 1
     assert moved("adaptive_lti_launches_total", outcome="refused") == 1
+    assert moved("adaptive_lti_launches_total", outcome="binding_needed") == 1
+    assert moved("adaptive_lti_launches_total", outcome="platform_error") == 1
     assert moved("adaptive_lti_launch_refusals_total", step="launch", check="signature") == 1
     assert moved("adaptive_lti_launch_refusals_total", step="login", check="iss") == 1
-    # Latency by route template: three launches (two accepted logins), never a raw path.
+    # Latency by route template, never a raw path.
     assert (
         moved(
             "adaptive_lti_http_request_duration_seconds_count",
@@ -87,7 +96,7 @@ def test_a_launch_and_a_refusal_move_the_counters(h: LtiHarness) -> None:
             route="/lti/launch",
             status="401",
         )
-        == 1
+        == 2  # the forged token and the unbound browser
     )
     # The refusals reach the table 'adaptive-lti status' reads, each with its message: the
     # first at once, the next one within the write interval (a second).
