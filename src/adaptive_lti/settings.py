@@ -10,7 +10,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRET = "change-me"  # noqa: S105 - the value refused in production
@@ -20,6 +20,11 @@ class Environment(StrEnum):
     development = "development"
     test = "test"
     production = "production"
+
+
+class LogFormat(StrEnum):
+    json = "json"
+    text = "text"
 
 
 class UnknownDeploymentPolicy(StrEnum):
@@ -92,6 +97,13 @@ class Settings(BaseSettings):
         "email",
     )
 
+    # Observability. Log lines as JSON objects or as text; unset: JSON in production, text
+    # elsewhere. Every line carries the request's correlation id (X-Request-ID).
+    log_format: LogFormat | None = None
+    # /metrics answers requests with "Authorization: Bearer <token>"; unset, it answers only
+    # requests from the loopback interface (127.0.0.1, ::1).
+    metrics_token: SecretStr | None = None
+
     # Test and demo only: the server's clock runs this many seconds ahead (end-to-end tests of a
     # learner who comes back days later: spaced reviews). Production refuses anything but 0.
     clock_offset_seconds: float = 0.0
@@ -117,12 +129,30 @@ class Settings(BaseSettings):
             )
         return self
 
+    @field_validator("metrics_token")
+    @classmethod
+    def _refuse_short_metrics_token(cls, token: SecretStr | None) -> SecretStr | None:
+        if token is not None and len(token.get_secret_value()) < 16:
+            raise ValueError(
+                "ADAPTIVE_LTI_METRICS_TOKEN must be at least 16 characters (for example: "
+                "python -c 'import secrets; print(secrets.token_urlsafe(32))'); leave it unset "
+                "to serve /metrics to the loopback interface only"
+            )
+        return token
+
     @property
     def approval_required_for_registrations(self) -> bool:
         """Whether dynamic registrations wait for an administrator (see registration_requires_approval)."""
         if self.registration_requires_approval is not None:
             return self.registration_requires_approval
         return self.environment is Environment.production
+
+    @property
+    def effective_log_format(self) -> LogFormat:
+        """The log format in use (see log_format)."""
+        if self.log_format is not None:
+            return self.log_format
+        return LogFormat.json if self.environment is Environment.production else LogFormat.text
 
     @property
     def is_sqlite(self) -> bool:

@@ -163,7 +163,14 @@ def run_demo(args: argparse.Namespace) -> int:
             "  stop with Ctrl+C",
             flush=True,
         )
-        config = uvicorn.Config(app, log_level=settings.log_level.lower(), proxy_headers=False)
+        from adaptive_lti.web.observability import logging_config
+
+        config = uvicorn.Config(
+            app,
+            log_level=settings.log_level.lower(),
+            log_config=logging_config(settings),
+            proxy_headers=False,
+        )
         uvicorn.Server(config).run(sockets=[sock])
     return 0
 

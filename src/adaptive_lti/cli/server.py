@@ -35,6 +35,8 @@ def register(subparsers: Any) -> None:
 def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from adaptive_lti.web.observability import logging_config
+
     settings = Settings()
     migrate.upgrade(settings.database_url)
     uvicorn.run(
@@ -44,6 +46,7 @@ def run_serve(args: argparse.Namespace) -> int:
         port=args.port,
         workers=args.workers,
         log_level=settings.log_level.lower(),
+        log_config=logging_config(settings),
     )
     return 0
 

@@ -40,6 +40,7 @@ __all__ = [
     "LineItem",
     "LoginState",
     "PlatformRegistration",
+    "RefusalCount",
     "ResourceLink",
     "RosterMember",
     "ScoreOutbox",
@@ -499,3 +500,29 @@ class LearnerSnapshot(Base):
     # How many events the log holds: the next event's sequence number.
     event_count: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(TIMESTAMP, index=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Operations: what an administrator's 'adaptive-lti status' reads besides the tables above.
+# ---------------------------------------------------------------------------------------------
+
+
+class RefusalCount(Base):
+    """Refused logins and launches, counted per hour, step and check (``metrics.refusal_code``).
+
+    One row per (hour, step, check) whatever the traffic, and rows older than a week are
+    pruned as new refusals arrive: a flood of forged launches cannot grow the table."""
+
+    __tablename__ = "lti_refusal_count"
+    __table_args__ = (UniqueConstraint("hour", "step", "check"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The start of the hour (UTC) the refusals fell in.
+    hour: Mapped[datetime] = mapped_column(TIMESTAMP)
+    # "login", "launch" or "other".
+    step: Mapped[str] = mapped_column(String(16))
+    check: Mapped[str] = mapped_column(String(64))
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    # The last refusal's message (shortened), so the administrator sees what was wrong.
+    last_message: Mapped[str] = mapped_column(Text, default="")
+    last_at: Mapped[datetime] = mapped_column(TIMESTAMP)

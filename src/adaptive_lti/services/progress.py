@@ -83,6 +83,7 @@ from adaptive_lti.core.learner import LearnerState, coerce_attribute
 from adaptive_lti.core.lti import LaunchContext, RecordedLaunch
 from adaptive_lti.db import journey_repo
 from adaptive_lti.db.journey_repo import SnapshotValues, StaleJourney
+from adaptive_lti.metrics import ROUTING_DECISIONS
 from adaptive_lti.services import designs as design_service
 from adaptive_lti.services import grades as grade_service
 
@@ -467,6 +468,7 @@ def record(
         )
     except StaleJourney:
         raise _stale() from None
+    ROUTING_DECISIONS.labels(kind=decision.kind).inc()
     _queue_grade(session, enrolment, design, (old_grade, was_completed), decision, count, now)
     return JourneyView(
         enrolment=enrolment,

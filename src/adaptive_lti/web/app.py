@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from adaptive_lti.db.session import make_engine, make_session_factory
 from adaptive_lti.lti import keys
 from adaptive_lti.settings import Settings
-from adaptive_lti.web import errors
+from adaptive_lti.web import errors, observability
 from adaptive_lti.web.grade_delivery import start_score_delivery
 from adaptive_lti.web.routes import (
     deep_linking,
@@ -48,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         if score_delivery is not None:
             score_delivery.stop()
+        await run_in_threadpool(observability.app_stopping, app)
         engine.dispose()
 
     app = FastAPI(
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         offset = timedelta(seconds=settings.clock_offset_seconds)
         app.state.clock = lambda: datetime.now(UTC) + offset
     errors.install(app)
+    observability.install(app, engine)
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
     app.include_router(health.router)
     app.include_router(lti.router)

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from adaptive_lti.core.errors import AdaptiveLtiError, DesignError, LaunchError
+from adaptive_lti.web import observability
 from adaptive_lti.web.templating import templates
 
 log = logging.getLogger("adaptive_lti.web")
@@ -34,7 +35,8 @@ def error_response(
     hint: str = "",
     extra: dict[str, Any] | None = None,
 ) -> Response:
-    correlation_id = uuid.uuid4().hex[:12]
+    # The request's id (X-Request-ID), so the page, the response header and the logs agree.
+    correlation_id = observability.current_request_id() or uuid.uuid4().hex[:12]
     log.warning(
         "%s %s -> %s %s: %s [correlation_id=%s]",
         request.method,
@@ -65,6 +67,7 @@ async def _domain_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, LaunchError):
         title = f"Launch refused: {exc.check}"
         extra["check"] = exc.check
+        await observability.launch_refused(request, exc)
     elif isinstance(exc, DesignError):
         title = "The design has problems"
         extra["problems"] = [str(p) for p in exc.problems]

@@ -20,6 +20,7 @@ from adaptive_lti.lti import keys
 from adaptive_lti.lti import session as tool_session
 from adaptive_lti.lti.adapters import FastAPIRedirect, set_cookie
 from adaptive_lti.lti.tool import AcceptedLaunch, BindingNeeded
+from adaptive_lti.metrics import LAUNCHES
 from adaptive_lti.services import designs as design_service
 from adaptive_lti.services import launch as launch_service
 from adaptive_lti.web.deps import (
@@ -99,6 +100,7 @@ def launch(
     now: NowDep,
 ) -> Response:
     if isinstance(outcome, PlatformErrorReport):
+        LAUNCHES.labels(outcome="platform_error").inc()
         return templates.TemplateResponse(
             request,
             "lti/platform_error.html",
@@ -112,6 +114,7 @@ def launch(
             status_code=400,
         )
     if isinstance(outcome, BindingNeeded):
+        LAUNCHES.labels(outcome="binding_needed").inc()
         return _binding_page(request, outcome)
     recorded = launch_service.record_launch(
         session,
@@ -148,6 +151,7 @@ def launch(
     )
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "no-referrer"
+    LAUNCHES.labels(outcome="accepted").inc()
     return response
 
 
