@@ -95,6 +95,8 @@ def deployment(
                     root / "data",
                     base_url=public_url,
                     name=f"tool-{number}",
+                    # The second is itself two uvicorn workers sharing one socket.
+                    workers=number,
                     migrate=False,
                     extra_env=extra,
                 )

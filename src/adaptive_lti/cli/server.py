@@ -29,7 +29,10 @@ def register(subparsers: Any) -> None:
         "--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)"
     )
     serve.add_argument(
-        "--port", type=int, default=8000, help="port to listen on, 0 for any free one (default 8000)"
+        "--port",
+        type=int,
+        default=8000,
+        help="port to listen on, 0 for any free one (default 8000)",
     )
     serve.add_argument(
         "--workers",
