@@ -69,14 +69,15 @@ def start_serve(
     base_url: str,
     name: str,
     workers: int = 1,
+    port: int = 0,
     migrate: bool = True,
     extra_env: dict[str, str] | None = None,
 ) -> RunningServer:
-    """``adaptive-lti serve --port 0`` with the demo platform mounted; waits for ``/healthz``."""
+    """``adaptive-lti serve`` with the demo platform mounted; waits for ``/healthz``."""
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir / f"{name}.log"
     command = [sys.executable, "-m", "adaptive_lti.cli", "serve", "--host", "127.0.0.1"]
-    command += ["--port", "0", "--workers", str(workers)]
+    command += ["--port", str(port), "--workers", str(workers)]
     if not migrate:
         command.append("--no-migrate")
     env = serve_environment(database_url, data_dir, base_url, extra_env)

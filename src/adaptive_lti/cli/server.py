@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import signal
 import socket
 from typing import Any
 
@@ -89,6 +90,10 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _stopped_as_asked(_signal_number: int, _frame: object) -> None:
+    return
+
+
 def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
     from uvicorn.supervisors import Multiprocess
@@ -116,6 +121,9 @@ def run_serve(args: argparse.Namespace) -> int:
         if args.workers > 1:
             Multiprocess(config, sockets=[sock]).run()
         else:
+            # uvicorn raises the SIGTERM it stopped for again once it has shut down; a stop that
+            # was asked for and went cleanly exits 0 (as the supervisor of several workers does).
+            signal.signal(signal.SIGTERM, _stopped_as_asked)
             uvicorn.Server(config).run(sockets=[sock])
     return 0
 
