@@ -244,8 +244,8 @@ def queue_burst(database_url: str, *, learners: list[str], line_items: int) -> i
                     score_maximum=10,
                     granted_scopes=tuple(course_item.granted_scopes),
                     lineitems_url=course_item.lineitems_url,
+                    # Columns of their own, tied to no resource link (not the activity's).
                     resource_id=f"burst-{number}",
-                    platform_resource_link_id=course_item.platform_resource_link_id,
                 )
                 for learner in learners:
                     queue_score(
