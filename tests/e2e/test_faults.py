@@ -8,6 +8,8 @@ directory, a free port): stopping it disturbs nobody. The shared server is never
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -28,6 +30,7 @@ from tests.e2e.serve_process import (
     PrivatePostgres,
     free_port,
     remove_private_postgres,
+    serve_environment,
     start_private_postgres,
     start_serve,
 )
@@ -219,3 +222,26 @@ def test_sigterm_lets_the_request_in_flight_finish_and_exits_0(
         assert "Traceback" not in log, log
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("migrate_first", [True, False])
+def test_serve_with_the_database_down_says_so_and_exits_1(
+    tmp_path: Path, migrate_first: bool
+) -> None:
+    # A port nothing listens on: the database server is down.
+    down = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"
+    command = [sys.executable, "-m", "adaptive_lti.cli", "serve", "--port", "0"]
+    if not migrate_first:
+        command.append("--no-migrate")
+    finished = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env=serve_environment(down, tmp_path, "http://127.0.0.1:8000"),
+    )
+    assert finished.returncode == 1, finished.stderr
+    assert "cannot be used" in finished.stderr and "Connection refused" in finished.stderr
+    assert "ADAPTIVE_LTI_DATABASE_URL" in finished.stderr
+    assert "Traceback" not in finished.stderr + finished.stdout

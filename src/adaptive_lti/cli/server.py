@@ -15,6 +15,7 @@ import signal
 import socket
 from typing import Any
 
+from adaptive_lti.cli.database import usable_database
 from adaptive_lti.core.errors import InvalidInputError
 from adaptive_lti.db import migrate
 from adaptive_lti.settings import Settings
@@ -99,8 +100,12 @@ def run_serve(args: argparse.Namespace) -> int:
     from uvicorn.supervisors import Multiprocess
 
     settings = Settings()
-    if args.migrate:
-        migrate.upgrade(settings.database_url)
+    # An unreachable database is a clear error before anything listens, not a traceback.
+    with usable_database(settings) as engine:
+        if args.migrate:
+            migrate.upgrade(settings.database_url)
+        else:
+            engine.connect().close()
     with listen(args.host, args.port) as sock:
         host, port = sock.getsockname()[:2]
         shown = f"[{host}]" if ":" in host else host
@@ -129,7 +134,9 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def run_db_upgrade(args: argparse.Namespace) -> int:
-    migrate.upgrade(Settings().database_url, args.revision)
+    settings = Settings()
+    with usable_database(settings):
+        migrate.upgrade(settings.database_url, args.revision)
     print(f"database upgraded to {args.revision}")
     return 0
 
