@@ -259,6 +259,7 @@ def render_nginx_conf(
 @dataclass
 class RunningNginx:
     url: str
+    http_url: str
     run_dir: Path
     process: subprocess.Popen[bytes]
 
@@ -309,7 +310,12 @@ def start_nginx(
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    nginx = RunningNginx(url=f"https://127.0.0.1:{https_port}", run_dir=run_dir, process=process)
+    nginx = RunningNginx(
+        url=f"https://127.0.0.1:{https_port}",
+        http_url=f"http://127.0.0.1:{http_port}",
+        run_dir=run_dir,
+        process=process,
+    )
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     while time.monotonic() < deadline and process.poll() is None:
         try:

@@ -9,7 +9,10 @@ access log counts the score posts.
 
 from __future__ import annotations
 
+import collections
 import re
+import signal
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -163,6 +166,9 @@ def test_a_client_cannot_forge_its_address_and_large_bodies_stop_at_nginx(
         deployment.nginx.url + "/lti/login", content=b"x" * (3 * 1024 * 1024)
     )
     assert too_big.status_code == 413
+    plain = httpx.get(deployment.nginx.http_url + "/lti/login")
+    assert plain.status_code == 301
+    assert plain.headers["location"].startswith("https://")
 
 
 def _score_rows(database_url: str) -> list[tuple[str, str, int]]:
@@ -265,3 +271,37 @@ def queue_burst(database_url: str, *, learners: list[str], line_items: int) -> i
     finally:
         engine.dispose()
     return line_items * len(learners)
+
+
+# Last in the module: it stops the first tool process for good.
+def test_a_process_stopped_with_sigterm_behind_nginx_drops_no_request(
+    deployment: Deployment,
+) -> None:
+    first = deployment.tools[0]
+    statuses: collections.Counter[int] = collections.Counter()
+    errors: list[Exception] = []
+    stop = threading.Event()
+
+    def browse() -> None:
+        with httpx.Client(verify=trusting(deployment.cert), timeout=15) as http:
+            while not stop.is_set():
+                try:
+                    statuses[http.get(deployment.nginx.url + "/demo-platform/").status_code] += 1
+                except httpx.HTTPError as error:
+                    errors.append(error)
+
+    browsers = [threading.Thread(target=browse) for _ in range(4)]
+    for browser in browsers:
+        browser.start()
+    try:
+        time.sleep(1)
+        first.process.send_signal(signal.SIGTERM)
+        assert first.process.wait(15) == 0
+        time.sleep(1)
+    finally:
+        stop.set()
+        for browser in browsers:
+            browser.join(30)
+    assert not errors, errors[:3]
+    assert set(statuses) == {200}, statuses
+    assert sum(statuses.values()) > 20
