@@ -262,8 +262,12 @@ def claim_next_due(
         if lineitem_url is None:
             if postgres:
                 # Waits for a concurrent claim of the same line item to commit, then sees it.
+                # NO KEY UPDATE: scores being queued for the item (their foreign key takes KEY
+                # SHARE) do not wait, nor make the claim wait.
                 session.execute(
-                    select(LineItem.id).where(LineItem.id == line_item_id).with_for_update()
+                    select(LineItem.id)
+                    .where(LineItem.id == line_item_id)
+                    .with_for_update(key_share=True)
                 )
             if session.execute(
                 select(_creation_claimed(now, line_item_id, outbox_id))
