@@ -2,7 +2,8 @@
 
 ruff (lint and format), mypy strict on src/, import-linter (the layers), then pytest: core, db,
 service and web tests on SQLite and PostgreSQL, end-to-end tests through the real server, and
-browser tests in Chromium (installed from Debian's packages when missing and allowed).
+browser tests in Chromium and the deployment tests behind nginx (both installed from Debian's
+packages when missing and allowed).
 Usage: python scripts/check.py [pytest arguments...]
 """
 
@@ -37,6 +38,17 @@ def ensure_chromium() -> None:
         subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=False, env=env)
 
 
+def ensure_nginx() -> None:
+    """tests/e2e/test_nginx_processes.py runs Debian's nginx; install it like Chromium."""
+    if shutil.which("nginx") or Path("/usr/sbin/nginx").exists():
+        return
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get"):
+        print("\n=== installing nginx for the deployment tests (apt-get)", flush=True)
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-qq"], check=False, env=env)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "nginx"], check=False, env=env)
+
+
 def main() -> None:
     tool = lambda name: str(BIN / name)  # noqa: E731 - the venv's own executables
     run("ruff lint", tool("ruff"), "check", "src", "tests", "bench", "migrations", "scripts")
@@ -54,6 +66,7 @@ def main() -> None:
     run("mypy (strict)", tool("mypy"))
     run("import-linter", tool("lint-imports"))
     ensure_chromium()
+    ensure_nginx()
     run("pytest", sys.executable, "-m", "pytest", *sys.argv[1:])
     print("\nall checks passed")
 

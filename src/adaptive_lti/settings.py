@@ -70,6 +70,12 @@ class Settings(BaseSettings):
     # Seconds between two delivery passes, and attempts before a score is marked failed.
     grade_delivery_interval_seconds: float = Field(default=5.0, gt=0, le=3600)
     grade_delivery_max_attempts: int = Field(default=12, ge=1, le=100)
+    # Behind a reverse proxy (deploy/nginx.conf): trust X-Forwarded-Proto/-For from these
+    # addresses only (comma-separated IPs or networks, "*" for any; uvicorn's forwarded_allow_ips).
+    proxy_headers: bool = True
+    forwarded_allow_ips: str = "127.0.0.1"
+    # On SIGTERM, seconds that in-flight requests get to finish before they are cut off.
+    graceful_shutdown_seconds: int = Field(default=20, ge=1, le=600)
     # LTI Dynamic Registration (/lti/register): off once every platform is registered, so the
     # URL no longer makes the tool call out to addresses anyone can give it.
     dynamic_registration_enabled: bool = True

@@ -4,7 +4,8 @@ Callers own the transaction: these functions flush, never commit. The outbox cla
 place that differs by database: PostgreSQL picks the next due row with ``FOR UPDATE SKIP
 LOCKED`` so concurrent workers pass each other by; SQLite, which has one writer at a time,
 claims with a single conditional ``UPDATE``. Either way a row is claimed by one worker only,
-until its claim expires (a worker that died mid-delivery).
+until its claim expires (a worker that died mid-delivery), and a line item that is not on the
+platform yet is created by one worker only.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from adaptive_lti.core.grading import (
     LineItemSpec,
@@ -202,41 +203,92 @@ def _due(now: datetime) -> Any:
     )
 
 
+def _creation_claimed(now: datetime, line_item_id: Any, other_than: Any) -> Any:
+    """A live claim on another score of the line item: its worker may be creating the item."""
+    other = aliased(ScoreOutbox)
+    return (
+        select(other.id)
+        .where(
+            other.line_item_id == line_item_id,
+            other.id != other_than,
+            other.status == OutboxStatus.pending.value,
+            other.claim_expires_at > now,
+        )
+        .exists()
+    )
+
+
 def claim_next_due(
     session: Session, now: datetime, claim_token: str, lease: timedelta
 ) -> ClaimedScore | None:
     """Claim the oldest due score for this worker, or None when nothing is due.
 
-    One statement, ``UPDATE ... WHERE id = (next due id) AND still due RETURNING id``: on
-    PostgreSQL the inner select locks the row it picks and skips rows other workers hold
-    (``FOR UPDATE SKIP LOCKED``); on SQLite the statement takes the write lock, so the
-    "still due" test and the claim cannot interleave with another worker's.
+    ``UPDATE ... WHERE id = (next due id) AND still due RETURNING id``: on PostgreSQL the inner
+    select locks the row it picks and skips rows other workers hold (``FOR UPDATE SKIP
+    LOCKED``); on SQLite the transaction holds the write lock, so the "still due" test and the
+    claim cannot interleave with another worker's.
+
+    A score whose line item is not on the platform yet (no ``lineitem_url``: its first delivery
+    creates it) is not claimed while another score of that line item is: two workers would
+    each create the item, and the course would get two gradebook columns. On PostgreSQL the
+    line item's row is locked for the claim, so two claims for it happen one after the other
+    and the second sees the first.
     """
     now = as_utc(now)
     # A plain read first: an idle worker polling an empty outbox takes no write lock (SQLite
     # has one writer for the whole database).
     if session.execute(select(ScoreOutbox.id).where(_due(now)).limit(1)).first() is None:
         return None
-    next_due = (
-        select(ScoreOutbox.id)
-        .where(_due(now))
-        .order_by(ScoreOutbox.next_attempt_at, ScoreOutbox.id)
-        .limit(1)
+    postgres = session.get_bind().dialect.name == "postgresql"
+    creating = and_(
+        LineItem.lineitem_url.is_(None),
+        _creation_claimed(now, ScoreOutbox.line_item_id, ScoreOutbox.id),
     )
-    if session.get_bind().dialect.name == "postgresql":
-        next_due = next_due.with_for_update(skip_locked=True)
-    claimed_id = session.execute(
-        update(ScoreOutbox)
-        .where(ScoreOutbox.id == next_due.scalar_subquery(), _due(now))
-        .values(
-            claim_token=claim_token,
-            claim_expires_at=now + lease,
-            attempts=ScoreOutbox.attempts + 1,
+    skipped: list[int] = []
+    for _ in range(20):
+        next_due = (
+            select(ScoreOutbox.id, ScoreOutbox.line_item_id, LineItem.lineitem_url)
+            .join(LineItem, LineItem.id == ScoreOutbox.line_item_id)
+            .where(_due(now), ~creating, ScoreOutbox.line_item_id.not_in(skipped))
+            .order_by(ScoreOutbox.next_attempt_at, ScoreOutbox.id)
+            .limit(1)
         )
-        .returning(ScoreOutbox.id)
-        .execution_options(synchronize_session=False)
-    ).scalar_one_or_none()
-    if claimed_id is None:
+        if postgres:
+            next_due = next_due.with_for_update(skip_locked=True, of=ScoreOutbox)
+        candidate = session.execute(next_due).first()
+        if candidate is None:
+            return None
+        outbox_id, line_item_id, lineitem_url = candidate
+        if lineitem_url is None:
+            if postgres:
+                # Waits for a concurrent claim of the same line item to commit, then sees it.
+                # NO KEY UPDATE: scores being queued for the item (their foreign key takes KEY
+                # SHARE) do not wait, nor make the claim wait.
+                session.execute(
+                    select(LineItem.id)
+                    .where(LineItem.id == line_item_id)
+                    .with_for_update(key_share=True)
+                )
+            if session.execute(
+                select(_creation_claimed(now, line_item_id, outbox_id))
+            ).scalar_one():
+                skipped.append(line_item_id)
+                continue
+        claimed_id = session.execute(
+            update(ScoreOutbox)
+            .where(ScoreOutbox.id == outbox_id, _due(now))
+            .values(
+                claim_token=claim_token,
+                claim_expires_at=now + lease,
+                attempts=ScoreOutbox.attempts + 1,
+            )
+            .returning(ScoreOutbox.id)
+            .execution_options(synchronize_session=False)
+        ).scalar_one_or_none()
+        if claimed_id is None:
+            return None
+        break
+    else:
         return None
     row = session.execute(
         select(ScoreOutbox, LineItem)

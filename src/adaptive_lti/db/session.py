@@ -92,7 +92,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
+    # Pre-ping replaces pooled connections a database restart broke; connect_timeout makes a
+    # database host that does not answer fail the request in seconds (a 503) instead of hanging.
     kwargs.setdefault("pool_pre_ping", True)
+    kwargs.setdefault("connect_args", {"connect_timeout": 5})
     return create_engine(url, **kwargs)
 
 

@@ -146,14 +146,20 @@ def deliver_due_scores(
     limit: int = 100,
     lease: timedelta = DEFAULT_CLAIM_LEASE,
     worker_id: str | None = None,
+    stop_requested: Callable[[], bool] | None = None,
 ) -> DeliveryReport:
-    """Deliver up to ``limit`` due scores, each claimed and recorded in its own transaction."""
+    """Deliver up to ``limit`` due scores, each claimed and recorded in its own transaction.
+
+    ``stop_requested`` is asked before each claim: a worker being stopped finishes the score
+    in hand and leaves the others queued and unclaimed."""
     policy = policy or RetryPolicy()
     now = grades_repo.as_utc(now)
     worker = worker_id or uuid.uuid4().hex[:12]
     delivered = retrying = failed = superseded = 0
     errors: list[str] = []
     for _ in range(limit):
+        if stop_requested is not None and stop_requested():
+            break
         claim_token = f"{worker}:{uuid.uuid4().hex}"
         with transaction(session_factory) as session:
             claimed = grades_repo.claim_next_due(session, now, claim_token, lease)
@@ -282,7 +288,7 @@ class ScoreDeliveryWorker:
         self._thread.start()
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Ask the loop to end and wait for the pass in progress to finish."""
+        """Ask the loop to end and wait for the score in hand to be delivered and recorded."""
         self._stopping.set()
         if self._thread is not None:
             self._thread.join(timeout)
@@ -299,6 +305,7 @@ class ScoreDeliveryWorker:
             self._clock(),
             policy=self._policy,
             limit=self._batch_size,
+            stop_requested=self._stopping.is_set,
         )
 
     def _run(self) -> None:

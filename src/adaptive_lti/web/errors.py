@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from adaptive_lti.core.errors import AdaptiveLtiError, DesignError, LaunchError
@@ -106,6 +107,28 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return response
 
 
+# Seconds a client is told to wait after a 503 (a database restart takes a few).
+DATABASE_RETRY_AFTER_SECONDS = 10
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> Response:
+    """The database went away (restart, failover, network) or refused a connection: the
+    transaction was rolled back, so nothing was saved; the pool reconnects on its own."""
+    assert isinstance(exc, OperationalError | InterfaceError)
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    log.warning("database unavailable on %s %s: %s", request.method, request.url.path, reason)
+    response = error_response(
+        request,
+        503,
+        "Database unavailable",
+        "The tool cannot reach its database at the moment, so nothing was saved.",
+        "Try again in a minute. If it keeps happening, tell the administrator: the tool's log "
+        "says why the database cannot be reached.",
+    )
+    response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
+    return response
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(
@@ -121,4 +144,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(AdaptiveLtiError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(OperationalError, _database_unavailable)
+    app.add_exception_handler(InterfaceError, _database_unavailable)
     app.add_exception_handler(Exception, _unexpected_error)
