@@ -98,9 +98,7 @@ def test_every_admin_command_is_recorded_with_who_and_where(
     assert "registration.approve" in out and CLI_ACTOR in out and "deployment 7" in out
 
 
-def test_failed_commands_leave_no_record(
-    database: str, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_failed_commands_leave_no_record(database: str, capsys: pytest.CaptureFixture[str]) -> None:
     run_json(capsys, "platform", "add", "--moodle", MOODLE, "--client-id", "a")
     assert audit_rows(database) == 1
     for argv in (
