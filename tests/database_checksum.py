@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session
 
 from adaptive_lti.db.tables import Base
 
-
 # Caches a request may fill on its way to being refused, which are not data it wrote: the
 # platform's key set, fetched (and refetched, rate limited) to check the launch's signature.
 CACHE_COLUMNS: dict[str, frozenset[str]] = {
