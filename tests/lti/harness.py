@@ -68,6 +68,8 @@ class LtiHarness:
     clock: Clock
     session_factory: sessionmaker[Session]
     logins: list[tuple[str, str]] = field(default_factory=list)
+    # ``checksums()`` at a moment a test chose (``mark``): what "nothing was written" compares.
+    marked: dict[str, str] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         with self.session_factory() as session:
@@ -78,6 +80,12 @@ class LtiHarness:
         compares before and after to show that nothing was written."""
         with self.session_factory() as session:
             return table_checksums(session)
+
+    def mark(self) -> None:
+        self.marked = self.checksums()
+
+    def unchanged_since_mark(self) -> bool:
+        return bool(self.marked) and self.checksums() == self.marked
 
     def login_params(self, **overrides: str | None) -> dict[str, str]:
         params: dict[str, str | None] = {
