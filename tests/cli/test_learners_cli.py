@@ -232,6 +232,9 @@ def test_a_failure_half_way_leaves_everything_as_it_was(
     [
         (("--platform", "1", "--user", "no-such-user"), "has no user 'no-such-user'"),
         (("--platform", "99", "--user", "3"), "platform list"),
+        (("--platform", str(2**40), "--user", "3"), "not a registration id"),
+        (("--platform", "-1", "--user", "3"), "not a registration id"),
+        (("--platform", "one", "--user", "3"), "platform list"),
         (("--platform", "1", "--user", " "), "platform user id of 1 to 255"),
         (("--platform", "1", "--user", "x" * 300), "platform user id of 1 to 255"),
     ],

@@ -77,7 +77,7 @@ def register(subparsers: Any) -> None:
     )
     for command in (export, forget):
         command.add_argument(
-            "--platform", metavar="ID", type=int, required=True, help="the registration's id"
+            "--platform", metavar="ID", required=True, help="the registration's id"
         )
         command.add_argument(
             "--user", metavar="SUB", required=True, help="the user's platform id (sub)"
@@ -118,6 +118,10 @@ def parse_since(text: str, now: datetime) -> datetime:
 def _tenant(text: str) -> audit_repo.Tenant:
     if text.strip().lower() == audit_repo.ALL_TENANTS:
         return audit_repo.ALL_TENANTS
+    return _registration_id(text)
+
+
+def _registration_id(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -125,7 +129,7 @@ def _tenant(text: str) -> audit_repo.Tenant:
     if not 1 <= value < 2**31:
         raise InvalidInputError(
             f"--platform {text!r} is not a registration id.",
-            hint="Give a number from 'adaptive-lti platform list', or 'all'.",
+            hint="Give a number from 'adaptive-lti platform list' ('all' for the audit record).",
         )
     return value
 
@@ -176,10 +180,10 @@ def run_audit(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    subject = _subject(args.user)
+    platform, subject = _registration_id(args.platform), _subject(args.user)
     with _database() as session:
         exported = privacy.export_learner(
-            session, args.platform, subject, Actor.command_line(), now=datetime.now(UTC)
+            session, platform, subject, Actor.command_line(), now=datetime.now(UTC)
         )
     print(json.dumps(exported, indent=2, ensure_ascii=False, sort_keys=True))
     return 0
@@ -228,14 +232,14 @@ def _plan_json(plan: privacy.ForgetPlan, *, done: bool) -> dict[str, Any]:
 
 
 def run_forget(args: argparse.Namespace) -> int:
-    subject = _subject(args.user)
+    platform, subject = _registration_id(args.platform), _subject(args.user)
     with _database() as session:
         if args.yes:
             plan = privacy.forget_learner(
-                session, args.platform, subject, Actor.command_line(), now=datetime.now(UTC)
+                session, platform, subject, Actor.command_line(), now=datetime.now(UTC)
             )
         else:
-            plan = privacy.forget_plan(session, args.platform, subject)
+            plan = privacy.forget_plan(session, platform, subject)
     if args.json:
         print(json.dumps(_plan_json(plan, done=args.yes), indent=2, ensure_ascii=False))
     else:
