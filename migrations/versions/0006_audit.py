@@ -43,9 +43,43 @@ def upgrade() -> None:
         ["registration_id", "occurred_at"],
         unique=False,
     )
+    _refuse_changes()
+
+
+# Append-only in the database itself, not only by the repository's manners: an UPDATE or DELETE
+# of a record fails, whoever sends it.
+REFUSAL = "audit records are append-only: they cannot be changed or deleted"
+
+
+def _refuse_changes() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(
+            "CREATE FUNCTION audit_record_refuse_change() RETURNS trigger LANGUAGE plpgsql AS "
+            f"$$ BEGIN RAISE EXCEPTION '{REFUSAL}'; END $$"
+        )
+        op.execute(
+            "CREATE TRIGGER audit_record_append_only BEFORE UPDATE OR DELETE ON audit_record "
+            "FOR EACH ROW EXECUTE FUNCTION audit_record_refuse_change()"
+        )
+    else:
+        for event in ("UPDATE", "DELETE"):
+            op.execute(
+                f"CREATE TRIGGER audit_record_no_{event.lower()} BEFORE {event} ON audit_record "
+                f"BEGIN SELECT RAISE(ABORT, '{REFUSAL}'); END"
+            )
+
+
+def _allow_changes() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP TRIGGER audit_record_append_only ON audit_record")
+        op.execute("DROP FUNCTION audit_record_refuse_change()")
+    else:
+        for event in ("update", "delete"):
+            op.execute(f"DROP TRIGGER audit_record_no_{event}")
 
 
 def downgrade() -> None:
+    _allow_changes()
     op.drop_index("ix_audit_record_registration_id_occurred_at", table_name="audit_record")
     op.drop_index(op.f("ix_audit_record_occurred_at"), table_name="audit_record")
     op.drop_index(op.f("ix_audit_record_action"), table_name="audit_record")
