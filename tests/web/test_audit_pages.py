@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from adaptive_lti.core.errors import ConflictError
 from adaptive_lti.db.session import transaction
 from adaptive_lti.db.tables import AuditRecord, LearnerEnrolment
 from adaptive_lti.lti import keys
@@ -172,4 +173,25 @@ def test_publishing_and_binding_on_the_designs_page_are_recorded(h: LtiHarness) 
         data={"tool_session": token, "source_text": intro(1), "filename": "intro.yaml"},
     )
     assert again.status_code == 200 and "nothing changed" in again.text
+    assert h.unchanged_since_mark()
+
+
+def test_an_action_that_fails_after_its_record_was_written_leaves_neither(
+    h: LtiHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Binding writes its record first, then the binding: when storing the binding fails, the
+    request's transaction takes the record back too."""
+    token = token_of(instructor_page(h).text)
+
+    def failing_set_binding(*_args: Any, **_kwargs: Any) -> None:
+        raise ConflictError("the binding could not be stored", hint="Try again.")
+
+    monkeypatch.setattr(
+        "adaptive_lti.services.designs.designs_repo.set_binding", failing_set_binding
+    )
+    h.mark()
+    response = h.client.post(
+        "/lti/designs/bind", data={"tool_session": token, "design": "intro-programming"}
+    )
+    assert response.status_code == 409, response.text
     assert h.unchanged_since_mark()
