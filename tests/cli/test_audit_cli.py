@@ -144,3 +144,28 @@ def test_since_reads_dates_times_and_durations() -> None:
     assert parse_since("2026-12-01T09:30+01:00", now) == datetime(2026, 12, 1, 8, 30, tzinfo=UTC)
     assert parse_since("90m", now) == now - timedelta(minutes=90)
     assert parse_since("2w", now) == now - timedelta(weeks=2)
+
+
+def test_requeueing_failed_scores_is_recorded(
+    database: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    platform = run_json(capsys, "platform", "add", "--moodle", MOODLE, "--client-id", "a")
+    assert run(capsys, "grades", "retry")[0] == 0
+    assert run(capsys, "grades", "retry", "--registration", str(platform["id"]))[0] == 0
+    retries = run_json(capsys, "audit", "--action", "scores.retry")
+    assert [(r["registration_id"], r["details"], r["actor_name"]) for r in retries] == [
+        (None, {"requeued": 0}, CLI_ACTOR),
+        (platform["id"], {"requeued": 0}, CLI_ACTOR),
+    ]
+
+
+@pytest.mark.parametrize("registration", [str(2**40), "-3", "one"])
+def test_requeueing_for_an_impossible_registration_is_a_clear_error(
+    database: str, capsys: pytest.CaptureFixture[str], registration: str
+) -> None:
+    with pytest.raises(SystemExit) as exit_code:
+        run(capsys, "grades", "retry", f"--registration={registration}")
+    err = capsys.readouterr().err
+    assert exit_code.value.code == 2 and "is not a registration id" in err, err
+    assert "platform list" in err
+    assert audit_rows(database) == 0

@@ -21,6 +21,7 @@ from typing import Any, Final, Literal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from adaptive_lti.core.errors import InvalidInputError
 from adaptive_lti.core.lti import Person
 from adaptive_lti.db.grades_repo import as_utc
 from adaptive_lti.db.tables import AuditRecord, User
@@ -45,6 +46,7 @@ class AuditAction(StrEnum):
     learner_export = "learner.export"
     learner_forget = "learner.forget"
     roster_sync = "roster.sync"
+    scores_retry = "scores.retry"
     registration_add = "registration.add"
     registration_approve = "registration.approve"
     registration_remove = "registration.remove"
@@ -129,7 +131,15 @@ def append(
     *,
     now: datetime,
 ) -> AuditEntry:
-    """Add an entry to the session's transaction (flushed, never committed)."""
+    """Add an entry to the session's transaction (flushed, never committed).
+
+    A registration id out of the database's integer range (a mistyped command-line argument)
+    is refused with ``InvalidInputError``, which takes the action back with it."""
+    if registration_id is not None and not 0 < registration_id < 2**31:
+        raise InvalidInputError(
+            f"{registration_id} is not a registration id.",
+            hint="See 'adaptive-lti platform list' for the registrations' ids.",
+        )
     row = AuditRecord(
         occurred_at=now,
         actor_subject=actor.subject,
