@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from adaptive_lti.core.errors import InvalidInputError
 from adaptive_lti.core.roster import Member
-from adaptive_lti.db import roster_repo
+from adaptive_lti.db import audit_repo, roster_repo
 from adaptive_lti.db.session import make_engine, make_session_factory, transaction
 from adaptive_lti.db.tables import AuditRecord, LearnerEvent, ScoreOutbox
 from tests.cli.running import run
@@ -78,6 +78,15 @@ def course(database: str) -> str:
                 delivered_at=NOW,
             )
         )
+        audit_repo.append(  # learner 4 teaches another activity, and reset someone there
+            session,
+            audit_repo.Actor(name="Learner 4", subject="4"),
+            audit_repo.AuditAction.learner_reset,
+            other.enrolment.registration_id,
+            "enrolment 99 (user 7)",
+            {"reason": "new term"},
+            now=NOW,
+        )
         roster_repo.replace_members(
             session,
             other.enrolment.registration_id,
@@ -136,13 +145,25 @@ def test_export_prints_everything_stored_about_one_user(
     assert [s["id"] for s in exported["scores"]["delivered"]] == scores[1:]
     assert exported["scores"]["delivered"][0]["payload"]["scoreGiven"] == 40.0
     assert [r["user_sub"] for r in exported["roster"]] == ["3"]
+    assert exported["actions"] == []
+    [action] = export(capsys, "4")["actions"]
+    assert (action["action"], action["target"], action["actor_subject"]) == (
+        "learner.reset",
+        "enrolment 99 (user 7)",
+        "4",
+    )
     # Nobody else's rows.
     assert all(e["enrolment_id"] == enrolment["id"] for e in exported["events"])
     assert export(capsys, "5")["roster"][0]["name"] == "Learner 5"
     assert export(capsys, "5")["user"] is None
 
     exports = [entry for entry in audit_actions(course) if entry[0] == "learner.export"]
-    assert [target for _action, target, _details in exports] == ["user 3", "user 5", "user 5"]
+    assert [target for _action, target, _details in exports] == [
+        "user 3",
+        "user 4",
+        "user 5",
+        "user 5",
+    ]
     details = exports[0][2]
     assert details["counts"] == {
         "users": 1,

@@ -188,3 +188,15 @@ def list_entries(
         statement = statement.limit(limit)
     rows = session.scalars(statement).all()
     return [_entry(row) for row in reversed(rows)]
+
+
+def entries_by_actor(session: Session, registration_id: int, subject: str) -> list[AuditEntry]:
+    """What one platform user of a registration did, as the audit record has it, oldest first
+    (part of what an access request returns)."""
+    rows = session.scalars(
+        select(AuditRecord)
+        .where(AuditRecord.registration_id == registration_id)
+        .where(AuditRecord.actor_subject == subject)
+        .order_by(AuditRecord.occurred_at, AuditRecord.id)
+    )
+    return [_entry(row) for row in rows]

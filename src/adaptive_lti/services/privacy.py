@@ -80,6 +80,11 @@ def export_learner(
         },
         "roster": rows.roster,
         "launches": rows.launches,
+        # Their own actions as an instructor (the audit record keeps these after an erasure).
+        "actions": [
+            entry.to_dict()
+            for entry in audit_repo.entries_by_actor(session, registration_id, subject)
+        ],
     }
     audit_repo.append(
         session,
