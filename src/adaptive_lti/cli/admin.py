@@ -9,7 +9,8 @@
     adaptive-lti keys list | rotate | retire KID
 
 Every command takes ``--json`` for scripts. Errors (a duplicate registration, an unknown id)
-exit 1 with a message saying what to do. Private keys are never printed.
+exit 1 with a message saying what to do. Private keys are never printed. Every change is written
+to the audit record (``adaptive-lti audit``) as ``cli:<os user>``.
 """
 
 from __future__ import annotations
@@ -148,7 +149,8 @@ def _audit(
     target: str,
     details: dict[str, Any] | None = None,
 ) -> None:
-    """Record the command's action in its own transaction (it commits with the action)."""
+    """Record the command's action in the audit record, in the command's transaction (it
+    commits with the action, or not at all)."""
     actor = audit_repo.acting(session, "cli")
     audit_repo.append(session, actor, action, registration_id, target, details, now=_now())
 
