@@ -23,6 +23,7 @@ from adaptive_lti.db.session import make_engine, make_session_factory, transacti
 from adaptive_lti.db.tables import Context, Deployment, Launch, LoginState, ResourceLink, User
 from adaptive_lti.settings import Settings, UnknownDeploymentPolicy
 from adaptive_lti.web.app import create_app
+from tests.database_checksum import table_checksums
 from tests.lti.scripted_platform import LAUNCH_URL, LEARNER, TOOL_BASE, ScriptedPlatform
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
@@ -67,10 +68,24 @@ class LtiHarness:
     clock: Clock
     session_factory: sessionmaker[Session]
     logins: list[tuple[str, str]] = field(default_factory=list)
+    # ``checksums()`` at a moment a test chose (``mark``): what "nothing was written" compares.
+    marked: dict[str, str] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         with self.session_factory() as session:
             return row_counts(session)
+
+    def checksums(self) -> dict[str, str]:
+        """Every table's contents, hashed (``tests.database_checksum``): what a refusal test
+        compares before and after to show that nothing was written."""
+        with self.session_factory() as session:
+            return table_checksums(session)
+
+    def mark(self) -> None:
+        self.marked = self.checksums()
+
+    def unchanged_since_mark(self) -> bool:
+        return bool(self.marked) and self.checksums() == self.marked
 
     def login_params(self, **overrides: str | None) -> dict[str, str]:
         params: dict[str, str | None] = {

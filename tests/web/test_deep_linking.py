@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from adaptive_lti.core.catalogue import BindingMethod
 from adaptive_lti.db.session import transaction
-from adaptive_lti.db.tables import DesignBinding
+from adaptive_lti.db.tables import AuditRecord, DesignBinding, DesignDeepLink
 from adaptive_lti.services import designs
 from tests.design_samples import (
     INTRO_V1,
@@ -97,6 +97,31 @@ def returned_form(response: httpx.Response) -> tuple[str, str]:
     return action.group(1).replace("&amp;", "&"), token.group(1)
 
 
+def offers(h: LtiHarness) -> list[tuple[str, int | None, str | None, str, bool]]:
+    """The deep-linking choices stored: (design, pinned version, course, by whom, used)."""
+    with h.session_factory() as session:
+        rows = session.scalars(select(DesignDeepLink).order_by(DesignDeepLink.id)).all()
+        return [
+            (row.design_id, row.pinned_version, row.context_id, row.created_by, bool(row.used_at))
+            for row in rows
+        ]
+
+
+def bindings(h: LtiHarness) -> list[tuple[str, str | None, str, int | None, str]]:
+    """The bindings stored: (resource link, course, design, pinned version, method)."""
+    with h.session_factory() as session:
+        rows = session.scalars(select(DesignBinding).order_by(DesignBinding.id)).all()
+        return [
+            (row.resource_link_id, row.context_id, row.design_id, row.pinned_version, row.method)
+            for row in rows
+        ]
+
+
+def assert_nothing_returned_or_written(h: LtiHarness, response: httpx.Response) -> None:
+    assert 'name="JWT"' not in response.text, "a refused choice returned a signed response"
+    assert h.unchanged_since_mark(), "a refused choice changed the database"
+
+
 def verify_with_tool_jwks(h: LtiHarness, token: str) -> Claims:
     header = jwt.get_unverified_header(token)
     assert header["alg"] == "RS256" and header["kid"]
@@ -167,6 +192,14 @@ def test_the_response_is_signed_and_carries_exactly_the_spec_claims(h: LtiHarnes
         DL + "msg",
         DL + "log",
     }
+    # The choice waits for the activity's first launch, by whom it was made, and is audited.
+    assert offers(h) == [("sample-programming", None, "2", "Teacher One (user 4)", False)]
+    with h.session_factory() as session:
+        [audit] = session.scalars(
+            select(AuditRecord).where(AuditRecord.action == "binding.deep-link")
+        ).all()
+    assert (audit.actor_subject, audit.actor_name) == ("4", "Teacher One")
+    assert audit.details["design"] == "sample-programming" and audit.registration_id is not None
 
 
 def test_two_responses_have_different_nonces(h: LtiHarness) -> None:
@@ -216,13 +249,17 @@ def test_pinning_returns_the_current_version(h: LtiHarness) -> None:
         h, returned_form(choose(h, token, design="sample-programming", pin="1"))[1]
     )
     assert claims[DL + "content_items"][0]["custom"] == {"design": "sample-programming@2"}
+    assert offers(h) == [("sample-programming", 2, "2", "Teacher One (user 4)", False)]
 
 
 def test_cancelling_returns_no_items(h: LtiHarness) -> None:
     publish(h, INTRO_V1)
     token = session_token(open_picker(h))
+    h.mark()
     claims = verify_with_tool_jwks(h, returned_form(choose(h, token, action="cancel"))[1])
     assert claims[DL + "content_items"] == []
+    assert "No design was added" in claims[DL + "msg"]
+    assert h.unchanged_since_mark()
 
 
 def test_an_empty_catalogue_says_how_to_publish_and_can_still_return(h: LtiHarness) -> None:
@@ -254,6 +291,8 @@ def test_the_deep_linked_activity_is_bound_on_its_first_launch(h: LtiHarness) ->
     assert found is not None
     assert found.binding.method is BindingMethod.deep_link
     assert found.binding.bound_by == "Teacher One (user 4)"
+    assert bindings(h) == [("1", "2", "sample-programming", None, "deep-link")]
+    assert offers(h) == [("sample-programming", None, "2", "Teacher One (user 4)", True)]
 
 
 def test_only_instructors_may_deep_link(h: LtiHarness) -> None:
@@ -270,34 +309,43 @@ def test_a_learner_session_cannot_post_a_choice(h: LtiHarness) -> None:
     assert learner_page.status_code == 200
     found = re.search(r'name="tool_session" value="([^"]+)"', learner_page.text)
     token = found.group(1) if found else h.client.cookies.get("adaptive_lti_session") or ""
+    h.mark()
     response = choose(h, token, design="sample-programming")
     assert response.status_code == 403
+    assert_nothing_returned_or_written(h, response)
 
 
 def test_an_instructor_session_from_an_activity_launch_cannot_deep_link(h: LtiHarness) -> None:
     publish(h, INTRO_V1)
     page = h.full_launch(role=INSTRUCTOR, subject="4")
     assert page.status_code == 200
+    h.mark()
     response = choose(h, session_token(page.text), design="sample-programming")
     assert response.status_code == 400
     assert "did not start with a deep linking request" in response.text
+    assert_nothing_returned_or_written(h, response)
 
 
 def test_a_choice_without_a_session_is_refused(h: LtiHarness) -> None:
     publish(h, INTRO_V1)
     h.client.cookies.clear()
+    h.mark()
     response = h.client.post("/lti/deep-linking/select", data={"design": "sample-programming"})
     assert response.status_code == 403
+    assert_nothing_returned_or_written(h, response)
 
 
 def test_unknown_design_or_no_design_chosen_is_a_clear_error(h: LtiHarness) -> None:
     publish(h, INTRO_V1)
     token = session_token(open_picker(h))
+    h.mark()
     unknown = choose(h, token, design="not-published")
     assert unknown.status_code == 404
     assert "design publish" in unknown.text
+    assert_nothing_returned_or_written(h, unknown)
     nothing = choose(h, token)
     assert nothing.status_code == 422
+    assert_nothing_returned_or_written(h, nothing)
 
 
 @pytest.mark.parametrize(
@@ -335,6 +383,8 @@ def test_the_teacher_opening_the_new_activity_first_binds_it_too(h: LtiHarness) 
         [binding] = session.scalars(select(DesignBinding)).all()
     assert binding.method == BindingMethod.deep_link.value
     assert binding.bound_by == "Teacher One (user 4)"
+    assert bindings(h) == [("1", "2", "sample-programming", None, "deep-link")]
+    assert offers(h) == [("sample-programming", None, "2", "Teacher One (user 4)", True)]
 
 
 def test_an_unpublished_design_does_not_keep_the_teacher_out(h: LtiHarness) -> None:
@@ -343,3 +393,5 @@ def test_an_unpublished_design_does_not_keep_the_teacher_out(h: LtiHarness) -> N
 
     response = h.full_launch(role=INSTRUCTOR, subject="4", mutate=activity_launch)
     assert response.status_code == 200, response.text
+    assert "/static/teaching.js" in response.text  # the instructor's course page
+    assert bindings(h) == [] and offers(h) == []

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from adaptive_lti.core.lti import RegistrationStatus
 from adaptive_lti.db import lti_repo
 from adaptive_lti.db.session import transaction
-from adaptive_lti.db.tables import Deployment, PlatformRegistration
+from adaptive_lti.db.tables import AuditRecord, Deployment, Launch, PlatformRegistration, User
 from tests.lti.fake_registration_platform import (
     CONFIGURATION_URL,
     SITE,
@@ -48,6 +48,7 @@ def make_harness(
         # The fake Moodle answers registration; the scripted platform serves the JWKS (certs.php).
         moodle.fallback = platform.server.handle
         h.app.state.http_transport = moodle.transport()
+        h.mark()  # no registration yet: a refused one must leave every table like this
         yield h
 
 
@@ -57,6 +58,27 @@ def h(
 ) -> Iterator[LtiHarness]:
     with make_harness(session_factory, db_url, moodle) as lti:
         yield lti
+
+
+def stored(h: LtiHarness) -> tuple[PlatformRegistration, list[Deployment]]:
+    """The one registration stored, and its deployments."""
+    with h.session_factory() as session:
+        [registration] = session.scalars(select(PlatformRegistration)).all()
+        deployments = session.scalars(
+            select(Deployment).where(Deployment.registration_id == registration.id)
+        ).all()
+        return registration, list(deployments)
+
+
+def recorded_launch(h: LtiHarness) -> tuple[int, str, str | None]:
+    """(registration id, deployment id, user sub) of the one launch recorded."""
+    with h.session_factory() as session:
+        [row] = session.execute(
+            select(Launch.registration_id, Deployment.deployment_id, User.subject)
+            .join(Deployment, Deployment.id == Launch.deployment_id)
+            .outerjoin(User, User.id == Launch.user_id)
+        ).all()
+        return row[0], row[1], row[2]
 
 
 def counts(h: LtiHarness) -> tuple[int, int]:
@@ -118,6 +140,19 @@ def test_registers_with_every_field_moodle_requires(h: LtiHarness, moodle: FakeM
         assert stored.jwks_url == SITE + "/mod/lti/certs.php"
         deployment = lti_repo.find_deployment(session, stored.id, "7")
         assert deployment is not None and deployment.active
+        [audit] = session.scalars(select(AuditRecord)).all()
+    assert (audit.action, audit.registration_id, audit.target) == (
+        "registration.add",
+        stored.id,
+        f"registration {stored.id}",
+    )
+    assert (audit.actor_name, audit.actor_subject) == (f"dynamic registration by {SITE}", None)
+    assert audit.details == {
+        "issuer": SITE,
+        "client_id": "DynClient42",
+        "status": "active",
+        "deployments": ["7"],
+    }
 
 
 def test_the_final_page_closes_the_window_as_the_spec_says(h: LtiHarness) -> None:
@@ -138,6 +173,8 @@ def test_a_launch_from_the_new_registration_is_accepted(h: LtiHarness) -> None:
     h.platform.deployment_id = "7"
     response = h.full_launch(role=INSTRUCTOR, subject="4")
     assert response.status_code == 200, response.text
+    registration, _deployments = stored(h)
+    assert recorded_launch(h) == (registration.id, "7", "4")
 
 
 def test_configured_scopes_and_claims_are_asked_for(
@@ -153,6 +190,11 @@ def test_configured_scopes_and_claims_are_asked_for(
     }
     with make_harness(session_factory, db_url, moodle, **settings) as h:
         assert register(h).status_code == 200
+        registration, deployments = stored(h)
+    assert (registration.issuer, registration.client_id) == (SITE, "DynClient42")
+    assert registration.name == "moodle (dynamic registration)"
+    assert registration.status == RegistrationStatus.active.value
+    assert [(d.deployment_id, d.active) for d in deployments] == [("7", True)]
     [body] = moodle.registrations
     # A scope the platform does not list in scopes_supported is not asked for.
     assert body["scope"] == "https://purl.imsglobal.org/spec/lti-ags/scope/score"
@@ -182,6 +224,7 @@ def test_approval_flow(
             lti_repo.set_registration_status(session, stored.id, RegistrationStatus.active)
         accepted = h.full_launch(role=INSTRUCTOR, subject="4")
         assert accepted.status_code == 200, accepted.text
+        assert recorded_launch(h) == (stored.id, "7", "4")
 
 
 def test_production_requires_approval_by_default(db_url: str) -> None:
@@ -204,6 +247,7 @@ def assert_refused(h: LtiHarness, response: httpx.Response, status: int, *words:
         assert word in body["message"], body
     assert body["hint"]
     assert counts(h) == (0, 0)
+    assert h.unchanged_since_mark()
 
 
 def test_without_parameters_the_page_says_where_to_paste_the_url(h: LtiHarness) -> None:
@@ -212,6 +256,7 @@ def test_without_parameters_the_page_says_where_to_paste_the_url(h: LtiHarness) 
     assert "Manage tools" in response.json()["hint"]
     assert "http://testserver/lti/register" in response.json()["hint"]
     assert counts(h) == (0, 0)
+    assert h.unchanged_since_mark()
 
 
 def test_an_unreachable_configuration(h: LtiHarness, moodle: FakeMoodle) -> None:
@@ -261,9 +306,11 @@ def test_a_refused_registration_reports_the_platforms_words(
 
 def test_a_registration_token_works_once(h: LtiHarness, moodle: FakeMoodle) -> None:
     assert register(h).status_code == 200
+    h.mark()
     again = register(h, json=True)
     assert again.status_code == 502
     assert counts(h) == (1, 1)
+    assert h.unchanged_since_mark()  # the first registration, exactly as it was
 
 
 def test_an_answer_without_client_id(h: LtiHarness, moodle: FakeMoodle) -> None:
@@ -289,6 +336,7 @@ def test_production_refuses_a_plain_http_configuration_url(
         response = register(h, url="http://moodle.example.edu/mod/lti/openid-configuration.php")
         assert response.status_code == 400
         assert counts(h) == (0, 0)
+        assert h.unchanged_since_mark()
         assert moodle.registrations == []
 
 
@@ -300,6 +348,7 @@ def test_registration_can_be_turned_off(
         assert response.status_code == 404
         assert "turned off" in response.json()["message"]
         assert counts(h) == (0, 0)
+        assert h.unchanged_since_mark()
         assert moodle.registrations == [] and moodle.authorizations == []
 
 
@@ -314,3 +363,4 @@ def test_a_failure_page_in_the_browser_also_offers_to_close_the_window(
     assert "Nothing was stored" in response.text
     assert "data-lti-close" in response.text and "registration-close.js" in response.text
     assert counts(h) == (0, 0)
+    assert h.unchanged_since_mark()

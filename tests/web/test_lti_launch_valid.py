@@ -377,11 +377,11 @@ GARBAGE_FORMS: list[dict[str, str]] = [
 
 @pytest.mark.parametrize("form", GARBAGE_FORMS, ids=range(len(GARBAGE_FORMS)))
 def test_garbage_launch_forms_are_refused_cleanly(h: LtiHarness, form: dict[str, str]) -> None:
-    before = h.counts()
+    before = h.checksums()
     response = h.client.post("/lti/launch", data=form)
     assert 400 <= response.status_code < 500, response.text[:500]
     assert "Traceback" not in response.text
-    assert h.counts() == before
+    assert h.checksums() == before
 
 
 def test_garbage_claim_values_are_refused_cleanly(h: LtiHarness) -> None:
@@ -401,11 +401,11 @@ def test_garbage_claim_values_are_refused_cleanly(h: LtiHarness) -> None:
     ]
     for mutate in garbage:
         state, nonce = h.start()
-        before = h.counts()
+        before = h.checksums()
         claims = h.platform.claims(nonce=nonce, now=h.clock.now, mutate=mutate)
         response = h.launch(h.platform.sign(claims), state)
         assert 400 <= response.status_code < 500, response.text[:500]
-        assert h.counts() == before
+        assert h.checksums() == before
 
 
 def test_huge_login_values_are_refused_cleanly(h: LtiHarness) -> None:

@@ -23,7 +23,7 @@ def h(session_factory: sessionmaker[Session], db_url: str) -> Iterator[LtiHarnes
 
 
 def refused_login(h: LtiHarness, status: int, check: str, **params: str | None) -> str:
-    before = h.counts()
+    before = h.checksums()
     response = h.client.get(
         "/lti/login",
         params=h.login_params(**params),
@@ -34,7 +34,7 @@ def refused_login(h: LtiHarness, status: int, check: str, **params: str | None) 
     body = response.json()
     assert body["check"] == check
     assert body["hint"]
-    assert h.counts() == before, "a refused login stored something"
+    assert h.checksums() == before, "a refused login stored something"
     assert "set-cookie" not in response.headers
     message: str = body["message"]
     return message

@@ -15,10 +15,10 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from adaptive_lti import __version__
-from adaptive_lti.cli import admin, demo, design, designs, grades, server, simulate, status
+from adaptive_lti.cli import admin, audit, demo, design, designs, grades, server, simulate, status
 from adaptive_lti.core.errors import AdaptiveLtiError
 
-COMMAND_MODULES = [server, demo, design, designs, admin, simulate, grades, status]
+COMMAND_MODULES = [server, demo, design, designs, admin, simulate, grades, status, audit]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,7 +9,8 @@
     adaptive-lti keys list | rotate | retire KID
 
 Every command takes ``--json`` for scripts. Errors (a duplicate registration, an unknown id)
-exit 1 with a message saying what to do. Private keys are never printed.
+exit 1 with a message saying what to do. Private keys are never printed. Every change is written
+to the audit record (``adaptive-lti audit``) as ``cli:<os user>``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from sqlalchemy.orm import Session
 from adaptive_lti.cli.database import usable_database
 from adaptive_lti.core.errors import InvalidInputError
 from adaptive_lti.core.lti import DeploymentInfo, PlatformRegistrationInfo, RegistrationStatus
-from adaptive_lti.db import lti_repo
+from adaptive_lti.db import audit_repo, lti_repo
+from adaptive_lti.db.audit_repo import AuditAction
 from adaptive_lti.db.session import make_session_factory, transaction
 from adaptive_lti.lti import keys
 from adaptive_lti.settings import Settings
@@ -136,7 +138,21 @@ def _register_keys(subparsers: Any) -> None:
 def _database() -> Iterator[tuple[Session, Settings]]:
     settings = Settings()
     with usable_database(settings) as engine, transaction(make_session_factory(engine)) as session:
+        audit_repo.act_as(session, audit_repo.Actor.command_line())
         yield session, settings
+
+
+def _audit(
+    session: Session,
+    action: AuditAction,
+    registration_id: int | None,
+    target: str,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Record the command's action in the audit record, in the command's transaction (it
+    commits with the action, or not at all)."""
+    actor = audit_repo.acting(session, "cli")
+    audit_repo.append(session, actor, action, registration_id, target, details, now=_now())
 
 
 def _now() -> datetime:
@@ -239,6 +255,18 @@ def run_platform_add(args: argparse.Namespace) -> int:
             now=_now(),
         )
         deployments = lti_repo.list_deployments(session, info.id)
+        _audit(
+            session,
+            AuditAction.registration_add,
+            info.id,
+            f"registration {info.id}",
+            {
+                "issuer": info.issuer,
+                "client_id": info.client_id,
+                "status": info.status.value,
+                "deployments": [d.deployment_id for d in deployments],
+            },
+        )
     text = f"registered platform {info.id}: {info.issuer} (client id {info.client_id})"
     if deployments:
         text += "; deployments: " + ", ".join(d.deployment_id for d in deployments)
@@ -289,6 +317,13 @@ def run_platform_show(args: argparse.Namespace) -> int:
 def run_platform_remove(args: argparse.Namespace) -> int:
     with _database() as (session, _settings):
         info = lti_repo.remove_registration(session, args.registration_id)
+        _audit(
+            session,
+            AuditAction.registration_remove,
+            info.id,
+            f"registration {info.id}",
+            {"issuer": info.issuer, "client_id": info.client_id},
+        )
     _print(
         args,
         {"removed": _registration_json(info)},
@@ -301,6 +336,13 @@ def run_platform_approve(args: argparse.Namespace) -> int:
     with _database() as (session, _settings):
         info = lti_repo.set_registration_status(
             session, args.registration_id, RegistrationStatus.active
+        )
+        _audit(
+            session,
+            AuditAction.registration_approve,
+            info.id,
+            f"registration {info.id}",
+            {"issuer": info.issuer, "client_id": info.client_id},
         )
     _print(args, _registration_json(info), f"platform {info.id} ({info.issuer}) is active")
     return 0
@@ -320,6 +362,12 @@ def _set_deployment_active(args: argparse.Namespace, *, active: bool) -> int:
         deployment = lti_repo.set_deployment_active(
             session, args.registration_id, args.deployment_id, active=active, now=_now()
         )
+        _audit(
+            session,
+            AuditAction.deployment_activate if active else AuditAction.deployment_deactivate,
+            args.registration_id,
+            f"deployment {deployment.deployment_id}",
+        )
     state = "active" if active else "inactive"
     _print(
         args,
@@ -333,6 +381,12 @@ def run_remove_deployment(args: argparse.Namespace) -> int:
     with _database() as (session, _settings):
         lti_repo.get_registration(session, args.registration_id)
         lti_repo.remove_deployment(session, args.registration_id, args.deployment_id)
+        _audit(
+            session,
+            AuditAction.deployment_remove,
+            args.registration_id,
+            f"deployment {args.deployment_id}",
+        )
     _print(
         args,
         {"removed": args.deployment_id, "registration_id": args.registration_id},
@@ -367,6 +421,7 @@ def run_keys_list(args: argparse.Namespace) -> int:
 def run_keys_rotate(args: argparse.Namespace) -> int:
     with _database() as (session, settings):
         key = keys.rotate(session, settings, _now())
+        _audit(session, AuditAction.key_rotate, None, f"key {key.kid}")
     _print(
         args,
         _key_json(key),
@@ -379,5 +434,6 @@ def run_keys_rotate(args: argparse.Namespace) -> int:
 def run_keys_retire(args: argparse.Namespace) -> int:
     with _database() as (session, _settings):
         keys.retire(session, args.kid, _now())
+        _audit(session, AuditAction.key_retire, None, f"key {args.kid}")
     _print(args, {"retired": args.kid}, f"retired key {args.kid}: no longer published or used")
     return 0

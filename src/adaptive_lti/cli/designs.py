@@ -24,6 +24,7 @@ from adaptive_lti.cli.database import usable_database
 from adaptive_lti.core.catalogue import DesignVersionInfo
 from adaptive_lti.core.errors import DesignError
 from adaptive_lti.core.loader import load_design_file
+from adaptive_lti.db import audit_repo
 from adaptive_lti.db.session import make_session_factory, transaction
 from adaptive_lti.services import designs as design_service
 from adaptive_lti.settings import Settings
@@ -67,6 +68,7 @@ def register(subparsers: Any) -> None:
 def _database() -> Iterator[Session]:
     settings = Settings()
     with usable_database(settings) as engine, transaction(make_session_factory(engine)) as session:
+        audit_repo.act_as(session, audit_repo.Actor.command_line())
         yield session
 
 

@@ -24,6 +24,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from adaptive_lti.cli.database import usable_database
 from adaptive_lti.core.grading import DeliveryReport, OutboxEntry, OutboxStatus, RetryPolicy
+from adaptive_lti.db import audit_repo
+from adaptive_lti.db.audit_repo import AuditAction
 from adaptive_lti.db.session import make_session_factory, transaction
 from adaptive_lti.lti.ags import open_ags_client
 from adaptive_lti.services import grades
@@ -57,7 +59,9 @@ def register(subparsers: Any) -> None:
         "--status", choices=[s.value for s in OutboxStatus], help="only scores with this status"
     )
     status.add_argument("--user", metavar="SUB", help="only this learner (their platform user id)")
-    status.add_argument("--registration", type=int, metavar="ID", help="only this platform")
+    status.add_argument(
+        "--registration", type=_registration_id, metavar="ID", help="only this platform"
+    )
     status.add_argument("--limit", type=int, default=20, help="how many scores to list (20)")
     status.add_argument("--json", action="store_true", help="print JSON")
     status.set_defaults(handler=run_status)
@@ -65,7 +69,9 @@ def register(subparsers: Any) -> None:
     retry = commands.add_parser(
         "retry", help="give failed scores a new set of attempts (after fixing the cause)"
     )
-    retry.add_argument("--registration", type=int, metavar="ID", help="only this platform")
+    retry.add_argument(
+        "--registration", type=_registration_id, metavar="ID", help="only this platform"
+    )
     retry.set_defaults(handler=run_retry)
 
 
@@ -73,6 +79,19 @@ def register(subparsers: Any) -> None:
 def _session_factory(settings: Settings) -> Iterator[sessionmaker[Session]]:
     with usable_database(settings) as engine:
         yield make_session_factory(engine)
+
+
+def _registration_id(text: str) -> int:
+    """A registration id, refused before any query when out of the database's integer range."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 0 < value < 2**31:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a registration id (see 'adaptive-lti platform list')"
+        )
+    return value
 
 
 def _now() -> datetime:
@@ -191,6 +210,15 @@ def run_status(args: argparse.Namespace) -> int:
 def run_retry(args: argparse.Namespace) -> int:
     with _session_factory(Settings()) as factory, transaction(factory) as session:
         count = grades.requeue_failed(session, _now(), registration_id=args.registration)
+        audit_repo.append(
+            session,
+            audit_repo.Actor.command_line(),
+            AuditAction.scores_retry,
+            args.registration,
+            "failed scores",
+            {"requeued": count},
+            now=_now(),
+        )
     print(
         f"{count} failed score(s) queued again"
         + ("; the delivery worker will send them" if count else "")

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Mapped, MappedColumn, mapped_column
 from adaptive_lti.db.base import Base
 
 __all__ = [
+    "AuditRecord",
     "Base",
     "Context",
     "Deployment",
@@ -526,3 +527,32 @@ class RefusalCount(Base):
     # The last refusal's message (shortened), so the administrator sees what was wrong.
     last_message: Mapped[str] = mapped_column(Text, default="")
     last_at: Mapped[datetime] = mapped_column(TIMESTAMP)
+
+
+# ---------------------------------------------------------------------------------------------
+# Audit: every administrative and instructor action, appended in the transaction of the action
+# (a failed action leaves no record) and never updated. ``registration_id`` names the tenant but
+# is not a foreign key: the record of removing a registration outlives the registration.
+# ---------------------------------------------------------------------------------------------
+
+
+class AuditRecord(Base):
+    """Who did what, when, to what, on which platform registration (``db.audit_repo``)."""
+
+    __tablename__ = "audit_record"
+    __table_args__ = (
+        Index("ix_audit_record_registration_id_occurred_at", "registration_id", "occurred_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    occurred_at: Mapped[datetime] = mapped_column(TIMESTAMP, index=True)
+    # The platform user's ``sub`` when a platform user acted (null for the command line).
+    actor_subject: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    # The platform user's name, or "cli:<os user>" for the command line.
+    actor_name: Mapped[str] = mapped_column(Text)
+    # Null for tool-wide actions (key rotation, publishing to the shared catalogue).
+    registration_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # "design.publish", "learner.move", ... (``db.audit_repo.AuditAction``).
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    target: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)

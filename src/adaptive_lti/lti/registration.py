@@ -41,7 +41,8 @@ from adaptive_lti.core.lti import (
     PlatformRegistrationInfo,
     RegistrationStatus,
 )
-from adaptive_lti.db import lti_repo
+from adaptive_lti.db import audit_repo, lti_repo
+from adaptive_lti.db.audit_repo import AuditAction
 from adaptive_lti.settings import Environment, Settings
 
 log = logging.getLogger("adaptive_lti.lti.registration")
@@ -407,6 +408,20 @@ def register_with_platform(
         name=f"{name} (dynamic registration)",
         status=status,
         deployment_ids=[result.deployment_id] if result.deployment_id else [],
+        now=now,
+    )
+    audit_repo.append(
+        session,
+        audit_repo.Actor(f"dynamic registration by {configuration.issuer}"),
+        AuditAction.registration_add,
+        registration.id,
+        f"registration {registration.id}",
+        {
+            "issuer": registration.issuer,
+            "client_id": registration.client_id,
+            "status": status.value,
+            "deployments": [result.deployment_id] if result.deployment_id else [],
+        },
         now=now,
     )
     log.info(

@@ -49,7 +49,8 @@ from adaptive_lti.core.errors import ConflictError, DesignError, NotFoundError, 
 from adaptive_lti.core.lint import lint
 from adaptive_lti.core.loader import load_design
 from adaptive_lti.core.lti import LaunchContext, Person, RecordedLaunch
-from adaptive_lti.db import designs_repo, lti_repo
+from adaptive_lti.db import audit_repo, designs_repo, lti_repo
+from adaptive_lti.db.audit_repo import AuditAction
 
 # How long a deep-linking choice waits for the first launch of the activity it created: the
 # teacher saves Moodle's "add activity" form within minutes; a month covers courses prepared early.
@@ -162,6 +163,15 @@ def publish_design(
         raced = designs_repo.find_version(session, design_id, version)
         assert raced is not None
         return _same_or_conflict(raced, digest)
+    audit_repo.append(
+        session,
+        audit_repo.acting(session, published_by),
+        AuditAction.design_publish,
+        None,
+        f"{design_id}@{version}",
+        {"title": stored.title, "content_hash": digest, "published_by": stored.published_by},
+        now=now,
+    )
     return PublishResult(stored, created=True)
 
 
@@ -381,6 +391,15 @@ def bind_resource_link(
         )
     resolve(session, reference)
     registration_id, deployment_pk = _active_launch_place(session, launch)
+    audit_repo.append(
+        session,
+        audit_repo.Actor.of_person(launch.person),
+        AuditAction.binding_instructor,
+        registration_id,
+        f"resource link {launch.resource_link.id}",
+        {"design": str(reference), "deployment_id": launch.deployment_id, "method": method.value},
+        now=now,
+    )
     return designs_repo.set_binding(
         session,
         registration_id=registration_id,
@@ -409,6 +428,19 @@ def record_deep_link(
         design_id=reference.design_id,
         pinned_version=reference.version,
         created_by=_who(launch.person),
+        now=now,
+    )
+    audit_repo.append(
+        session,
+        audit_repo.Actor.of_person(launch.person),
+        AuditAction.binding_deep_link,
+        registration_id,
+        f"deep link {offer.id}",
+        {
+            "design": str(reference),
+            "deployment_id": launch.deployment_id,
+            "context_id": offer.context_id,
+        },
         now=now,
     )
     return offer, version

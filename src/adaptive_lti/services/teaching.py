@@ -49,7 +49,8 @@ from adaptive_lti.core.events import (
 from adaptive_lti.core.explanation import Explanation
 from adaptive_lti.core.lti import CoursePage
 from adaptive_lti.core.roster import Member, RosterSyncCounts
-from adaptive_lti.db import designs_repo, teaching_repo
+from adaptive_lti.db import audit_repo, designs_repo, teaching_repo
+from adaptive_lti.db.audit_repo import AuditAction
 from adaptive_lti.db.teaching_repo import ActivityPlace, LatestScore, PersonRecord
 from adaptive_lti.services import designs as design_service
 from adaptive_lti.services import launch as launch_service
@@ -410,6 +411,15 @@ def sync_course_roster(
         report = roster_service.sync_roster(
             session, place.registration_id, place.context_pk, url, source, now=now
         )
+        audit_repo.append(
+            session,
+            audit_repo.actor_of_user(session, place.user_pk),
+            AuditAction.roster_sync,
+            place.registration_id,
+            f"course {place.context_pk}",
+            dataclasses.asdict(report),
+            now=now,
+        )
     except (PlatformServiceError, InvalidInputError) as failure:
         error = failure
     overview = course_overview(session, place)
@@ -631,6 +641,7 @@ def move_learner(
     progress.override(
         session, enrolment.enrolment_id, _instructor_name(session, place), target, why, now
     )
+    _audit_learner(session, place, AuditAction.learner_move, enrolment, now, to=target, reason=why)
 
 
 def reset_learner(
@@ -642,3 +653,29 @@ def reset_learner(
     why = require_reason(reason)
     enrolment = _enrolment_for(session, place, enrolment_id)
     progress.reset(session, enrolment.enrolment_id, _instructor_name(session, place), why, now)
+    _audit_learner(session, place, AuditAction.learner_reset, enrolment, now, reason=why)
+
+
+def _audit_learner(
+    session: Session,
+    place: InstructorPlace,
+    action: AuditAction,
+    enrolment: teaching_repo.EnrolmentRecord,
+    now: datetime,
+    **details: str,
+) -> None:
+    # The learner is named by their platform id only: the record outlives their erasure.
+    audit_repo.append(
+        session,
+        audit_repo.actor_of_user(session, place.user_pk),
+        action,
+        place.registration_id,
+        f"enrolment {enrolment.enrolment_id} (user {enrolment.user_sub})",
+        {
+            "enrolment_id": enrolment.enrolment_id,
+            "user_sub": enrolment.user_sub,
+            "design": f"{enrolment.design_id}@{enrolment.design_version}",
+            **details,
+        },
+        now=now,
+    )

@@ -18,6 +18,7 @@ from adaptive_lti.core.catalogue import BindingMethod, DesignReference, parse_de
 from adaptive_lti.core.errors import InvalidInputError, NotFoundError
 from adaptive_lti.core.loader import MAX_DESIGN_BYTES
 from adaptive_lti.core.lti import LaunchContext
+from adaptive_lti.db import audit_repo
 from adaptive_lti.lti import session as tool_session
 from adaptive_lti.services import designs as design_service
 from adaptive_lti.web.deps import InstructorDep, NowDep, SessionDep
@@ -162,6 +163,7 @@ def publish_upload(
     use_here: Annotated[str | None, Form(max_length=10)] = None,
 ) -> Response:
     launch = design_service.launch_of_session(session, instructor.launch_id)
+    audit_repo.act_as(session, audit_repo.Actor.of_person(launch.person))
     result = design_service.publish_design(session, source_text, filename, _who(launch), now=now)
     version = result.version
     message = (
