@@ -140,8 +140,11 @@ def upgrade() -> None:
     registrations = sorted(row[0] for row in bind.execute(sa.select(registration)))
     used: dict[str, set[int]] = defaultdict(set)
     for child in CHILDREN:
+        table = sa.table(
+            child, sa.column("design_id", sa.String), sa.column("registration_id", sa.Integer)
+        )
         for design_id, registration_id in bind.execute(
-            sa.text(f"SELECT DISTINCT design_id, registration_id FROM {child}")
+            sa.select(table.c.design_id, table.c.registration_id).distinct()
         ):
             used[design_id].add(registration_id)
     if designs and not registrations:
@@ -271,7 +274,11 @@ def downgrade() -> None:
     hashes: dict[tuple[str, int], set[str]] = defaultdict(set)
     for version in versions:
         hashes[(version["design_id"], version["version"])].add(version["content_hash"])
-    clashes = sorted(f"{design_id} version {number}" for (design_id, number), found in hashes.items() if len(found) > 1)
+    clashes = sorted(
+        f"{design_id} version {number}"
+        for (design_id, number), found in hashes.items()
+        if len(found) > 1
+    )
     if clashes:
         raise RuntimeError(
             "Cannot go back to one design catalogue for all platforms: different platforms "
@@ -344,10 +351,7 @@ def downgrade() -> None:
     if one_each:
         op.bulk_insert(
             version_old,
-            [
-                {k: v for k, v in row.items() if k != "registration_id"}
-                for row in one_each.values()
-            ],
+            [{k: v for k, v in row.items() if k != "registration_id"} for row in one_each.values()],
         )
     for child in CHILDREN:
         with op.batch_alter_table(child) as batch:

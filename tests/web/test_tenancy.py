@@ -28,9 +28,7 @@ from tests.lti.scripted_platform import INSTRUCTOR, LEARNER, LTI, ScriptedPlatfo
 ADMINISTRATOR = "http://purl.imsglobal.org/vocab/lis/v2/institution/person#Administrator"
 OTHER_ISSUER = "https://other-college.example.org"
 # Version 2 of the first platform's design, as the second platform's instructor wrote it.
-HIJACKED = intro(2, title="Hijacked course").replace(
-    "Variables hold values.", "Hijacked content."
-)
+HIJACKED = intro(2, title="Hijacked course").replace("Variables hold values.", "Hijacked content.")
 
 
 def routed(platforms: list[ScriptedPlatform]) -> httpx.MockTransport:

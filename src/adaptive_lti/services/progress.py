@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from adaptive_lti.core.catalogue import LaunchDesign
+from adaptive_lti.core.catalogue import LaunchDesign, Tenant
 from adaptive_lti.core.compiled import CompiledDesign
 from adaptive_lti.core.design import (
     Attribute,
@@ -106,18 +106,22 @@ def _stale() -> StalePageError:
 # --- reading ---------------------------------------------------------------------------------
 
 
-# Compiled designs by (id, version): published versions never change, so a process may keep
-# them (every process builds the same value from the database; nothing here must be shared).
-_COMPILED: dict[tuple[str, int], CompiledDesign] = {}
+# Compiled designs by (tenant, id, version): published versions never change, so a process may
+# keep them (every process builds the same value from the database; nothing here must be
+# shared). Two tenants' designs of one id are different designs: the tenant is in the key.
+_COMPILED: dict[tuple[int, str, int], CompiledDesign] = {}
 _COMPILED_LIMIT = 256
 
 
 def _design(enrolment: Enrolment, session: Session) -> CompiledDesign:
-    key = (enrolment.design_id, enrolment.design_version)
+    key = (enrolment.registration_id, enrolment.design_id, enrolment.design_version)
     compiled = _COMPILED.get(key)
     if compiled is None:
         version = design_service.get_design_version(
-            session, enrolment.design_id, enrolment.design_version
+            session,
+            Tenant(enrolment.registration_id),
+            enrolment.design_id,
+            enrolment.design_version,
         )
         compiled = design_service.compiled_design(version)
         if len(_COMPILED) >= _COMPILED_LIMIT:
@@ -560,7 +564,9 @@ def _replay(
     versions = {event.design_version for event in events} | {enrolment.design_version}
     designs = {
         version: design_service.compiled_design(
-            design_service.get_design_version(session, enrolment.design_id, version)
+            design_service.get_design_version(
+                session, Tenant(enrolment.registration_id), enrolment.design_id, version
+            )
         )
         for version in versions
     }
