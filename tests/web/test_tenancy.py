@@ -239,3 +239,16 @@ def test_the_deep_linking_picker_offers_only_the_platforms_own_designs(
     assert chosen.status_code == 404
     with second.session_factory() as session:
         assert session.scalar(select(func.count()).select_from(DesignDeepLink)) == 0
+
+
+def test_two_platforms_designs_of_one_id_and_version_never_mix_in_a_process(
+    two: TwoPlatforms,
+) -> None:
+    """Compiled designs are cached per process: the cache key holds the tenant too."""
+    first, second = two.first, two.second
+    theirs = INTRO_V1.replace("Variables hold values.", "Their own page.")
+    assert publish(first, staff_token(first), INTRO_V1).status_code == 200
+    assert publish(second, staff_token(second), theirs).status_code == 200
+    assert "Variables hold values." in learner_launch(first, "3").text
+    page = learner_launch(second, "3").text
+    assert "Their own page." in page and "Variables hold values." not in page
