@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from adaptive_lti.core.catalogue import Tenant
 from adaptive_lti.db.lti_repo import as_utc
 from adaptive_lti.db.tables import (
     Context,
@@ -245,12 +246,16 @@ class EnrolmentRecord:
     snapshot: dict[str, Any] | None
 
 
-def find_enrolment(session: Session, enrolment_id: int) -> EnrolmentRecord | None:
+def find_enrolment(session: Session, tenant: Tenant, enrolment_id: int) -> EnrolmentRecord | None:
+    """One of the tenant's enrolments (None for another tenant's, as for none at all)."""
     row = session.execute(
         select(LearnerEnrolment, User, LearnerSnapshot)
         .join(User, User.id == LearnerEnrolment.user_id)
         .outerjoin(LearnerSnapshot, LearnerSnapshot.enrolment_id == LearnerEnrolment.id)
-        .where(LearnerEnrolment.id == enrolment_id)
+        .where(
+            LearnerEnrolment.registration_id == tenant.registration_id,
+            LearnerEnrolment.id == enrolment_id,
+        )
     ).one_or_none()
     if row is None:
         return None

@@ -331,8 +331,10 @@ def begin_or_resume(
             hint="Open the activity itself from your course page.",
         )
     design_id = launch_design.binding.design_id
+    tenant = Tenant(recorded.registration_id)
     enrolment = journey_repo.find_enrolment(
         session,
+        tenant,
         resource_link_pk=recorded.resource_link_pk,
         user_pk=recorded.user_pk,
         design_id=design_id,
@@ -354,6 +356,7 @@ def begin_or_resume(
             now=now,
         ) or journey_repo.find_enrolment(
             session,
+            tenant,
             resource_link_pk=recorded.resource_link_pk,
             user_pk=recorded.user_pk,
             design_id=design_id,
@@ -376,7 +379,7 @@ def begin_or_resume(
             continue
         if records is None:
             records = journey_repo.earlier_records(
-                session, user_pk=enrolment.user_pk, except_enrolment=enrolment.id
+                session, tenant, user_pk=enrolment.user_pk, except_enrolment=enrolment.id
             )
         found = _from_earlier(attribute_id, attribute, records)
         if found is not None:

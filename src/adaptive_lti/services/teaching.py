@@ -464,7 +464,7 @@ class LearnerDetail:
 def _enrolment_for(
     session: Session, place: InstructorPlace, enrolment_id: int
 ) -> teaching_repo.EnrolmentRecord:
-    found = teaching_repo.find_enrolment(session, enrolment_id)
+    found = teaching_repo.find_enrolment(session, Tenant(place.registration_id), enrolment_id)
     if found is None or found.resource_link_pk != place.resource_link_pk:
         # A learner of another activity is "not found" too: their existence is not ours to say.
         raise NotFoundError(
