@@ -7,7 +7,12 @@ import pytest
 from sqlalchemy.orm import Session
 
 from adaptive_lti.core.catalogue import DesignReference, Publisher, Tenant
-from adaptive_lti.core.errors import ConflictError, NotFoundError, PermissionDeniedError
+from adaptive_lti.core.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+)
 from adaptive_lti.core.lti import LaunchContext
 from adaptive_lti.db import designs_repo, lti_repo
 from adaptive_lti.services import designs
@@ -169,3 +174,18 @@ def test_an_instructor_launch_is_an_administrator_only_with_the_role(session: Se
     admin_role = "http://purl.imsglobal.org/vocab/lis/v2/institution/person#Administrator"
     assert not designs.is_administrator(launch_context(roles=(INSTRUCTOR,)))
     assert designs.is_administrator(launch_context(roles=(INSTRUCTOR, admin_role)))
+
+
+@pytest.mark.parametrize("new_id", ["Not An Id", "x" * 65, "-leading-dash"])
+def test_import_under_a_malformed_id_is_refused_and_publishes_nothing(
+    session: Session, new_id: str
+) -> None:
+    first, second = tenant(session), other_tenant(session)
+    designs.publish_design(session, first, intro(1), "a.yaml", by("a"), now=NOW)
+    package = [
+        ("v1", v.source_text, v.page_bodies)
+        for v in designs.export_design(session, first, "sample-programming")
+    ]
+    with pytest.raises(InvalidInputError):
+        designs.import_design(session, second, package, by("c"), now=NOW, new_id=new_id)
+    assert designs.list_designs(session, second) == []

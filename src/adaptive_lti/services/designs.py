@@ -325,7 +325,7 @@ def check_design(
             if not designs_repo.design_exists(session, tenant, compiled.id)
             else _not_an_owner(session, tenant, compiled.id)
         )
-        return result(refusal=f"{denied} {denied.hint}")
+        return result(refusal=str(denied))
     latest = designs_repo.latest_version(session, tenant, compiled.id)
     if latest is not None and latest.version > compiled.version:
         return result(
