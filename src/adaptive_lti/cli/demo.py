@@ -116,6 +116,7 @@ def publish_example_design(app: FastAPI, path: Path = EXAMPLE_DESIGN) -> str:
     from adaptive_lti.core.loader import load_design_file
     from adaptive_lti.db import lti_repo
     from adaptive_lti.db.session import transaction
+    from adaptive_lti.lti.platform_demo import ROLE_INSTRUCTOR
     from adaptive_lti.services import designs as design_service
 
     if not path.is_file():
@@ -128,17 +129,30 @@ def publish_example_design(app: FastAPI, path: Path = EXAMPLE_DESIGN) -> str:
             if platform is None
             else lti_repo.find_registration(session, platform.issuer, platform.client_id)
         )
-        if registration is None:
+        if platform is None or registration is None:
             return "the demo platform is not registered: the demo activity shows 'not ready yet'"
+        tenant = Tenant(registration.id)
         result = design_service.publish_design(
             session,
-            Tenant(registration.id),
+            tenant,
             path.read_text(encoding="utf-8"),
             path.name,
             Publisher("adaptive-lti demo", command_line=True),
             now=datetime.now(UTC),
             page_bodies=design_service.page_bodies_of(compiled),
         )
+        # The course's teachers own the example (so the demo can show them publishing a new
+        # version of it from the Designs page).
+        for person in platform.people:
+            if ROLE_INSTRUCTOR in person.roles:
+                design_service.add_owner(
+                    session,
+                    tenant,
+                    result.version.design_id,
+                    subject=person.user_id,
+                    name=f"{person.name} (user {person.user_id})",
+                    now=datetime.now(UTC),
+                )
     version = result.version
     return f"{version.design_id} version {version.version} ({version.title}), from {path}"
 

@@ -361,6 +361,17 @@ def owners_of(session: Session, tenant: Tenant, design_id: str) -> list[DesignOw
     return designs_repo.list_owners(session, tenant, design_id)
 
 
+def add_owner(
+    session: Session, tenant: Tenant, design_id: str, *, subject: str, name: str, now: datetime
+) -> bool:
+    """Make a platform user an owner of the tenant's design (False when they were already)."""
+    if not designs_repo.design_exists(session, tenant, design_id):
+        raise _unknown_design(design_id)
+    return designs_repo.add_owner(
+        session, tenant, design_id, subject=subject, name=name[:MAX_PUBLISHED_BY], now=now
+    )
+
+
 def _unknown_design(design_id: str) -> NotFoundError:
     return NotFoundError(
         f"No design {design_id!r} is published for this platform.",
