@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from adaptive_lti.db import lti_repo
 from adaptive_lti.db.session import make_engine, make_session_factory, transaction
-from adaptive_lti.db.tables import DesignVersion
+from adaptive_lti.db.tables import DesignOwner, DesignVersion
 from adaptive_lti.lti.platform_demo import DEMO_CLIENT_ID
 from tests.design_samples import INTRO_V1
 from tests.e2e.conftest import RunningServer
@@ -120,8 +120,17 @@ def test_a_second_platform_cannot_hijack_the_first_platforms_design(
                     DesignVersion.design_id == "intro-programming"
                 )
             ).all()
+            owners = session.execute(
+                sa.select(DesignOwner.registration_id, DesignOwner.subject).where(
+                    DesignOwner.design_id == "intro-programming"
+                )
+            ).all()
     finally:
         engine.dispose()
     assert demo is not None
     # The demo's example course is the demo platform's, still at its own version only.
     assert (demo.id, 2) not in versions and any(reg == demo.id for reg, _ in versions)
+    # Its teacher (Irene, user 10) owns it; the second platform's instructor owns theirs.
+    assert (demo.id, "10") in owners and all(
+        reg != demo.id or subject == "10" for reg, subject in owners
+    )
