@@ -333,7 +333,9 @@ def course_overview(session: Session, place: InstructorPlace) -> CourseOverview:
     binding = _binding(session, place)
     design, problem = _bound_design(session, binding) if binding else (None, None)
     designs = _Designs(session, Tenant(place.registration_id))
-    records = teaching_repo.people_of_activity(session, place.context_pk, place.resource_link_pk)
+    records = teaching_repo.people_of_activity(
+        session, Tenant(place.registration_id), place.context_pk, place.resource_link_pk
+    )
     members = [_member_place(record, designs) for record in records]
     members.sort(key=lambda m: (m.name.casefold(), m.user_sub))
     memberships_url = roster_url(session, place)
@@ -570,7 +572,9 @@ def learner_detail(session: Session, place: InstructorPlace, enrolment_id: int) 
     enrolment = _enrolment_for(session, place, enrolment_id)
     designs = _Designs(session, Tenant(place.registration_id))
     design = designs.get(enrolment.design_id, enrolment.design_version)
-    records = teaching_repo.people_of_activity(session, place.context_pk, place.resource_link_pk)
+    records = teaching_repo.people_of_activity(
+        session, Tenant(place.registration_id), place.context_pk, place.resource_link_pk
+    )
     record = next((r for r in records if r.enrolment_id == enrolment.enrolment_id), None)
     if record is None:  # the learner is known by their enrolment at least
         record = PersonRecord(user_sub=enrolment.user_sub, name=enrolment.name)
