@@ -252,3 +252,28 @@ def test_two_platforms_designs_of_one_id_and_version_never_mix_in_a_process(
     assert "Variables hold values." in learner_launch(first, "3").text
     page = learner_launch(second, "3").text
     assert "Their own page." in page and "Variables hold values." not in page
+
+
+def test_a_second_platforms_instructor_cannot_open_the_first_platforms_learners(
+    two: TwoPlatforms,
+) -> None:
+    first, second = two.first, two.second
+    publish(first, staff_token(first), INTRO_V1)
+    learner_launch(first, "3")
+    with first.session_factory() as session:
+        [enrolment] = session.scalars(select(LearnerEnrolment.id)).all()
+    # The second platform's instructor, on its own activity (same resource link id "1").
+    token = staff_token(second, design="sample-programming")
+    for method, path in (
+        ("GET", f"/teaching/learners/{enrolment}"),
+        ("POST", f"/teaching/learners/{enrolment}/reset"),
+    ):
+        response = second.client.request(
+            method, path, params={"tool_session": token}, data={"reason": "testing"}
+        )
+        assert response.status_code == 404, response.text
+    routes = second.client.get("/teaching/routes", params={"tool_session": token})
+    assert routes.status_code == 200
+    assert "1 learner" not in routes.text
+    with first.session_factory() as session:
+        assert session.scalar(select(func.count()).select_from(LearnerEnrolment)) == 1
