@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from adaptive_lti.core.catalogue import Tenant
 from adaptive_lti.core.engine import ChoiceOffered, DesignCompleted, NeedsInput, NextActivity
 from adaptive_lti.core.errors import EngineError, InvalidInputError
 from adaptive_lti.core.journey import JourneyView
@@ -227,7 +228,19 @@ def test_dara_needs_help_after_two_remedial_rounds(session: Session, published: 
         "loops-support",
     ]
     assert "needs-help" in view.decision.flags
-    (summary,) = progress.list_enrolments(session, resource_link_pk=view.enrolment.resource_link_pk)
+    (summary,) = progress.list_enrolments(
+        session,
+        Tenant(view.enrolment.registration_id),
+        resource_link_pk=view.enrolment.resource_link_pk,
+    )
+    assert (
+        progress.list_enrolments(
+            session,
+            Tenant(view.enrolment.registration_id + 1),
+            resource_link_pk=view.enrolment.resource_link_pk,
+        )
+        == []
+    )
     assert summary.needs_help and summary.completed and summary.learner_name == "Learner 6"
 
 

@@ -383,14 +383,20 @@ def _learner_name(user: User) -> str:
 
 
 def list_enrolments(
-    session: Session, *, resource_link_pk: int | None = None, context_pk: int | None = None
+    session: Session,
+    tenant: Tenant,
+    *,
+    resource_link_pk: int | None = None,
+    context_pk: int | None = None,
 ) -> list[EnrolmentRow]:
-    """Enrolments of an activity or of a course, with their snapshots, by learner name."""
+    """The tenant's enrolments of an activity or of a course, with their snapshots, by learner
+    name."""
     query = (
         select(LearnerEnrolment, ResourceLink.resource_link_id, User, LearnerSnapshot)
         .join(ResourceLink, ResourceLink.id == LearnerEnrolment.resource_link_id)
         .join(User, User.id == LearnerEnrolment.user_id)
         .outerjoin(LearnerSnapshot, LearnerSnapshot.enrolment_id == LearnerEnrolment.id)
+        .where(LearnerEnrolment.registration_id == tenant.registration_id)
     )
     if resource_link_pk is not None:
         query = query.where(LearnerEnrolment.resource_link_id == resource_link_pk)

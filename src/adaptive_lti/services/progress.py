@@ -620,12 +620,16 @@ def rebuild_snapshot(session: Session, enrolment_id: int, *, now: datetime) -> J
 
 
 def list_enrolments(
-    session: Session, *, resource_link_pk: int | None = None, context_pk: int | None = None
+    session: Session,
+    tenant: Tenant,
+    *,
+    resource_link_pk: int | None = None,
+    context_pk: int | None = None,
 ) -> list[EnrolmentSummary]:
-    """Every learner of an activity (or a course) with their place, by name."""
+    """Every learner of the tenant's activity (or course) with their place, by name."""
     summaries = []
     for row in journey_repo.list_enrolments(
-        session, resource_link_pk=resource_link_pk, context_pk=context_pk
+        session, tenant, resource_link_pk=resource_link_pk, context_pk=context_pk
     ):
         snapshot = row.snapshot
         if snapshot is None:
