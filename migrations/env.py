@@ -18,16 +18,19 @@ def database_url() -> str:
 
 def run_migrations_online() -> None:
     engine = make_engine(database_url())
-    with engine.connect() as connection:
-        context.configure(
-            connection=connection,
-            target_metadata=Base.metadata,
-            render_as_batch=connection.dialect.name == "sqlite",
-            compare_type=True,
-        )
-        with context.begin_transaction():
-            context.run_migrations()
-    engine.dispose()
+    try:
+        with engine.connect() as connection:
+            context.configure(
+                connection=connection,
+                target_metadata=Base.metadata,
+                render_as_batch=connection.dialect.name == "sqlite",
+                compare_type=True,
+            )
+            with context.begin_transaction():
+                context.run_migrations()
+    finally:
+        # Also when a revision refuses: its connection is closed, not left to the collector.
+        engine.dispose()
 
 
 def run_migrations_offline() -> None:

@@ -17,6 +17,10 @@ from sqlalchemy.orm import Session
 
 from adaptive_lti.db.tables import Base
 
+# Tables a refusal is meant to write to: the operator's count of refused logins and launches
+# (``adaptive-lti status``), which records that something was refused, not anything it asked for.
+REFUSAL_RECORD_TABLES = frozenset({"lti_refusal_count"})
+
 # Caches a request may fill on its way to being refused, which are not data it wrote: the
 # platform's key set, fetched (and refetched, rate limited) to check the launch's signature.
 CACHE_COLUMNS: dict[str, frozenset[str]] = {
@@ -34,9 +38,11 @@ def _value(value: Any) -> Any:
 
 def table_checksums(session: Session) -> dict[str, str]:
     """``{table: "<row count>:<sha256 of its rows>"}`` for every table the tool defines (every
-    column but the ``CACHE_COLUMNS``)."""
+    column but the ``CACHE_COLUMNS``; not the ``REFUSAL_RECORD_TABLES``)."""
     sums: dict[str, str] = {}
     for table in Base.metadata.sorted_tables:
+        if table.name in REFUSAL_RECORD_TABLES:
+            continue
         skipped = CACHE_COLUMNS.get(table.name, frozenset())
         columns = [column for column in table.columns if column.name not in skipped]
         order = list(table.primary_key.columns) or columns

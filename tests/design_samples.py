@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from adaptive_lti.core.catalogue import Publisher, Tenant
 from adaptive_lti.core.lti import (
     DEEP_LINKING_REQUEST,
     RESOURCE_LINK_REQUEST,
@@ -182,7 +183,11 @@ def deep_linking_launch(**overrides: Any) -> LaunchContext:
 
 
 def register_platform(session: Session) -> int:
-    """Register the platform the sample launches come from (deployment "1"); its id."""
+    """Register the platform the sample launches come from (deployment "1"); its id. A
+    platform registered already (by a harness) is kept."""
+    found = lti_repo.find_registration(session, ISSUER, CLIENT_ID)
+    if found is not None:
+        return found.id
     registration = lti_repo.add_registration(
         session,
         issuer=ISSUER,
@@ -194,3 +199,13 @@ def register_platform(session: Session) -> int:
         now=NOW,
     )
     return registration.id
+
+
+def tenant(session: Session) -> Tenant:
+    """The tenant of the sample launches (the platform above, registered when it is not)."""
+    return Tenant(register_platform(session))
+
+
+def by(name: str) -> Publisher:
+    """A publisher on the command line (may publish any version of any of the tenant's designs)."""
+    return Publisher(name, command_line=True)

@@ -54,7 +54,10 @@ def test_every_admin_command_is_recorded_with_who_and_where(
     run_json(capsys, "keys", "retire", key["kid"])
     design = tmp_path / "intro.yaml"
     design.write_text(intro(1), encoding="utf-8")
-    assert run(capsys, "design", "publish", str(design), "--by", "Dana")[0] == 0
+    published = run(
+        capsys, "design", "publish", str(design), "--by", "Dana", "--platform", str(first["id"])
+    )
+    assert published[0] == 0
     run_json(capsys, "platform", "remove", str(second["id"]))
 
     records = run_json(capsys, "audit")
@@ -68,7 +71,7 @@ def test_every_admin_command_is_recorded_with_who_and_where(
         ("key.rotate", None, f"key {key['kid']}"),
         ("key.rotate", None, f"key {newer['kid']}"),
         ("key.retire", None, f"key {key['kid']}"),
-        ("design.publish", None, "sample-programming@1"),
+        ("design.publish", first["id"], "sample-programming@1"),
         ("registration.remove", second["id"], f"registration {second['id']}"),
     ]
     assert {(r["actor_name"], r["actor_subject"]) for r in records} == {(CLI_ACTOR, None)}
@@ -85,7 +88,7 @@ def test_every_admin_command_is_recorded_with_who_and_where(
 
     # One platform's records (the registration removed last keeps its record), then actions.
     mine = run_json(capsys, "audit", "--platform", str(first["id"]))
-    assert {r["registration_id"] for r in mine} == {first["id"]} and len(mine) == 5
+    assert {r["registration_id"] for r in mine} == {first["id"]} and len(mine) == 6
     removed = run_json(capsys, "audit", "--platform", str(second["id"]))
     assert [r["action"] for r in removed] == ["registration.add", "registration.remove"]
     keys = run_json(capsys, "audit", "--action", "key.rotate", "--action", "key.retire")

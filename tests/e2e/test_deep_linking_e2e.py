@@ -14,11 +14,11 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import jwt
 
-from adaptive_lti.core.catalogue import BindingMethod
+from adaptive_lti.core.catalogue import BindingMethod, Tenant
 from adaptive_lti.db import designs_repo, lti_repo
 from adaptive_lti.db.session import make_engine, make_session_factory, transaction
 from adaptive_lti.services import designs
-from tests.design_samples import INTRO_V1, MOODLE_DEEP_LINKING_SETTINGS
+from tests.design_samples import INTRO_V1, MOODLE_DEEP_LINKING_SETTINGS, by
 from tests.e2e.conftest import RunningServer
 from tests.lti.scripted_platform import INSTRUCTOR, LEARNER, LTI, ScriptedPlatform
 
@@ -34,10 +34,16 @@ def prepare(server: RunningServer, platform: ScriptedPlatform) -> None:
     engine = make_engine(server.database_url)
     try:
         with transaction(make_session_factory(engine)) as session:
-            if lti_repo.find_registration(session, platform.issuer, platform.client_id) is None:
-                platform.register(session, datetime.now(UTC), static=True)
+            found = lti_repo.find_registration(session, platform.issuer, platform.client_id)
+            if found is None:
+                found = platform.register(session, datetime.now(UTC), static=True)
             designs.publish_design(
-                session, DESIGN, "e2e-intro.yaml", "designer", now=datetime.now(UTC)
+                session,
+                Tenant(found.id),
+                DESIGN,
+                "e2e-intro.yaml",
+                by("designer"),
+                now=datetime.now(UTC),
             )
     finally:
         engine.dispose()
@@ -148,7 +154,9 @@ def test_a_teacher_attaches_a_design_by_deep_linking(running_server: RunningServ
             assert registration is not None
             deployment = lti_repo.find_deployment(session, registration.id, "1")
             assert deployment is not None
-            binding = designs_repo.find_binding(session, deployment.id, "e2e-activity")
+            binding = designs_repo.find_binding(
+                session, Tenant(registration.id), deployment.id, "e2e-activity"
+            )
     finally:
         engine.dispose()
     assert binding is not None

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import jwt
 
-from adaptive_lti.core.catalogue import BindingMethod
+from adaptive_lti.core.catalogue import BindingMethod, Tenant
 from adaptive_lti.db import designs_repo, lti_repo
 from adaptive_lti.db.session import make_engine, make_session_factory
 from adaptive_lti.lti import keys
@@ -144,7 +144,9 @@ def test_an_instructor_adds_an_activity_by_deep_linking_and_a_learner_is_routed_
             assert registration is not None
             deployment = lti_repo.find_deployment(session, registration.id, "1")
             assert deployment is not None
-            binding = designs_repo.find_binding(session, deployment.id, resource_link_id)
+            binding = designs_repo.find_binding(
+                session, Tenant(registration.id), deployment.id, resource_link_id
+            )
     finally:
         engine.dispose()
     assert binding is not None

@@ -35,10 +35,12 @@ from tests.design_samples import (
     NOW,
     UNGRADED,
     WITH_PAGE_FILE,
+    by,
     deep_linking_launch,
     intro,
     launch_context,
     register_platform,
+    tenant,
 )
 
 
@@ -53,7 +55,9 @@ def counts(session: Session) -> dict[str, int]:
 
 
 def test_publish_stores_the_version_with_its_lint_summary(session: Session) -> None:
-    result = designs.publish_design(session, INTRO_V1, "intro.yaml", "designer@uni", now=NOW)
+    result = designs.publish_design(
+        session, tenant(session), INTRO_V1, "intro.yaml", by("designer@uni"), now=NOW
+    )
     assert result.created
     version = result.version
     assert (version.design_id, version.version) == ("sample-programming", 1)
@@ -63,17 +67,24 @@ def test_publish_stores_the_version_with_its_lint_summary(session: Session) -> N
     assert version.sends_grade
     assert version.content_hash == content_hash(INTRO_V1)
     assert (version.lint.errors, version.lint.warnings) == (0, 0)
-    stored = designs.get_design_version(session, "sample-programming")
+    stored = designs.get_design_version(session, tenant(session), "sample-programming")
     assert stored.source_text == INTRO_V1
-    assert stored == designs.get_design_version(session, "sample-programming", 1)
+    assert stored == designs.get_design_version(session, tenant(session), "sample-programming", 1)
 
 
 def test_publishing_identical_content_again_changes_nothing(session: Session) -> None:
-    first = designs.publish_design(session, INTRO_V1, "intro.yaml", "a", now=NOW)
+    first = designs.publish_design(
+        session, tenant(session), INTRO_V1, "intro.yaml", by("a"), now=NOW
+    )
     before = counts(session)
     # The same file saved with Windows line endings, published later by someone else.
     again = designs.publish_design(
-        session, INTRO_V1.replace("\n", "\r\n"), "intro.yaml", "b", now=NOW + timedelta(hours=1)
+        session,
+        tenant(session),
+        INTRO_V1.replace("\n", "\r\n"),
+        "intro.yaml",
+        by("b"),
+        now=NOW + timedelta(hours=1),
     )
     assert not again.created
     assert again.version == first.version
@@ -82,40 +93,49 @@ def test_publishing_identical_content_again_changes_nothing(session: Session) ->
 
 
 def test_same_version_with_other_content_is_a_conflict(session: Session) -> None:
-    designs.publish_design(session, INTRO_V1, "intro.yaml", "a", now=NOW)
+    designs.publish_design(session, tenant(session), INTRO_V1, "intro.yaml", by("a"), now=NOW)
     changed = INTRO_V1.replace("Variables hold values.", "Variables hold values!")
     with pytest.raises(ConflictError) as raised:
-        designs.publish_design(session, changed, "intro.yaml", "a", now=NOW)
+        designs.publish_design(session, tenant(session), changed, "intro.yaml", by("a"), now=NOW)
     assert raised.value.message == (
         "version 1 of sample-programming is already published with other content; "
         "raise `version:` in the file"
     )
     assert "version: 2" in raised.value.hint
-    assert designs.get_design_version(session, "sample-programming").source_text == INTRO_V1
+    assert (
+        designs.get_design_version(session, tenant(session), "sample-programming").source_text
+        == INTRO_V1
+    )
 
 
 def test_a_new_version_is_published_beside_the_old_one(session: Session) -> None:
-    designs.publish_design(session, intro(1), "intro.yaml", "a", now=NOW)
-    designs.publish_design(session, intro(2, title="Programming 101"), "intro.yaml", "a", now=NOW)
-    [summary] = designs.list_designs(session)
+    designs.publish_design(session, tenant(session), intro(1), "intro.yaml", by("a"), now=NOW)
+    designs.publish_design(
+        session, tenant(session), intro(2, title="Programming 101"), "intro.yaml", by("a"), now=NOW
+    )
+    [summary] = designs.list_designs(session, tenant(session))
     assert (summary.design_id, summary.latest_version, summary.version_count) == (
         "sample-programming",
         2,
         2,
     )
     assert summary.title == "Programming 101"
-    assert [v.version for v in designs.list_versions(session, "sample-programming")] == [2, 1]
+    assert [
+        v.version for v in designs.list_versions(session, tenant(session), "sample-programming")
+    ] == [2, 1]
 
 
 def test_a_version_older_than_the_newest_is_refused(session: Session) -> None:
-    designs.publish_design(session, intro(3), "intro.yaml", "a", now=NOW)
+    designs.publish_design(session, tenant(session), intro(3), "intro.yaml", by("a"), now=NOW)
     with pytest.raises(ConflictError, match="older than the published version 3"):
-        designs.publish_design(session, intro(2), "intro.yaml", "a", now=NOW)
+        designs.publish_design(session, tenant(session), intro(2), "intro.yaml", by("a"), now=NOW)
 
 
 def test_lint_errors_refuse_publishing_and_name_their_lines(session: Session) -> None:
     with pytest.raises(DesignError) as raised:
-        designs.publish_design(session, INTRO_WITH_DEAD_END, "intro.yaml", "a", now=NOW)
+        designs.publish_design(
+            session, tenant(session), INTRO_WITH_DEAD_END, "intro.yaml", by("a"), now=NOW
+        )
     [problem] = raised.value.problems
     # The linter's own problem, with where it is in the file.
     [expected] = lint(load_design(INTRO_WITH_DEAD_END, "intro.yaml"))
@@ -130,39 +150,55 @@ def test_lint_errors_refuse_publishing_and_name_their_lines(session: Session) ->
 def test_a_file_that_does_not_load_is_refused_with_its_problems(session: Session) -> None:
     broken = INTRO_V1.replace("kind: page", "kind: pgae")
     with pytest.raises(DesignError) as raised:
-        designs.publish_design(session, broken, "intro.yaml", "a", now=NOW)
+        designs.publish_design(session, tenant(session), broken, "intro.yaml", by("a"), now=NOW)
     assert all(p.line > 0 for p in raised.value.problems)
     assert counts(session)["design"] == 0
 
 
 def test_warnings_are_kept_with_the_version(session: Session) -> None:
-    result = designs.publish_design(session, INTRO_WITH_WARNING, "intro.yaml", "a", now=NOW)
+    result = designs.publish_design(
+        session, tenant(session), INTRO_WITH_WARNING, "intro.yaml", by("a"), now=NOW
+    )
     assert (result.version.lint.errors, result.version.lint.warnings) == (0, 1)
     assert "attribute 'goal' is never used" in result.version.lint.messages[0]
-    [summary] = designs.list_designs(session)
+    [summary] = designs.list_designs(session, tenant(session))
     assert summary.latest.lint == result.version.lint
 
 
 def test_page_files_are_stored_with_the_version_and_part_of_its_content(session: Session) -> None:
     result = designs.publish_design(
-        session, WITH_PAGE_FILE, "course.yaml", "a", now=NOW, page_bodies={"intro": "# Hello"}
+        session,
+        tenant(session),
+        WITH_PAGE_FILE,
+        "course.yaml",
+        by("a"),
+        now=NOW,
+        page_bodies={"intro": "# Hello"},
     )
-    compiled = designs.compiled_design(designs.get_design_version(session, "with-files"))
+    compiled = designs.compiled_design(
+        designs.get_design_version(session, tenant(session), "with-files")
+    )
     page = compiled.activity("intro")
     assert isinstance(page, Page) and page.body == "# Hello"
     assert result.version.content_hash == content_hash(WITH_PAGE_FILE, {"intro": "# Hello"})
     with pytest.raises(ConflictError):
         designs.publish_design(
-            session, WITH_PAGE_FILE, "course.yaml", "a", now=NOW, page_bodies={"intro": "# Bye"}
+            session,
+            tenant(session),
+            WITH_PAGE_FILE,
+            "course.yaml",
+            by("a"),
+            now=NOW,
+            page_bodies={"intro": "# Bye"},
         )
 
 
 def test_unknown_designs_and_versions_are_clear_not_found_errors(session: Session) -> None:
     with pytest.raises(NotFoundError, match="No design 'nope' is published"):
-        designs.get_design_version(session, "nope")
-    designs.publish_design(session, INTRO_V1, "intro.yaml", "a", now=NOW)
+        designs.get_design_version(session, tenant(session), "nope")
+    designs.publish_design(session, tenant(session), INTRO_V1, "intro.yaml", by("a"), now=NOW)
     with pytest.raises(NotFoundError, match=r"Version 7 of sample-programming .*published: 1"):
-        designs.get_design_version(session, "sample-programming", 7)
+        designs.get_design_version(session, tenant(session), "sample-programming", 7)
 
 
 @pytest.mark.parametrize(
@@ -187,7 +223,7 @@ def test_malformed_design_references_are_refused(text: str) -> None:
 
 def test_the_custom_parameter_binds_the_activity_on_its_first_launch(session: Session) -> None:
     register_platform(session)
-    designs.publish_design(session, INTRO_V1, "intro.yaml", "a", now=NOW)
+    designs.publish_design(session, tenant(session), INTRO_V1, "intro.yaml", by("a"), now=NOW)
     launch = launch_context(custom={"design": "sample-programming"})
     first = designs.design_for_launch(session, launch, now=NOW)
     assert first is not None and first.newly_bound
@@ -204,18 +240,18 @@ def test_the_custom_parameter_binds_the_activity_on_its_first_launch(session: Se
 
 def test_an_unpinned_activity_follows_the_newest_version(session: Session) -> None:
     register_platform(session)
-    designs.publish_design(session, intro(1), "intro.yaml", "a", now=NOW)
+    designs.publish_design(session, tenant(session), intro(1), "intro.yaml", by("a"), now=NOW)
     launch = launch_context(custom={"design": "sample-programming"})
     designs.design_for_launch(session, launch, now=NOW)
-    designs.publish_design(session, intro(2), "intro.yaml", "a", now=NOW)
+    designs.publish_design(session, tenant(session), intro(2), "intro.yaml", by("a"), now=NOW)
     found = designs.design_for_launch(session, launch, now=NOW)
     assert found is not None and found.version.version == 2
 
 
 def test_a_pinned_activity_stays_on_its_version(session: Session) -> None:
     register_platform(session)
-    designs.publish_design(session, intro(1), "intro.yaml", "a", now=NOW)
-    designs.publish_design(session, intro(2), "intro.yaml", "a", now=NOW)
+    designs.publish_design(session, tenant(session), intro(1), "intro.yaml", by("a"), now=NOW)
+    designs.publish_design(session, tenant(session), intro(2), "intro.yaml", by("a"), now=NOW)
     launch = launch_context(custom={"design": "sample-programming@1"})
     found = designs.design_for_launch(session, launch, now=NOW)
     assert found is not None
@@ -242,7 +278,7 @@ def test_a_deep_linked_design_is_bound_by_the_instructor_at_first_launch(
     session: Session,
 ) -> None:
     register_platform(session)
-    designs.publish_design(session, INTRO_V1, "intro.yaml", "a", now=NOW)
+    designs.publish_design(session, tenant(session), INTRO_V1, "intro.yaml", by("a"), now=NOW)
     offer, version = designs.record_deep_link(
         session, deep_linking_launch(), DesignReference("sample-programming"), now=NOW
     )
@@ -260,7 +296,7 @@ def test_a_deep_linked_design_is_bound_by_the_instructor_at_first_launch(
 
 def test_a_deep_link_offer_from_another_course_is_not_taken(session: Session) -> None:
     register_platform(session)
-    designs.publish_design(session, INTRO_V1, "intro.yaml", "a", now=NOW)
+    designs.publish_design(session, tenant(session), INTRO_V1, "intro.yaml", by("a"), now=NOW)
     designs.record_deep_link(
         session,
         deep_linking_launch(context_id="77"),
@@ -277,8 +313,8 @@ def test_an_edited_custom_parameter_rebinds_but_an_instructor_choice_stays(
     session: Session,
 ) -> None:
     register_platform(session)
-    designs.publish_design(session, INTRO_V1, "intro.yaml", "a", now=NOW)
-    designs.publish_design(session, UNGRADED, "club.yaml", "a", now=NOW)
+    designs.publish_design(session, tenant(session), INTRO_V1, "intro.yaml", by("a"), now=NOW)
+    designs.publish_design(session, tenant(session), UNGRADED, "club.yaml", by("a"), now=NOW)
     designs.design_for_launch(
         session, launch_context(custom={"design": "sample-programming"}), now=NOW
     )
@@ -302,7 +338,7 @@ def test_an_edited_custom_parameter_rebinds_but_an_instructor_choice_stays(
 
 def test_binding_to_an_unpublished_version_is_refused(session: Session) -> None:
     register_platform(session)
-    designs.publish_design(session, INTRO_V1, "intro.yaml", "a", now=NOW)
+    designs.publish_design(session, tenant(session), INTRO_V1, "intro.yaml", by("a"), now=NOW)
     with pytest.raises(NotFoundError):
         designs.bind_resource_link(
             session,
@@ -314,9 +350,9 @@ def test_binding_to_an_unpublished_version_is_refused(session: Session) -> None:
     assert counts(session)["design_binding"] == 0
 
 
-def test_removing_the_registration_removes_its_bindings(session: Session) -> None:
+def test_removing_the_registration_removes_its_designs_and_bindings(session: Session) -> None:
     registration_id = register_platform(session)
-    designs.publish_design(session, INTRO_V1, "intro.yaml", "a", now=NOW)
+    designs.publish_design(session, tenant(session), INTRO_V1, "intro.yaml", by("a"), now=NOW)
     designs.design_for_launch(
         session, launch_context(custom={"design": "sample-programming"}), now=NOW
     )
@@ -326,9 +362,10 @@ def test_removing_the_registration_removes_its_bindings(session: Session) -> Non
     lti_repo.remove_registration(session, registration_id)
     session.flush()
     session.expire_all()
+    # Designs are the registration's (its tenant's): they go with it.
     assert counts(session) == {
-        "design": 1,
-        "design_version": 1,
+        "design": 0,
+        "design_version": 0,
         "design_binding": 0,
         "design_deep_link": 0,
     }
@@ -336,7 +373,9 @@ def test_removing_the_registration_removes_its_bindings(session: Session) -> Non
 
 def test_a_page_file_that_did_not_come_with_the_design_is_refused(session: Session) -> None:
     with pytest.raises(DesignError) as raised:
-        designs.publish_design(session, WITH_PAGE_FILE, "course.yaml", "a", now=NOW)
+        designs.publish_design(
+            session, tenant(session), WITH_PAGE_FILE, "course.yaml", by("a"), now=NOW
+        )
     [problem] = raised.value.problems
     assert problem.code == "page-file-missing"
     assert "'intro.md'" in problem.message
@@ -345,7 +384,7 @@ def test_a_page_file_that_did_not_come_with_the_design_is_refused(session: Sessi
 
 def test_the_recorded_launch_saves_looking_the_deployment_up(session: Session) -> None:
     registration_id = register_platform(session)
-    designs.publish_design(session, INTRO_V1, "intro.yaml", "a", now=NOW)
+    designs.publish_design(session, tenant(session), INTRO_V1, "intro.yaml", by("a"), now=NOW)
     launch = launch_context(custom={"design": "sample-programming"})
     deployment = lti_repo.find_deployment(session, registration_id, "1")
     assert deployment is not None
@@ -364,14 +403,16 @@ def test_the_recorded_launch_saves_looking_the_deployment_up(session: Session) -
 
 
 def test_listing_and_resolving_never_mix_up_texts(session: Session) -> None:
-    designs.publish_design(session, intro(1), "intro.yaml", "a", now=NOW)
-    designs.publish_design(session, intro(2, title="Second"), "intro.yaml", "a", now=NOW)
-    [summary] = designs.list_designs(session)
+    designs.publish_design(session, tenant(session), intro(1), "intro.yaml", by("a"), now=NOW)
+    designs.publish_design(
+        session, tenant(session), intro(2, title="Second"), "intro.yaml", by("a"), now=NOW
+    )
+    [summary] = designs.list_designs(session, tenant(session))
     assert summary.latest.source_text == ""  # listings leave the text in the database
     for version, title in ((1, "Introduction to Programming"), (2, "Second")):
-        found = designs.get_design_version(session, "sample-programming", version)
+        found = designs.get_design_version(session, tenant(session), "sample-programming", version)
         assert found.source_text == intro(version, title=title)
         assert designs.compiled_design(found).design.title == title
-    assert designs.get_design_version(session, "sample-programming").source_text == intro(
-        2, title="Second"
-    )
+    assert designs.get_design_version(
+        session, tenant(session), "sample-programming"
+    ).source_text == intro(2, title="Second")

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from adaptive_lti.core.catalogue import Tenant
 from adaptive_lti.core.engine import ChoiceOffered, DesignCompleted, NeedsInput, NextActivity
 from adaptive_lti.core.errors import EngineError, InvalidInputError
 from adaptive_lti.core.journey import JourneyView
@@ -24,8 +25,10 @@ from tests.design_samples import (
     INSTRUCTOR,
     ISSUER,
     NOW,
+    by,
     launch_context,
     register_platform,
+    tenant,
 )
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "intro-programming" / "design.yaml"
@@ -39,7 +42,9 @@ def published(session: Session) -> None:
 def published_example(session: Session) -> None:
     """The scripted platform registered and the example course published."""
     register_platform(session)
-    designs.publish_design(session, EXAMPLE.read_text(), "design.yaml", "tests", now=NOW)
+    designs.publish_design(
+        session, tenant(session), EXAMPLE.read_text(), "design.yaml", by("tests"), now=NOW
+    )
 
 
 def launch(
@@ -223,7 +228,19 @@ def test_dara_needs_help_after_two_remedial_rounds(session: Session, published: 
         "loops-support",
     ]
     assert "needs-help" in view.decision.flags
-    (summary,) = progress.list_enrolments(session, resource_link_pk=view.enrolment.resource_link_pk)
+    (summary,) = progress.list_enrolments(
+        session,
+        Tenant(view.enrolment.registration_id),
+        resource_link_pk=view.enrolment.resource_link_pk,
+    )
+    assert (
+        progress.list_enrolments(
+            session,
+            Tenant(view.enrolment.registration_id + 1),
+            resource_link_pk=view.enrolment.resource_link_pk,
+        )
+        == []
+    )
     assert summary.needs_help and summary.completed and summary.learner_name == "Learner 6"
 
 
@@ -398,7 +415,12 @@ def test_a_newer_version_moves_only_learners_it_declares_a_migration_for(
     )
     at_intake = launch(session, "4", {})
     designs.publish_design(
-        session, version_two({"diagnostic": "diagnostic"}), "design.yaml", "tests", now=NOW
+        session,
+        tenant(session),
+        version_two({"diagnostic": "diagnostic"}),
+        "design.yaml",
+        by("tests"),
+        now=NOW,
     )
     moved = launch(session, "3", {"prior_programming": "none"}, at=timedelta(hours=1))
     assert moved.enrolment.design_version == 2 and moved.state.version == 2
@@ -464,7 +486,9 @@ route:
 def test_outcomes_and_intake_answers_from_another_course_are_used(
     session: Session, published: None
 ) -> None:
-    designs.publish_design(session, FOLLOW_UP, "follow-up.yaml", "tests", now=NOW)
+    designs.publish_design(
+        session, tenant(session), FOLLOW_UP, "follow-up.yaml", by("tests"), now=NOW
+    )
     view = launch(session, "3", {"prior_programming": "none"})
     view, _ = walk(
         session,

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from adaptive_lti.analytics import queries
+from adaptive_lti.core.catalogue import Tenant
 from adaptive_lti.core.engine import NextActivity
 from adaptive_lti.core.errors import InvalidInputError, NotFoundError, PlatformServiceError
 from adaptive_lti.core.journey import JourneyView
@@ -207,7 +208,7 @@ def test_route_counts_per_branch_case_and_choice(session: Session, published: No
     )
     place = instructor_place(session)
     assert place.resource_link_pk is not None
-    (report,) = queries.route_report(session, place.resource_link_pk)
+    (report,) = queries.route_report(session, Tenant(place.registration_id), place.resource_link_pk)
     assert (report.design_id, report.version, report.learners) == ("intro-programming", 1, 3)
     branch, choice = report.tables
     assert branch.kind == "branch" and branch.options == ("fast track", "foundations", "standard")

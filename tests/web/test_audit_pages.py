@@ -18,7 +18,7 @@ from adaptive_lti.db.session import transaction
 from adaptive_lti.db.tables import AuditRecord, LearnerEnrolment
 from adaptive_lti.lti import keys
 from adaptive_lti.services import designs
-from tests.design_samples import NOW, intro
+from tests.design_samples import NOW, by, intro, tenant
 from tests.lti.fake_platform import FakePlatform
 from tests.lti.harness import LtiHarness, harness
 from tests.web.test_teaching_pages import (
@@ -36,7 +36,9 @@ TEACHER = ("4", "Teacher One")
 def h(session_factory: sessionmaker[Session], db_url: str) -> Iterator[LtiHarness]:
     with harness(session_factory, db_url) as lti:
         with transaction(lti.session_factory) as session:
-            designs.publish_design(session, EXAMPLE.read_text(), "design.yaml", "tests", now=NOW)
+            designs.publish_design(
+                session, tenant(session), EXAMPLE.read_text(), "design.yaml", by("tests"), now=NOW
+            )
         yield lti
 
 
@@ -158,7 +160,7 @@ def test_publishing_and_binding_on_the_designs_page_are_recorded(h: LtiHarness) 
     assert (publish.action, publish.target, publish.registration_id) == (
         "design.publish",
         "sample-programming@1",
-        None,
+        bind.registration_id,
     )
     assert (publish.actor_subject, publish.actor_name) == TEACHER
     assert "Teacher One (user 4" in publish.details["published_by"]

@@ -26,7 +26,9 @@ from tests.design_samples import (
     MOODLE_DEEP_LINKING_SETTINGS,
     NOW,
     UNGRADED,
+    by,
     launch_context,
+    tenant,
 )
 from tests.lti.harness import LtiHarness, harness
 from tests.lti.scripted_platform import CLIENT_ID, INSTRUCTOR, ISSUER, LAUNCH_URL, LTI
@@ -46,7 +48,9 @@ def h(session_factory: sessionmaker[Session], db_url: str) -> Iterator[LtiHarnes
 def publish(h: LtiHarness, *sources: str) -> None:
     with transaction(h.session_factory) as session:
         for index, source in enumerate(sources):
-            designs.publish_design(session, source, f"design-{index}.yaml", "designer", now=NOW)
+            designs.publish_design(
+                session, tenant(session), source, f"design-{index}.yaml", by("designer"), now=NOW
+            )
 
 
 def moodle_deep_linking(settings: dict[str, Any] | None = None, *, role: str = INSTRUCTOR) -> Any:

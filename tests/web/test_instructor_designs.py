@@ -17,7 +17,15 @@ from adaptive_lti.core.catalogue import BindingMethod
 from adaptive_lti.db.session import transaction
 from adaptive_lti.db.tables import DesignBinding, DesignVersion
 from adaptive_lti.services import designs
-from tests.design_samples import INTRO_V1, INTRO_WITH_DEAD_END, NOW, WITH_PAGE_FILE, intro
+from tests.design_samples import (
+    INTRO_V1,
+    INTRO_WITH_DEAD_END,
+    NOW,
+    WITH_PAGE_FILE,
+    by,
+    intro,
+    tenant,
+)
 from tests.lti.harness import LtiHarness, harness
 from tests.lti.scripted_platform import INSTRUCTOR, LTI
 
@@ -77,7 +85,7 @@ def test_an_upload_is_checked_then_published(h: LtiHarness) -> None:
     assert published.status_code == 200, published.text
     assert "Published sample-programming version 1" in published.text
     with h.session_factory() as session:
-        version = designs.get_design_version(session, "sample-programming")
+        version = designs.get_design_version(session, tenant(session), "sample-programming")
     assert version.source_text == INTRO_V1
     assert version.published_by == "Teacher One (user 4, LTI 101)"
 
@@ -110,7 +118,9 @@ def test_an_upload_with_lint_errors_shows_them_and_cannot_be_published(h: LtiHar
 )
 def test_uploads_that_clash_say_why(h: LtiHarness, content: str, words: str) -> None:
     with transaction(h.session_factory) as session:
-        designs.publish_design(session, INTRO_V1, "intro.yaml", "designer", now=NOW)
+        designs.publish_design(
+            session, tenant(session), INTRO_V1, "intro.yaml", by("designer"), now=NOW
+        )
     response = upload(h, instructor_token(h), content)
     assert response.status_code == 422
     assert words in response.text
@@ -124,7 +134,9 @@ def test_a_file_that_is_not_utf8_is_refused(h: LtiHarness) -> None:
 
 def test_an_instructor_chooses_the_activitys_design(h: LtiHarness) -> None:
     with transaction(h.session_factory) as session:
-        designs.publish_design(session, INTRO_V1, "intro.yaml", "designer", now=NOW)
+        designs.publish_design(
+            session, tenant(session), INTRO_V1, "intro.yaml", by("designer"), now=NOW
+        )
     token = instructor_token(h)
     page = h.client.post("/lti/designs", data={"tool_session": token})
     assert "No design is set for this activity yet" in page.text

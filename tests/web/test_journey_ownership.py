@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from adaptive_lti.db.session import transaction
 from adaptive_lti.services import designs
+from tests.design_samples import by, tenant
 from tests.lti.harness import LtiHarness, harness
 from tests.lti.scripted_platform import LTI
 from tests.web.test_journey_pages import EXAMPLE, form_at
@@ -22,7 +23,12 @@ def h(session_factory: sessionmaker[Session], db_url: str) -> Iterator[LtiHarnes
     with harness(session_factory, db_url) as lti:
         with transaction(lti.session_factory) as session:
             designs.publish_design(
-                session, EXAMPLE.read_text(), "design.yaml", "tests", now=lti.clock.now
+                session,
+                tenant(session),
+                EXAMPLE.read_text(),
+                "design.yaml",
+                by("tests"),
+                now=lti.clock.now,
             )
         yield lti
 

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from adaptive_lti.db.session import transaction
 from adaptive_lti.db.tables import LearnerEvent
 from adaptive_lti.services import designs
+from tests.design_samples import by, tenant
 from tests.e2e.conftest import Form, forms_of
 from tests.e2e.journey_walker import JourneyWalker, Persona, current_activity, example_design
 from tests.lti.harness import LtiHarness, harness
@@ -44,7 +45,12 @@ def h(session_factory: sessionmaker[Session], db_url: str) -> Iterator[LtiHarnes
     with harness(session_factory, db_url) as lti:
         with transaction(lti.session_factory) as session:
             designs.publish_design(
-                session, EXAMPLE.read_text(), "design.yaml", "tests", now=lti.clock.now
+                session,
+                tenant(session),
+                EXAMPLE.read_text(),
+                "design.yaml",
+                by("tests"),
+                now=lti.clock.now,
             )
         yield lti
 
@@ -217,7 +223,9 @@ route: [read, think, note]
 
 def test_links_reflections_and_pages_complete_and_markdown_is_escaped(h: LtiHarness) -> None:
     with transaction(h.session_factory) as session:
-        designs.publish_design(session, MINI, "mini.yaml", "tests", now=h.clock.now)
+        designs.publish_design(
+            session, tenant(session), MINI, "mini.yaml", by("tests"), now=h.clock.now
+        )
 
     def mini(claims: dict[str, Any]) -> None:
         claims[LTI + "custom"] = {"design": "mini-kinds"}

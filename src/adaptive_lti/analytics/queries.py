@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Float, Row, Text, case, cast, func, select
 from sqlalchemy.orm import Session
 
+from adaptive_lti.core.catalogue import Tenant
 from adaptive_lti.core.compiled import CompiledDesign, iter_steps
 from adaptive_lti.core.design import Attribute, AttributeType, Branch, Choose
 from adaptive_lti.core.explanation import path_text
@@ -87,10 +88,12 @@ def _count(label: str, row: Row[Any]) -> RouteCount:
 
 
 def route_tables(
-    session: Session, resource_link_pk: int, design: CompiledDesign
+    session: Session, tenant: Tenant, resource_link_pk: int, design: CompiledDesign
 ) -> list[RouteTable]:
-    """Learners per branch case and per choice on one activity, for one design version."""
+    """Learners per branch case and per choice on one activity, for one design version of the
+    tenant."""
     scope = (
+        LearnerEnrolment.registration_id == tenant.registration_id,
         LearnerEnrolment.resource_link_id == resource_link_pk,
         LearnerEnrolment.design_id == design.id,
         LearnerEnrolment.design_version == design.version,
@@ -258,17 +261,21 @@ def _compiled(source_text: str, name: str) -> CompiledDesign:
     return load_design(source_text, name)
 
 
-def route_report(session: Session, resource_link_pk: int) -> list[DesignRoutes]:
-    """Who took which route on an activity: for each design version its learners are on."""
+def route_report(session: Session, tenant: Tenant, resource_link_pk: int) -> list[DesignRoutes]:
+    """Who took which route on one of the tenant's activities: for each design version its
+    learners are on."""
     versions = session.execute(
         select(LearnerEnrolment.design_id, LearnerEnrolment.design_version, func.count())
-        .where(LearnerEnrolment.resource_link_id == resource_link_pk)
+        .where(
+            LearnerEnrolment.registration_id == tenant.registration_id,
+            LearnerEnrolment.resource_link_id == resource_link_pk,
+        )
         .group_by(LearnerEnrolment.design_id, LearnerEnrolment.design_version)
         .order_by(LearnerEnrolment.design_id, LearnerEnrolment.design_version.desc())
     ).all()
     report = []
     for design_id, version, learners in versions:
-        stored = designs_repo.find_version(session, design_id, version)
+        stored = designs_repo.find_version(session, tenant, design_id, version)
         if stored is None:  # a design removed from the catalogue: nothing to group by
             continue
         design = _compiled(stored.source_text, f"{design_id}@{version}")
@@ -278,7 +285,7 @@ def route_report(session: Session, resource_link_pk: int) -> list[DesignRoutes]:
                 version=version,
                 title=stored.title,
                 learners=int(learners),
-                tables=tuple(route_tables(session, resource_link_pk, design)),
+                tables=tuple(route_tables(session, tenant, resource_link_pk, design)),
             )
         )
     return report

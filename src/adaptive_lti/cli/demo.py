@@ -105,32 +105,54 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def publish_example_design(settings: Settings, path: Path = EXAMPLE_DESIGN) -> str:
-    """Publish the example course the demo activity runs (``design=intro-programming``).
+def publish_example_design(app: FastAPI, path: Path = EXAMPLE_DESIGN) -> str:
+    """Publish the example course the demo activity runs (``design=intro-programming``) into
+    the demo platform's tenant (designs belong to one platform registration).
 
     Publishing identical content again changes nothing, so every start (and every process of
     a multi-process demo) may do it. Returns what to print about it.
     """
+    from adaptive_lti.core.catalogue import Publisher, Tenant
     from adaptive_lti.core.loader import load_design_file
-    from adaptive_lti.db.session import make_engine, make_session_factory, transaction
+    from adaptive_lti.db import lti_repo
+    from adaptive_lti.db.session import transaction
+    from adaptive_lti.lti.platform_demo import ROLE_INSTRUCTOR
     from adaptive_lti.services import designs as design_service
 
     if not path.is_file():
         return f"example design {path} not found: the demo activity shows 'not ready yet'"
     compiled = load_design_file(path)
-    engine = make_engine(settings.database_url)
-    try:
-        with transaction(make_session_factory(engine)) as session:
-            result = design_service.publish_design(
-                session,
-                path.read_text(encoding="utf-8"),
-                path.name,
-                "adaptive-lti demo",
-                now=datetime.now(UTC),
-                page_bodies=design_service.page_bodies_of(compiled),
-            )
-    finally:
-        engine.dispose()
+    platform = getattr(app.state, "demo_platform", None)
+    with transaction(app.state.session_factory) as session:
+        registration = (
+            None
+            if platform is None
+            else lti_repo.find_registration(session, platform.issuer, platform.client_id)
+        )
+        if platform is None or registration is None:
+            return "the demo platform is not registered: the demo activity shows 'not ready yet'"
+        tenant = Tenant(registration.id)
+        result = design_service.publish_design(
+            session,
+            tenant,
+            path.read_text(encoding="utf-8"),
+            path.name,
+            Publisher("adaptive-lti demo", command_line=True),
+            now=datetime.now(UTC),
+            page_bodies=design_service.page_bodies_of(compiled),
+        )
+        # The course's teachers own the example (so the demo can show them publishing a new
+        # version of it from the Designs page).
+        for person in platform.people:
+            if ROLE_INSTRUCTOR in person.roles:
+                design_service.add_owner(
+                    session,
+                    tenant,
+                    result.version.design_id,
+                    subject=person.user_id,
+                    name=f"{person.name} (user {person.user_id})",
+                    now=datetime.now(UTC),
+                )
     version = result.version
     return f"{version.design_id} version {version.version} ({version.title}), from {path}"
 
@@ -194,7 +216,7 @@ def prepare_demo(
     )
     args.data_dir.mkdir(parents=True, exist_ok=True)
     migrate.upgrade(settings.database_url)
-    published = publish_example_design(settings)
     app = create_app(settings)
+    published = publish_example_design(app)
     ensure_tool_key(app.state.session_factory, settings)
     return app, settings, listen_url, published

@@ -40,6 +40,45 @@ class BindingMethod(StrEnum):
 
 
 @dataclass(frozen=True)
+class Tenant:
+    """Whose data a statement may touch: one platform registration (issuer + client id).
+
+    Designs, their versions and owners, bindings, deep-link offers and enrolments belong to one
+    tenant; every repository function reading them takes this value and builds its statement
+    from it, so a query without the scope cannot be written by accident.
+    """
+
+    registration_id: int
+
+
+@dataclass(frozen=True)
+class Publisher:
+    """Who publishes a version: a platform user of the tenant (``subject`` from the launch) or
+    the command line (an operator with shell access). ``administrator`` is the launch's
+    Administrator role; administrators and the command line may publish new versions of any of
+    the tenant's designs, other users only of designs they own."""
+
+    name: str
+    subject: str | None = None
+    administrator: bool = False
+    command_line: bool = False
+
+    @property
+    def unrestricted(self) -> bool:
+        return self.command_line or self.administrator
+
+
+@dataclass(frozen=True)
+class DesignOwnerInfo:
+    """A platform user who may publish new versions of one of the tenant's designs."""
+
+    design_id: str
+    subject: str
+    name: str
+    granted_at: datetime
+
+
+@dataclass(frozen=True)
 class DesignReference:
     """A design id with a pinned version, or ``version=None`` for "the latest published"."""
 

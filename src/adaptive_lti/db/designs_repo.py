@@ -1,5 +1,9 @@
 """Designs repository: rows of the "Designs" tables <-> the values of ``core/catalogue.py``.
 
+Every function takes the tenant (``core.catalogue.Tenant``: a platform registration) and builds its
+statements from it: a design, its versions, owners, bindings and deep-link offers are one tenant's,
+and another tenant's design of the same id is another design.
+
 Functions flush but never commit. Inserts that may race (two processes publishing the same version,
 two first launches of the same activity) run in a savepoint or ``ON CONFLICT DO NOTHING`` and read
 back what won, so the loser sees the winner's row instead of an integrity error.
@@ -18,16 +22,19 @@ from sqlalchemy.orm import Session, defer
 from adaptive_lti.core.catalogue import (
     BindingMethod,
     DeepLinkOffer,
+    DesignOwnerInfo,
     DesignSummary,
     DesignVersionInfo,
     LintSummary,
     ResourceLinkBindingInfo,
+    Tenant,
 )
 from adaptive_lti.db.lti_repo import as_utc
 from adaptive_lti.db.tables import (
     Design,
     DesignBinding,
     DesignDeepLink,
+    DesignOwner,
     DesignVersion,
 )
 
@@ -49,19 +56,19 @@ def _version_info(row: DesignVersion, *, with_source: bool = True) -> DesignVers
     )
 
 
-def _versions(*, with_source: bool) -> Select[DesignVersion]:
+def _versions(tenant: Tenant, *, with_source: bool) -> Select[DesignVersion]:
     # A design file may be megabytes: leave the text in the database unless it is asked for.
-    query = select(DesignVersion)
+    query = select(DesignVersion).where(DesignVersion.registration_id == tenant.registration_id)
     if not with_source:
         query = query.options(defer(DesignVersion.source), defer(DesignVersion.page_bodies))
     return query
 
 
 def find_version(
-    session: Session, design_id: str, version: int, *, with_source: bool = True
+    session: Session, tenant: Tenant, design_id: str, version: int, *, with_source: bool = True
 ) -> DesignVersionInfo | None:
     row = session.scalars(
-        _versions(with_source=with_source).where(
+        _versions(tenant, with_source=with_source).where(
             DesignVersion.design_id == design_id, DesignVersion.version == version
         )
     ).one_or_none()
@@ -69,10 +76,10 @@ def find_version(
 
 
 def latest_version(
-    session: Session, design_id: str, *, with_source: bool = True
+    session: Session, tenant: Tenant, design_id: str, *, with_source: bool = True
 ) -> DesignVersionInfo | None:
     row = session.scalars(
-        _versions(with_source=with_source)
+        _versions(tenant, with_source=with_source)
         .where(DesignVersion.design_id == design_id)
         .order_by(DesignVersion.version.desc())
         .limit(1)
@@ -81,33 +88,36 @@ def latest_version(
 
 
 def version_source(
-    session: Session, design_id: str, version: int
+    session: Session, tenant: Tenant, design_id: str, version: int
 ) -> tuple[str, dict[str, str]] | None:
     """Only the text of one version: its YAML and its page files."""
     row = session.execute(
         select(DesignVersion.source, DesignVersion.page_bodies).where(
-            DesignVersion.design_id == design_id, DesignVersion.version == version
+            DesignVersion.registration_id == tenant.registration_id,
+            DesignVersion.design_id == design_id,
+            DesignVersion.version == version,
         )
     ).one_or_none()
     return None if row is None else (row.source, dict(row.page_bodies))
 
 
-def list_versions(session: Session, design_id: str) -> list[DesignVersionInfo]:
+def list_versions(session: Session, tenant: Tenant, design_id: str) -> list[DesignVersionInfo]:
     """Every published version of one design, newest first, without their sources."""
     rows = session.scalars(
-        _versions(with_source=False)
+        _versions(tenant, with_source=False)
         .where(DesignVersion.design_id == design_id)
         .order_by(DesignVersion.version.desc())
     )
     return [_version_info(row, with_source=False) for row in rows]
 
 
-def design_exists(session: Session, design_id: str) -> bool:
-    return session.get(Design, design_id) is not None
+def design_exists(session: Session, tenant: Tenant, design_id: str) -> bool:
+    return session.get(Design, (tenant.registration_id, design_id)) is not None
 
 
 def insert_version(
     session: Session,
+    tenant: Tenant,
     *,
     design_id: str,
     version: int,
@@ -121,18 +131,26 @@ def insert_version(
     now: datetime,
 ) -> DesignVersionInfo | None:
     """Store a new version; None when that (design, version) was stored meanwhile (a race)."""
-    design = session.get(Design, design_id)
+    key = (tenant.registration_id, design_id)
+    design = session.get(Design, key)
     if design is None:
-        design = Design(design_id=design_id, title=title, created_at=now, updated_at=now)
+        design = Design(
+            registration_id=tenant.registration_id,
+            design_id=design_id,
+            title=title,
+            created_at=now,
+            updated_at=now,
+        )
         try:
             with session.begin_nested():
                 session.add(design)
                 session.flush()
         except IntegrityError:
             # Another process created the design first: use its row.
-            design = session.get(Design, design_id)
+            design = session.get(Design, key)
             assert design is not None
     row = DesignVersion(
+        registration_id=tenant.registration_id,
         design_id=design_id,
         version=version,
         title=title,
@@ -151,7 +169,10 @@ def insert_version(
     except IntegrityError:
         return None
     newest = session.scalar(
-        select(func.max(DesignVersion.version)).where(DesignVersion.design_id == design_id)
+        select(func.max(DesignVersion.version)).where(
+            DesignVersion.registration_id == tenant.registration_id,
+            DesignVersion.design_id == design_id,
+        )
     )
     if newest is None or version >= newest:
         # The catalogue shows the title of the newest version, whatever order they came in.
@@ -161,20 +182,22 @@ def insert_version(
     return _version_info(row)
 
 
-def list_designs(session: Session) -> list[DesignSummary]:
-    """Every design with its newest version, by design id."""
+def list_designs(session: Session, tenant: Tenant) -> list[DesignSummary]:
+    """Every design of the tenant with its newest version, by design id."""
     newest = (
         select(
             DesignVersion.design_id,
             func.max(DesignVersion.version).label("latest"),
             func.count().label("count"),
         )
+        .where(DesignVersion.registration_id == tenant.registration_id)
         .group_by(DesignVersion.design_id)
         .subquery()
     )
     rows = session.execute(
         select(DesignVersion, newest.c.count)
         .options(defer(DesignVersion.source), defer(DesignVersion.page_bodies))
+        .where(DesignVersion.registration_id == tenant.registration_id)
         .join(
             newest,
             (newest.c.design_id == DesignVersion.design_id)
@@ -192,6 +215,51 @@ def list_designs(session: Session) -> list[DesignSummary]:
         )
         for row, count in rows
     ]
+
+
+# --- owners ------------------------------------------------------------------------------------
+
+
+def list_owners(session: Session, tenant: Tenant, design_id: str) -> list[DesignOwnerInfo]:
+    rows = session.scalars(
+        select(DesignOwner)
+        .where(
+            DesignOwner.registration_id == tenant.registration_id,
+            DesignOwner.design_id == design_id,
+        )
+        .order_by(DesignOwner.granted_at, DesignOwner.subject)
+    )
+    return [
+        DesignOwnerInfo(row.design_id, row.subject, row.name, as_utc(row.granted_at))
+        for row in rows
+    ]
+
+
+def is_owner(session: Session, tenant: Tenant, design_id: str, subject: str) -> bool:
+    return session.get(DesignOwner, (tenant.registration_id, design_id, subject)) is not None
+
+
+def add_owner(
+    session: Session, tenant: Tenant, design_id: str, *, subject: str, name: str, now: datetime
+) -> bool:
+    """Make a platform user an owner of the tenant's design; False when they were already."""
+    if is_owner(session, tenant, design_id, subject):
+        return False
+    try:
+        with session.begin_nested():
+            session.add(
+                DesignOwner(
+                    registration_id=tenant.registration_id,
+                    design_id=design_id,
+                    subject=subject,
+                    name=name,
+                    granted_at=now,
+                )
+            )
+            session.flush()
+    except IntegrityError:  # made owner by a concurrent request
+        return False
+    return True
 
 
 # --- resource-link bindings --------------------------------------------------------------------
@@ -213,10 +281,11 @@ def _binding_info(row: DesignBinding) -> ResourceLinkBindingInfo:
 
 
 def find_binding(
-    session: Session, deployment_pk: int, resource_link_id: str
+    session: Session, tenant: Tenant, deployment_pk: int, resource_link_id: str
 ) -> ResourceLinkBindingInfo | None:
     row = session.scalars(
         select(DesignBinding).where(
+            DesignBinding.registration_id == tenant.registration_id,
             DesignBinding.deployment_id == deployment_pk,
             DesignBinding.resource_link_id == resource_link_id,
         )
@@ -226,8 +295,8 @@ def find_binding(
 
 def insert_binding_if_absent(
     session: Session,
+    tenant: Tenant,
     *,
-    registration_id: int,
     deployment_pk: int,
     resource_link_id: str,
     context_id: str | None,
@@ -243,7 +312,7 @@ def insert_binding_if_absent(
     statement = (
         insert(DesignBinding)
         .values(
-            registration_id=registration_id,
+            registration_id=tenant.registration_id,
             deployment_id=deployment_pk,
             resource_link_id=resource_link_id,
             context_id=context_id,
@@ -257,15 +326,15 @@ def insert_binding_if_absent(
         .returning(DesignBinding.id)
     )
     created_id = session.execute(statement).scalar_one_or_none()
-    found = find_binding(session, deployment_pk, resource_link_id)
+    found = find_binding(session, tenant, deployment_pk, resource_link_id)
     assert found is not None
     return found, created_id is not None
 
 
 def set_binding(
     session: Session,
+    tenant: Tenant,
     *,
-    registration_id: int,
     deployment_pk: int,
     resource_link_id: str,
     context_id: str | None,
@@ -278,7 +347,7 @@ def set_binding(
     """Bind the activity, replacing whatever design it was bound to."""
     binding, created = insert_binding_if_absent(
         session,
-        registration_id=registration_id,
+        tenant,
         deployment_pk=deployment_pk,
         resource_link_id=resource_link_id,
         context_id=context_id,
@@ -302,10 +371,15 @@ def set_binding(
     return _binding_info(row)
 
 
-def list_bindings(session: Session, design_id: str) -> list[ResourceLinkBindingInfo]:
+def list_bindings(
+    session: Session, tenant: Tenant, design_id: str
+) -> list[ResourceLinkBindingInfo]:
     rows = session.scalars(
         select(DesignBinding)
-        .where(DesignBinding.design_id == design_id)
+        .where(
+            DesignBinding.registration_id == tenant.registration_id,
+            DesignBinding.design_id == design_id,
+        )
         .order_by(DesignBinding.bound_at, DesignBinding.id)
     )
     return [_binding_info(row) for row in rows]
@@ -329,8 +403,8 @@ def _offer_info(row: DesignDeepLink) -> DeepLinkOffer:
 
 def add_deep_link_offer(
     session: Session,
+    tenant: Tenant,
     *,
-    registration_id: int,
     deployment_pk: int,
     context_id: str | None,
     design_id: str,
@@ -339,7 +413,7 @@ def add_deep_link_offer(
     now: datetime,
 ) -> DeepLinkOffer:
     row = DesignDeepLink(
-        registration_id=registration_id,
+        registration_id=tenant.registration_id,
         deployment_id=deployment_pk,
         context_id=context_id,
         design_id=design_id,
@@ -354,6 +428,7 @@ def add_deep_link_offer(
 
 def take_deep_link_offer(
     session: Session,
+    tenant: Tenant,
     *,
     deployment_pk: int,
     context_id: str | None,
@@ -380,6 +455,7 @@ def take_deep_link_offer(
     candidates = session.scalars(
         select(DesignDeepLink)
         .where(
+            DesignDeepLink.registration_id == tenant.registration_id,
             DesignDeepLink.deployment_id == deployment_pk,
             DesignDeepLink.design_id == design_id,
             DesignDeepLink.used_at.is_(None),

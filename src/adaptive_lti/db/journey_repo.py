@@ -19,6 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from adaptive_lti.core.catalogue import Tenant
 from adaptive_lti.core.engine import DECISION_ADAPTER, Decision
 from adaptive_lti.core.events import Event, event_from_dict, event_to_dict
 from adaptive_lti.core.journey import Enrolment, Snapshot
@@ -126,10 +127,12 @@ def get_enrolment_with_snapshot(
 
 
 def find_enrolment(
-    session: Session, *, resource_link_pk: int, user_pk: int, design_id: str
+    session: Session, tenant: Tenant, *, resource_link_pk: int, user_pk: int, design_id: str
 ) -> Enrolment | None:
+    """The learner's enrolment on the tenant's design ``design_id`` on this activity."""
     row = session.execute(
         _select_enrolment().where(
+            LearnerEnrolment.registration_id == tenant.registration_id,
             LearnerEnrolment.resource_link_id == resource_link_pk,
             LearnerEnrolment.user_id == user_pk,
             LearnerEnrolment.design_id == design_id,
@@ -380,14 +383,20 @@ def _learner_name(user: User) -> str:
 
 
 def list_enrolments(
-    session: Session, *, resource_link_pk: int | None = None, context_pk: int | None = None
+    session: Session,
+    tenant: Tenant,
+    *,
+    resource_link_pk: int | None = None,
+    context_pk: int | None = None,
 ) -> list[EnrolmentRow]:
-    """Enrolments of an activity or of a course, with their snapshots, by learner name."""
+    """The tenant's enrolments of an activity or of a course, with their snapshots, by learner
+    name."""
     query = (
         select(LearnerEnrolment, ResourceLink.resource_link_id, User, LearnerSnapshot)
         .join(ResourceLink, ResourceLink.id == LearnerEnrolment.resource_link_id)
         .join(User, User.id == LearnerEnrolment.user_id)
         .outerjoin(LearnerSnapshot, LearnerSnapshot.enrolment_id == LearnerEnrolment.id)
+        .where(LearnerEnrolment.registration_id == tenant.registration_id)
     )
     if resource_link_pk is not None:
         query = query.where(LearnerEnrolment.resource_link_id == resource_link_pk)
@@ -423,13 +432,18 @@ class EarlierRecord:
 
 
 def earlier_records(
-    session: Session, *, user_pk: int, except_enrolment: int
+    session: Session, tenant: Tenant, *, user_pk: int, except_enrolment: int
 ) -> list[EarlierRecord]:
-    """The person's other enrolments (users are per platform registration), newest first."""
+    """The person's other enrolments in the tenant (users are per platform registration),
+    newest first."""
     rows = session.execute(
         select(LearnerEnrolment.design_id, LearnerSnapshot)
         .join(LearnerSnapshot, LearnerSnapshot.enrolment_id == LearnerEnrolment.id)
-        .where(LearnerEnrolment.user_id == user_pk, LearnerEnrolment.id != except_enrolment)
+        .where(
+            LearnerEnrolment.registration_id == tenant.registration_id,
+            LearnerEnrolment.user_id == user_pk,
+            LearnerEnrolment.id != except_enrolment,
+        )
         .order_by(LearnerSnapshot.updated_at.desc())
     ).all()
     return [

@@ -15,6 +15,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     String,
@@ -33,6 +34,7 @@ __all__ = [
     "Design",
     "DesignBinding",
     "DesignDeepLink",
+    "DesignOwner",
     "DesignVersion",
     "Launch",
     "LearnerEnrolment",
@@ -341,11 +343,26 @@ class RosterMember(Base):
 # ---------------------------------------------------------------------------------------------
 
 
+def _design_fk() -> ForeignKeyConstraint:
+    """The composite foreign key of a row that belongs to one tenant's design: (registration,
+    design id). The row goes when the design goes."""
+    return ForeignKeyConstraint(
+        ["registration_id", "design_id"],
+        ["design.registration_id", "design.design_id"],
+        ondelete="CASCADE",
+    )
+
+
 class Design(Base):
-    """A design in the catalogue, by the id its file declares (``design: intro-programming``)."""
+    """A design in one tenant's catalogue (a tenant is a platform registration), by the id its
+    file declares (``design: intro-programming``). Two tenants may each have a design of the
+    same id: they are different designs that share nothing."""
 
     __tablename__ = "design"
 
+    registration_id: Mapped[int] = mapped_column(
+        ForeignKey("lti_registration.id", ondelete="CASCADE"), primary_key=True
+    )
     design_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     # The title of the latest published version.
     title: Mapped[str] = mapped_column(Text)
@@ -353,14 +370,31 @@ class Design(Base):
     updated_at: Mapped[datetime] = mapped_column(TIMESTAMP)
 
 
+class DesignOwner(Base):
+    """A platform user (``sub`` of the tenant's launches) who may publish new versions of a
+    design: whoever published its first version through the tool, and whom they add. The
+    tenant's administrators may always publish and are not listed."""
+
+    __tablename__ = "design_owner"
+    __table_args__ = (_design_fk(),)
+
+    registration_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    design_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(255), primary_key=True)
+    # Who they are, as the launch that made them owner named them.
+    name: Mapped[str] = mapped_column(Text)
+    granted_at: Mapped[datetime] = mapped_column(TIMESTAMP)
+
+
 class DesignVersion(Base):
     """One published version of a design. Never updated: learners stay on the version they began."""
 
     __tablename__ = "design_version"
-    __table_args__ = (UniqueConstraint("design_id", "version"),)
+    __table_args__ = (UniqueConstraint("registration_id", "design_id", "version"), _design_fk())
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    design_id: Mapped[str] = _cascading_fk("design.design_id")
+    registration_id: Mapped[int] = mapped_column(Integer)
+    design_id: Mapped[str] = mapped_column(String(64))
     version: Mapped[int] = mapped_column(Integer)
     title: Mapped[str] = mapped_column(Text)
     # The YAML file as published, and its SHA-256 (line endings normalised).
@@ -381,7 +415,7 @@ class DesignBinding(Base):
     """An activity (resource link, unique within a deployment) bound to a design."""
 
     __tablename__ = "design_binding"
-    __table_args__ = (UniqueConstraint("deployment_id", "resource_link_id"),)
+    __table_args__ = (UniqueConstraint("deployment_id", "resource_link_id"), _design_fk())
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     registration_id: Mapped[int] = _cascading_fk("lti_registration.id")
@@ -389,7 +423,8 @@ class DesignBinding(Base):
     # The platform's resource link id and context id, as sent in the launch.
     resource_link_id: Mapped[str] = mapped_column(String(255))
     context_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
-    design_id: Mapped[str] = _cascading_fk("design.design_id")
+    # The tenant's design (the composite key with registration_id).
+    design_id: Mapped[str] = mapped_column(String(64), index=True)
     # A pinned version, or null to follow the latest published version.
     pinned_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     bound_by: Mapped[str] = mapped_column(Text)
@@ -402,12 +437,14 @@ class DesignDeepLink(Base):
     """A design returned to the platform by deep linking, waiting for its activity's first launch."""
 
     __tablename__ = "design_deep_link"
+    __table_args__ = (_design_fk(),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     registration_id: Mapped[int] = _cascading_fk("lti_registration.id")
     deployment_id: Mapped[int] = _cascading_fk("lti_deployment.id")
     context_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
-    design_id: Mapped[str] = _cascading_fk("design.design_id")
+    # The tenant's design (the composite key with registration_id).
+    design_id: Mapped[str] = mapped_column(String(64), index=True)
     pinned_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_by: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(TIMESTAMP)
@@ -427,7 +464,7 @@ class LearnerEnrolment(Base):
     """A learner following a design on one activity (resource link), on one design version."""
 
     __tablename__ = "learner_enrolment"
-    __table_args__ = (UniqueConstraint("resource_link_id", "user_id", "design_id"),)
+    __table_args__ = (UniqueConstraint("resource_link_id", "user_id", "design_id"), _design_fk())
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     registration_id: Mapped[int] = _cascading_fk("lti_registration.id")
@@ -440,7 +477,8 @@ class LearnerEnrolment(Base):
     binding_id: Mapped[int | None] = mapped_column(
         ForeignKey("design_binding.id", ondelete="SET NULL"), nullable=True, index=True
     )
-    design_id: Mapped[str] = _cascading_fk("design.design_id")
+    # The tenant's design (the composite key with registration_id).
+    design_id: Mapped[str] = mapped_column(String(64), index=True)
     # The version the learner is on: the one they started, until a migration moves them.
     design_version: Mapped[int] = mapped_column(Integer)
     # The AGS claim of the learner's latest launch (where scores go), null when grading is off.

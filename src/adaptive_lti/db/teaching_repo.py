@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from adaptive_lti.core.catalogue import Tenant
 from adaptive_lti.db.lti_repo import as_utc
 from adaptive_lti.db.tables import (
     Context,
@@ -128,9 +129,10 @@ def _snapshot_dict(row: LearnerSnapshot) -> dict[str, Any]:
 
 
 def people_of_activity(
-    session: Session, context_pk: int | None, resource_link_pk: int | None
+    session: Session, tenant: Tenant, context_pk: int | None, resource_link_pk: int | None
 ) -> list[PersonRecord]:
-    """Everyone the roster, the launches or the enrolments know for this activity."""
+    """Everyone the roster, the launches or the enrolments of the tenant know for this
+    activity."""
     people: dict[str, PersonRecord] = {}
 
     def person(sub: str) -> PersonRecord:
@@ -141,7 +143,10 @@ def people_of_activity(
 
     if context_pk is not None:
         for member in session.scalars(
-            select(RosterMember).where(RosterMember.context_id == context_pk)
+            select(RosterMember).where(
+                RosterMember.registration_id == tenant.registration_id,
+                RosterMember.context_id == context_pk,
+            )
         ):
             record = person(member.user_sub)
             record.name = _full_name(member.name, member.given_name, member.family_name)
@@ -159,7 +164,11 @@ def people_of_activity(
             func.max(Launch.launched_at).label("last_launch"),
             func.max(Launch.id).label("last_launch_id"),
         )
-        .where(Launch.resource_link_id == resource_link_pk, Launch.user_id.is_not(None))
+        .where(
+            Launch.registration_id == tenant.registration_id,
+            Launch.resource_link_id == resource_link_pk,
+            Launch.user_id.is_not(None),
+        )
         .group_by(Launch.user_id)
         .subquery()
     )
@@ -182,7 +191,10 @@ def people_of_activity(
         select(LearnerEnrolment, LearnerSnapshot, User)
         .join(User, User.id == LearnerEnrolment.user_id)
         .outerjoin(LearnerSnapshot, LearnerSnapshot.enrolment_id == LearnerEnrolment.id)
-        .where(LearnerEnrolment.resource_link_id == resource_link_pk)
+        .where(
+            LearnerEnrolment.registration_id == tenant.registration_id,
+            LearnerEnrolment.resource_link_id == resource_link_pk,
+        )
         .order_by(LearnerEnrolment.last_launch_at)
     )
     for enrolment, snapshot, user in enrolments:
@@ -245,12 +257,16 @@ class EnrolmentRecord:
     snapshot: dict[str, Any] | None
 
 
-def find_enrolment(session: Session, enrolment_id: int) -> EnrolmentRecord | None:
+def find_enrolment(session: Session, tenant: Tenant, enrolment_id: int) -> EnrolmentRecord | None:
+    """One of the tenant's enrolments (None for another tenant's, as for none at all)."""
     row = session.execute(
         select(LearnerEnrolment, User, LearnerSnapshot)
         .join(User, User.id == LearnerEnrolment.user_id)
         .outerjoin(LearnerSnapshot, LearnerSnapshot.enrolment_id == LearnerEnrolment.id)
-        .where(LearnerEnrolment.id == enrolment_id)
+        .where(
+            LearnerEnrolment.registration_id == tenant.registration_id,
+            LearnerEnrolment.id == enrolment_id,
+        )
     ).one_or_none()
     if row is None:
         return None

@@ -16,12 +16,19 @@ An activity is bound to a design in one of three ways (``core.catalogue.BindingM
 - **instructor**: chosen on the tool's Designs page. Such a binding is not overridden by the
   custom parameter; the other two follow it when an instructor edits it in the VLE.
 
+Designs are a tenant's (``core.catalogue.Tenant``, a platform registration): every function takes
+the tenant, or works it out from the verified launch, and reads and writes only that tenant's
+designs. Within a tenant a design has owners: whoever published its first version through the
+tool. Only owners, the tenant's administrators (the launch's Administrator role) and the command
+line publish new versions; other instructors may bind it, and copy it under a new id.
+
 Services flush but never commit.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -33,22 +40,31 @@ from adaptive_lti.core.catalogue import (
     DESIGN_CUSTOM_PARAMETER,
     BindingMethod,
     DeepLinkOffer,
+    DesignOwnerInfo,
     DesignReference,
     DesignSummary,
     DesignVersionInfo,
     LaunchDesign,
     LintSummary,
+    Publisher,
     PublishResult,
     ResourceLinkBindingInfo,
+    Tenant,
     content_hash,
     parse_design_reference,
 )
 from adaptive_lti.core.compiled import CompiledDesign
 from adaptive_lti.core.design import Page
-from adaptive_lti.core.errors import ConflictError, DesignError, NotFoundError, Problem
+from adaptive_lti.core.errors import (
+    ConflictError,
+    DesignError,
+    NotFoundError,
+    PermissionDeniedError,
+    Problem,
+)
 from adaptive_lti.core.lint import lint
 from adaptive_lti.core.loader import load_design
-from adaptive_lti.core.lti import LaunchContext, Person, RecordedLaunch
+from adaptive_lti.core.lti import LaunchContext, Person, RecordedLaunch, RoleScope
 from adaptive_lti.db import audit_repo, designs_repo, lti_repo
 from adaptive_lti.db.audit_repo import AuditAction
 
@@ -92,16 +108,67 @@ def _with_pages(compiled: CompiledDesign, page_bodies: Mapping[str, str]) -> Com
     return dataclasses.replace(compiled, design=design)
 
 
+def is_administrator(launch: LaunchContext) -> bool:
+    """The launch's roles make the user an administrator (LTI Core 1.3 §A.2: the Administrator
+    role of the context, the institution or the system, or SysAdmin)."""
+    return any(
+        role.principal in {"Administrator", "SysAdmin"} and role.scope is not RoleScope.unknown
+        for role in launch.roles
+    )
+
+
+def publisher_of(launch: LaunchContext, name: str) -> Publisher:
+    """Who publishes from a launch: its user, named ``name``."""
+    return Publisher(name, launch.person.subject, administrator=is_administrator(launch))
+
+
+def may_publish(session: Session, tenant: Tenant, design_id: str, publisher: Publisher) -> bool:
+    """Whether ``publisher`` may publish a version of the tenant's design ``design_id``."""
+    if publisher.unrestricted:
+        return True
+    if publisher.subject is None:
+        return False
+    if not designs_repo.design_exists(session, tenant, design_id):
+        return True  # the first version: its publisher becomes the owner
+    return designs_repo.is_owner(session, tenant, design_id, publisher.subject)
+
+
+def _not_an_owner(session: Session, tenant: Tenant, design_id: str) -> PermissionDeniedError:
+    owners = designs_repo.list_owners(session, tenant, design_id)
+    who = ", ".join(owner.name for owner in owners) or "nobody yet"
+    return PermissionDeniedError(
+        f"Only the owners of {design_id} publish new versions of it (owners: {who}), and the "
+        "platform's administrators.",
+        hint=f"Ask an owner to publish your changes, or copy it under a new id: change "
+        f"`design: {design_id}` in the file to an id of your own (and `version:` to 1) and "
+        "publish that. You may still use it for your activities as it is.",
+    )
+
+
+def _anonymous() -> PermissionDeniedError:
+    return PermissionDeniedError(
+        "Your platform sent no user id with this launch, so the tool cannot record you as the "
+        "design's owner.",
+        hint="Ask an administrator to publish it, or to publish it with 'adaptive-lti design "
+        "publish FILE --platform ID'.",
+    )
+
+
 def publish_design(
     session: Session,
+    tenant: Tenant,
     source_text: str,
     filename: str,
-    published_by: str,
+    publisher: Publisher,
     *,
     now: datetime,
     page_bodies: Mapping[str, str] | None = None,
 ) -> PublishResult:
-    """Load, lint and store a design version; identical content again is a no-op.
+    """Load, lint and store a design version into the tenant; identical content again is a no-op.
+
+    A platform user (``publisher``) publishing a design's first version becomes its owner; a
+    new version of an existing design needs an owner, an administrator or the command line
+    (``PermissionDeniedError`` otherwise).
 
     ``page_bodies`` carries the Markdown of pages the file names with ``file:`` (the CLI reads
     them beside the file), so the stored version needs nothing from the disk it came from.
@@ -135,10 +202,13 @@ def publish_design(
     if missing:
         raise DesignError(missing)
     digest = content_hash(source_text, bodies)
-    existing = designs_repo.find_version(session, design_id, version)
+    existing = designs_repo.find_version(session, tenant, design_id, version)
     if existing is not None:
         return _same_or_conflict(existing, digest)
-    latest = designs_repo.latest_version(session, design_id)
+    first = not designs_repo.design_exists(session, tenant, design_id)
+    if not may_publish(session, tenant, design_id, publisher):
+        raise _anonymous() if first else _not_an_owner(session, tenant, design_id)
+    latest = designs_repo.latest_version(session, tenant, design_id)
     if latest is not None and latest.version > version:
         raise ConflictError(
             f"{filename} is version {version} of {design_id}, older than the published "
@@ -147,6 +217,7 @@ def publish_design(
         )
     stored = designs_repo.insert_version(
         session,
+        tenant,
         design_id=design_id,
         version=version,
         title=compiled.design.title,
@@ -155,23 +226,32 @@ def publish_design(
         content_hash=digest,
         lint=summary,
         sends_grade=compiled.design.grade is not None,
-        published_by=published_by.strip()[:MAX_PUBLISHED_BY] or "unknown",
+        published_by=publisher.name.strip()[:MAX_PUBLISHED_BY] or "unknown",
         now=now,
     )
     if stored is None:
         # Another process published this version between our read and our insert.
-        raced = designs_repo.find_version(session, design_id, version)
+        raced = designs_repo.find_version(session, tenant, design_id, version)
         assert raced is not None
         return _same_or_conflict(raced, digest)
     audit_repo.append(
         session,
-        audit_repo.acting(session, published_by),
+        audit_repo.acting(session, publisher.name),
         AuditAction.design_publish,
-        None,
+        tenant.registration_id,
         f"{design_id}@{version}",
         {"title": stored.title, "content_hash": digest, "published_by": stored.published_by},
         now=now,
     )
+    if first and publisher.subject is not None:
+        designs_repo.add_owner(
+            session,
+            tenant,
+            design_id,
+            subject=publisher.subject,
+            name=publisher.name.strip()[:MAX_PUBLISHED_BY] or f"User {publisher.subject}",
+            now=now,
+        )
     return PublishResult(stored, created=True)
 
 
@@ -202,8 +282,15 @@ class DesignCheck:
         return self.outcome == "new"
 
 
-def check_design(session: Session, source_text: str, filename: str) -> DesignCheck:
-    """Load and lint a file and compare it with the catalogue, without publishing it."""
+def check_design(
+    session: Session,
+    tenant: Tenant,
+    source_text: str,
+    filename: str,
+    publisher: Publisher | None = None,
+) -> DesignCheck:
+    """Load and lint a file and compare it with the tenant's catalogue, without publishing it
+    (and, given the ``publisher``, whether they may publish it)."""
     try:
         compiled = load_design(source_text, filename)
     except DesignError as error:
@@ -234,7 +321,7 @@ def check_design(session: Session, source_text: str, filename: str) -> DesignChe
             "which an upload cannot bring: publish it with 'adaptive-lti design publish FILE', "
             "or write the pages' Markdown in 'body:'."
         )
-    existing = designs_repo.find_version(session, compiled.id, compiled.version)
+    existing = designs_repo.find_version(session, tenant, compiled.id, compiled.version)
     if existing is not None:
         if existing.content_hash == content_hash(source_text):
             return result(outcome="identical")
@@ -242,7 +329,14 @@ def check_design(session: Session, source_text: str, filename: str) -> DesignChe
             refusal=f"Version {compiled.version} of {compiled.id} is already published with "
             f"other content: raise `version:` in the file to {compiled.version + 1} or higher."
         )
-    latest = designs_repo.latest_version(session, compiled.id)
+    if publisher is not None and not may_publish(session, tenant, compiled.id, publisher):
+        denied = (
+            _anonymous()
+            if not designs_repo.design_exists(session, tenant, compiled.id)
+            else _not_an_owner(session, tenant, compiled.id)
+        )
+        return result(refusal=str(denied))
+    latest = designs_repo.latest_version(session, tenant, compiled.id)
     if latest is not None and latest.version > compiled.version:
         return result(
             refusal=f"Version {compiled.version} is older than the published version "
@@ -262,22 +356,39 @@ def _same_or_conflict(existing: DesignVersionInfo, digest: str) -> PublishResult
     )
 
 
-def list_designs(session: Session) -> list[DesignSummary]:
-    return designs_repo.list_designs(session)
+def list_designs(session: Session, tenant: Tenant) -> list[DesignSummary]:
+    return designs_repo.list_designs(session, tenant)
 
 
-def list_versions(session: Session, design_id: str) -> list[DesignVersionInfo]:
-    versions = designs_repo.list_versions(session, design_id)
+def list_versions(session: Session, tenant: Tenant, design_id: str) -> list[DesignVersionInfo]:
+    versions = designs_repo.list_versions(session, tenant, design_id)
     if not versions:
         raise _unknown_design(design_id)
     return versions
 
 
+def owners_of(session: Session, tenant: Tenant, design_id: str) -> list[DesignOwnerInfo]:
+    return designs_repo.list_owners(session, tenant, design_id)
+
+
+def add_owner(
+    session: Session, tenant: Tenant, design_id: str, *, subject: str, name: str, now: datetime
+) -> bool:
+    """Make a platform user an owner of the tenant's design (False when they were already)."""
+    if not designs_repo.design_exists(session, tenant, design_id):
+        raise _unknown_design(design_id)
+    return designs_repo.add_owner(
+        session, tenant, design_id, subject=subject, name=name[:MAX_PUBLISHED_BY], now=now
+    )
+
+
 def _unknown_design(design_id: str) -> NotFoundError:
     return NotFoundError(
-        f"No design {design_id!r} is published in the tool.",
-        hint="Publish it with 'adaptive-lti design publish FILE.yaml'; "
-        "'adaptive-lti design list' shows what is published.",
+        f"No design {design_id!r} is published for this platform.",
+        hint="Publish it with 'adaptive-lti design publish FILE.yaml --platform ID' (or from "
+        "the tool's Designs page); 'adaptive-lti design list --platform ID' shows what is "
+        "published. Designs of other platforms are theirs: they can export one for you "
+        "('adaptive-lti design export').",
     )
 
 
@@ -288,10 +399,10 @@ _TEXTS: dict[str, tuple[str, Mapping[str, str]]] = {}
 _TEXTS_LIMIT = 64
 
 
-def _with_text(session: Session, found: DesignVersionInfo) -> DesignVersionInfo:
+def _with_text(session: Session, tenant: Tenant, found: DesignVersionInfo) -> DesignVersionInfo:
     text = _TEXTS.get(found.content_hash)
     if text is None:
-        loaded = designs_repo.version_source(session, found.design_id, found.version)
+        loaded = designs_repo.version_source(session, tenant, found.design_id, found.version)
         if loaded is None:  # removed since the metadata was read
             raise _unknown_design(found.design_id)
         text = (loaded[0], MappingProxyType(loaded[1]))
@@ -302,28 +413,31 @@ def _with_text(session: Session, found: DesignVersionInfo) -> DesignVersionInfo:
 
 
 def get_design_version(
-    session: Session, design_id: str, version: int | None = None
+    session: Session, tenant: Tenant, design_id: str, version: int | None = None
 ) -> DesignVersionInfo:
-    """A published version (the newest when ``version`` is None), with its source."""
+    """A published version of the tenant's design (the newest when ``version`` is None), with
+    its source."""
     if version is None:
-        found = designs_repo.latest_version(session, design_id, with_source=False)
+        found = designs_repo.latest_version(session, tenant, design_id, with_source=False)
         if found is None:
             raise _unknown_design(design_id)
-        return _with_text(session, found)
-    found = designs_repo.find_version(session, design_id, version, with_source=False)
+        return _with_text(session, tenant, found)
+    found = designs_repo.find_version(session, tenant, design_id, version, with_source=False)
     if found is not None:
-        return _with_text(session, found)
-    if not designs_repo.design_exists(session, design_id):
+        return _with_text(session, tenant, found)
+    if not designs_repo.design_exists(session, tenant, design_id):
         raise _unknown_design(design_id)
-    published = ", ".join(str(v.version) for v in designs_repo.list_versions(session, design_id))
+    published = ", ".join(
+        str(v.version) for v in designs_repo.list_versions(session, tenant, design_id)
+    )
     raise NotFoundError(
         f"Version {version} of {design_id} is not published (published: {published}).",
         hint=f"Use design={design_id} to follow the newest version, or pin a published one.",
     )
 
 
-def resolve(session: Session, reference: DesignReference) -> DesignVersionInfo:
-    return get_design_version(session, reference.design_id, reference.version)
+def resolve(session: Session, tenant: Tenant, reference: DesignReference) -> DesignVersionInfo:
+    return get_design_version(session, tenant, reference.design_id, reference.version)
 
 
 @lru_cache(maxsize=64)
@@ -362,6 +476,18 @@ def _launch_place(session: Session, launch: LaunchContext) -> tuple[int, int] | 
     return found.registration.id, found.deployment.id
 
 
+def tenant_of(session: Session, launch: LaunchContext) -> Tenant:
+    """The tenant a verified launch belongs to: its platform registration."""
+    found = lti_repo.find_registration(session, launch.issuer, launch.client_id)
+    if found is None:
+        raise NotFoundError(
+            f"The platform {launch.issuer} (client id {launch.client_id}) is no longer "
+            "registered with the tool.",
+            hint="Ask an administrator to register it again ('adaptive-lti platform add').",
+        )
+    return Tenant(found.id)
+
+
 def _active_launch_place(session: Session, launch: LaunchContext) -> tuple[int, int]:
     """``_launch_place``, refused when the launch's deployment is not active in the tool."""
     place = _launch_place(session, launch)
@@ -389,8 +515,9 @@ def bind_resource_link(
             "nothing to bind a design to.",
             hint="Open the activity itself from the course page.",
         )
-    resolve(session, reference)
     registration_id, deployment_pk = _active_launch_place(session, launch)
+    tenant = Tenant(registration_id)
+    resolve(session, tenant, reference)
     audit_repo.append(
         session,
         audit_repo.Actor.of_person(launch.person),
@@ -402,7 +529,7 @@ def bind_resource_link(
     )
     return designs_repo.set_binding(
         session,
-        registration_id=registration_id,
+        tenant,
         deployment_pk=deployment_pk,
         resource_link_id=launch.resource_link.id,
         context_id=launch.context.id if launch.context else None,
@@ -418,11 +545,12 @@ def record_deep_link(
     session: Session, launch: LaunchContext, reference: DesignReference, *, now: datetime
 ) -> tuple[DeepLinkOffer, DesignVersionInfo]:
     """Note that the instructor returned ``reference`` by deep linking (bound at first launch)."""
-    version = resolve(session, reference)
     registration_id, deployment_pk = _active_launch_place(session, launch)
+    tenant = Tenant(registration_id)
+    version = resolve(session, tenant, reference)
     offer = designs_repo.add_deep_link_offer(
         session,
-        registration_id=registration_id,
+        tenant,
         deployment_pk=deployment_pk,
         context_id=launch.context.id if launch.context else None,
         design_id=reference.design_id,
@@ -478,8 +606,9 @@ def design_for_launch(
     if place is None:
         return None
     registration_id, deployment_pk = place
+    tenant = Tenant(registration_id)
     requested = custom_design_reference(launch)
-    binding = designs_repo.find_binding(session, deployment_pk, launch.resource_link.id)
+    binding = designs_repo.find_binding(session, tenant, deployment_pk, launch.resource_link.id)
     if binding is not None:
         if (
             requested is not None
@@ -487,10 +616,10 @@ def design_for_launch(
             and binding.method is not BindingMethod.instructor
         ):
             # The activity's custom parameter was edited in the VLE since the first launch.
-            resolve(session, requested)
+            resolve(session, tenant, requested)
             binding = designs_repo.set_binding(
                 session,
-                registration_id=registration_id,
+                tenant,
                 deployment_pk=deployment_pk,
                 resource_link_id=launch.resource_link.id,
                 context_id=launch.context.id if launch.context else None,
@@ -501,14 +630,15 @@ def design_for_launch(
                 method=BindingMethod.custom_parameter,
                 now=now,
             )
-            return LaunchDesign(binding, resolve(session, requested), newly_bound=True)
-        return LaunchDesign(binding, resolve(session, binding.reference), newly_bound=False)
+            return LaunchDesign(binding, resolve(session, tenant, requested), newly_bound=True)
+        return LaunchDesign(binding, resolve(session, tenant, binding.reference), newly_bound=False)
     if requested is None:
         return None
-    version = resolve(session, requested)
+    version = resolve(session, tenant, requested)
     context_id = launch.context.id if launch.context else None
     offer = designs_repo.take_deep_link_offer(
         session,
+        tenant,
         deployment_pk=deployment_pk,
         context_id=context_id,
         design_id=requested.design_id,
@@ -523,7 +653,7 @@ def design_for_launch(
         bound_by = f"custom parameter design={requested} (first launch by {_who(launch.person)})"
     binding, created = designs_repo.insert_binding_if_absent(
         session,
-        registration_id=registration_id,
+        tenant,
         deployment_pk=deployment_pk,
         resource_link_id=launch.resource_link.id,
         context_id=context_id,
@@ -535,7 +665,7 @@ def design_for_launch(
     )
     if not created:
         # A concurrent first launch bound it first: run what it bound.
-        version = resolve(session, binding.reference)
+        version = resolve(session, tenant, binding.reference)
     return LaunchDesign(binding, version, newly_bound=created)
 
 
@@ -550,5 +680,84 @@ def launch_of_session(session: Session, launch_id: int) -> LaunchContext:
     return launch
 
 
-def bindings_of(session: Session, design_id: str) -> list[ResourceLinkBindingInfo]:
-    return designs_repo.list_bindings(session, design_id)
+def bindings_of(session: Session, tenant: Tenant, design_id: str) -> list[ResourceLinkBindingInfo]:
+    return designs_repo.list_bindings(session, tenant, design_id)
+
+
+# --- sharing between tenants: export and import --------------------------------------------
+
+
+def export_design(
+    session: Session, tenant: Tenant, design_id: str, version: int | None = None
+) -> list[DesignVersionInfo]:
+    """The versions of the tenant's design to put in a package (all, oldest first, or one),
+    each with its source and page files."""
+    if version is not None:
+        return [get_design_version(session, tenant, design_id, version)]
+    numbers = sorted(v.version for v in list_versions(session, tenant, design_id))
+    return [get_design_version(session, tenant, design_id, number) for number in numbers]
+
+
+_DESIGN_LINE = re.compile(r"^design:[ \t]*(?P<value>[^\n#]*?)[ \t]*(?P<comment>#[^\n]*)?$", re.M)
+
+
+def rename_design(source_text: str, filename: str, old_id: str, new_id: str) -> str:
+    """The design's source with its top-level ``design:`` id changed from ``old_id``."""
+    parse_design_reference(new_id)  # refuses what is not a design id, in its words
+    for found in _DESIGN_LINE.finditer(source_text):
+        if found["value"].strip("'\"") == old_id:
+            comment = f" {found['comment']}" if found["comment"] else ""
+            renamed = (
+                source_text[: found.start()]
+                + f"design: {new_id}{comment}"
+                + source_text[found.end() :]
+            )
+            if load_design(renamed, filename).id == new_id:
+                return renamed
+    raise DesignError(
+        [
+            Problem(
+                f"cannot give the design a new id: no top-level line 'design: {old_id}' found",
+                filename,
+                hint="Change the id in the file yourself and publish it with 'adaptive-lti "
+                "design publish FILE --platform ID'.",
+                code="rename-failed",
+            )
+        ]
+    )
+
+
+def import_design(
+    session: Session,
+    tenant: Tenant,
+    versions: list[tuple[str, str, Mapping[str, str]]],
+    publisher: Publisher,
+    *,
+    now: datetime,
+    new_id: str | None = None,
+) -> list[PublishResult]:
+    """Publish a package's versions ((filename, source, page bodies), oldest first) into the
+    tenant, as ``new_id`` when given. Refused (``ConflictError``) when the tenant already has a
+    design of that id: an import never adds versions to a design that is there."""
+    if not versions:
+        raise DesignError([Problem("the package holds no design version", "package")])
+    first_name, first_source, _ = versions[0]
+    old_id = load_design(first_source, first_name).id
+    target = new_id or old_id
+    if designs_repo.design_exists(session, tenant, target):
+        raise ConflictError(
+            f"This platform already has a design {target!r}; the package was not imported.",
+            hint="Import it under another id with '--as NEW_ID', or look at the one there with "
+            f"'adaptive-lti design show {target} --platform ID'.",
+        )
+    results = []
+    for filename, source, bodies in versions:
+        if load_design(source, filename).id != old_id:
+            raise DesignError(
+                [Problem(f"the package mixes designs: {filename} is not {old_id}", filename)]
+            )
+        text = rename_design(source, filename, old_id, target) if target != old_id else source
+        results.append(
+            publish_design(session, tenant, text, filename, publisher, now=now, page_bodies=bodies)
+        )
+    return results

@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from adaptive_lti.core.catalogue import LaunchDesign
+from adaptive_lti.core.catalogue import LaunchDesign, Tenant
 from adaptive_lti.core.compiled import CompiledDesign
 from adaptive_lti.core.design import (
     Attribute,
@@ -107,18 +107,22 @@ def _stale() -> StalePageError:
 # --- reading ---------------------------------------------------------------------------------
 
 
-# Compiled designs by (id, version): published versions never change, so a process may keep
-# them (every process builds the same value from the database; nothing here must be shared).
-_COMPILED: dict[tuple[str, int], CompiledDesign] = {}
+# Compiled designs by (tenant, id, version): published versions never change, so a process may
+# keep them (every process builds the same value from the database; nothing here must be
+# shared). Two tenants' designs of one id are different designs: the tenant is in the key.
+_COMPILED: dict[tuple[int, str, int], CompiledDesign] = {}
 _COMPILED_LIMIT = 256
 
 
 def _design(enrolment: Enrolment, session: Session) -> CompiledDesign:
-    key = (enrolment.design_id, enrolment.design_version)
+    key = (enrolment.registration_id, enrolment.design_id, enrolment.design_version)
     compiled = _COMPILED.get(key)
     if compiled is None:
         version = design_service.get_design_version(
-            session, enrolment.design_id, enrolment.design_version
+            session,
+            Tenant(enrolment.registration_id),
+            enrolment.design_id,
+            enrolment.design_version,
         )
         compiled = design_service.compiled_design(version)
         if len(_COMPILED) >= _COMPILED_LIMIT:
@@ -328,8 +332,10 @@ def begin_or_resume(
             hint="Open the activity itself from your course page.",
         )
     design_id = launch_design.binding.design_id
+    tenant = Tenant(recorded.registration_id)
     enrolment = journey_repo.find_enrolment(
         session,
+        tenant,
         resource_link_pk=recorded.resource_link_pk,
         user_pk=recorded.user_pk,
         design_id=design_id,
@@ -351,6 +357,7 @@ def begin_or_resume(
             now=now,
         ) or journey_repo.find_enrolment(
             session,
+            tenant,
             resource_link_pk=recorded.resource_link_pk,
             user_pk=recorded.user_pk,
             design_id=design_id,
@@ -373,7 +380,7 @@ def begin_or_resume(
             continue
         if records is None:
             records = journey_repo.earlier_records(
-                session, user_pk=enrolment.user_pk, except_enrolment=enrolment.id
+                session, tenant, user_pk=enrolment.user_pk, except_enrolment=enrolment.id
             )
         found = _from_earlier(attribute_id, attribute, records)
         if found is not None:
@@ -562,7 +569,9 @@ def _replay(
     versions = {event.design_version for event in events} | {enrolment.design_version}
     designs = {
         version: design_service.compiled_design(
-            design_service.get_design_version(session, enrolment.design_id, version)
+            design_service.get_design_version(
+                session, Tenant(enrolment.registration_id), enrolment.design_id, version
+            )
         )
         for version in versions
     }
@@ -613,12 +622,16 @@ def rebuild_snapshot(session: Session, enrolment_id: int, *, now: datetime) -> J
 
 
 def list_enrolments(
-    session: Session, *, resource_link_pk: int | None = None, context_pk: int | None = None
+    session: Session,
+    tenant: Tenant,
+    *,
+    resource_link_pk: int | None = None,
+    context_pk: int | None = None,
 ) -> list[EnrolmentSummary]:
-    """Every learner of an activity (or a course) with their place, by name."""
+    """Every learner of the tenant's activity (or course) with their place, by name."""
     summaries = []
     for row in journey_repo.list_enrolments(
-        session, resource_link_pk=resource_link_pk, context_pk=context_pk
+        session, tenant, resource_link_pk=resource_link_pk, context_pk=context_pk
     ):
         snapshot = row.snapshot
         if snapshot is None:

@@ -23,6 +23,7 @@ from adaptive_lti.core.catalogue import (
     BindingMethod,
     LintSummary,
     ResourceLinkBindingInfo,
+    Tenant,
 )
 from adaptive_lti.core.compiled import CompiledDesign, iter_steps
 from adaptive_lti.core.design import Branch
@@ -190,14 +191,18 @@ def _binding(session: Session, place: InstructorPlace) -> ResourceLinkBindingInf
     activity = _activity_place(session, place)
     if activity.resource_link_id is None:
         return None
-    return designs_repo.find_binding(session, place.deployment_pk, activity.resource_link_id)
+    return designs_repo.find_binding(
+        session, Tenant(place.registration_id), place.deployment_pk, activity.resource_link_id
+    )
 
 
 def _bound_design(
     session: Session, binding: ResourceLinkBindingInfo
 ) -> tuple[BoundDesign | None, str | None]:
     try:
-        version = design_service.resolve(session, binding.reference)
+        version = design_service.resolve(
+            session, Tenant(binding.registration_id), binding.reference
+        )
     except NotFoundError as error:
         return None, str(error)
     return (
@@ -217,16 +222,17 @@ def _bound_design(
 
 
 class _Designs:
-    """Compiled design versions, read once per request."""
+    """Compiled design versions of one tenant, read once per request."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, tenant: Tenant) -> None:
         self._session = session
+        self._tenant = tenant
         self._compiled: dict[tuple[str, int], CompiledDesign | None] = {}
 
     def get(self, design_id: str, version: int) -> CompiledDesign | None:
         key = (design_id, version)
         if key not in self._compiled:
-            found = designs_repo.find_version(self._session, design_id, version)
+            found = designs_repo.find_version(self._session, self._tenant, design_id, version)
             self._compiled[key] = None if found is None else design_service.compiled_design(found)
         return self._compiled[key]
 
@@ -327,8 +333,10 @@ def course_overview(session: Session, place: InstructorPlace) -> CourseOverview:
     activity = _activity_place(session, place)
     binding = _binding(session, place)
     design, problem = _bound_design(session, binding) if binding else (None, None)
-    designs = _Designs(session)
-    records = teaching_repo.people_of_activity(session, place.context_pk, place.resource_link_pk)
+    designs = _Designs(session, Tenant(place.registration_id))
+    records = teaching_repo.people_of_activity(
+        session, Tenant(place.registration_id), place.context_pk, place.resource_link_pk
+    )
     members = [_member_place(record, designs) for record in records]
     members.sort(key=lambda m: (m.name.casefold(), m.user_sub))
     memberships_url = roster_url(session, place)
@@ -468,7 +476,7 @@ class LearnerDetail:
 def _enrolment_for(
     session: Session, place: InstructorPlace, enrolment_id: int
 ) -> teaching_repo.EnrolmentRecord:
-    found = teaching_repo.find_enrolment(session, enrolment_id)
+    found = teaching_repo.find_enrolment(session, Tenant(place.registration_id), enrolment_id)
     if found is None or found.resource_link_pk != place.resource_link_pk:
         # A learner of another activity is "not found" too: their existence is not ours to say.
         raise NotFoundError(
@@ -572,9 +580,11 @@ def learner_detail(session: Session, place: InstructorPlace, enrolment_id: int) 
     the places an instructor may move them to."""
     ensure_same_activity(place)
     enrolment = _enrolment_for(session, place, enrolment_id)
-    designs = _Designs(session)
+    designs = _Designs(session, Tenant(place.registration_id))
     design = designs.get(enrolment.design_id, enrolment.design_version)
-    records = teaching_repo.people_of_activity(session, place.context_pk, place.resource_link_pk)
+    records = teaching_repo.people_of_activity(
+        session, Tenant(place.registration_id), place.context_pk, place.resource_link_pk
+    )
     record = next((r for r in records if r.enrolment_id == enrolment.enrolment_id), None)
     if record is None:  # the learner is known by their enrolment at least
         record = PersonRecord(user_sub=enrolment.user_sub, name=enrolment.name)
@@ -626,7 +636,9 @@ def move_learner(
     why = require_reason(reason)
     enrolment = _enrolment_for(session, place, enrolment_id)
     kind, _, name = (target or "").partition(":")
-    design = _Designs(session).get(enrolment.design_id, enrolment.design_version)
+    design = _Designs(session, Tenant(place.registration_id)).get(
+        enrolment.design_id, enrolment.design_version
+    )
     targets = override_targets(design) if design is not None else OverrideTargets((), ())
     allowed = {
         "route": {route for route, _ in targets.routes},

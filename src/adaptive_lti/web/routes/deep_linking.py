@@ -15,7 +15,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
-from adaptive_lti.core.catalogue import DesignReference, parse_design_reference
+from adaptive_lti.core.catalogue import DesignReference, Tenant, parse_design_reference
 from adaptive_lti.core.errors import LaunchError, PermissionDeniedError
 from adaptive_lti.core.lti import LaunchContext
 from adaptive_lti.lti import deeplink, keys
@@ -47,7 +47,7 @@ def deep_linking_picker(
     """The page a deep linking launch shows: the published designs, and a form to pick one."""
     settings_claim = deeplink.read_deep_linking_request(launch)
     _require_instructor(launch)
-    designs = design_service.list_designs(session)
+    designs = design_service.list_designs(session, design_service.tenant_of(session, launch))
     return templates.TemplateResponse(
         request,
         "deep_linking/picker.html",
@@ -133,7 +133,9 @@ def select_design(
         reference = parse_design_reference(design)
         if pin and reference.version is None:
             # Pin to the version published now (learners then never move to a newer one).
-            latest = design_service.get_design_version(session, reference.design_id)
+            latest = design_service.get_design_version(
+                session, Tenant(instructor.registration_id), reference.design_id
+            )
             reference = DesignReference(reference.design_id, latest.version)
         item = _resource_link_item(session, settings, launch, reference, now)
         items.append(item)

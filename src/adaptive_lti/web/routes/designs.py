@@ -5,6 +5,10 @@ Every handler needs the tool session of an instructor (``InstructorDep``); forms
 ``tool_session`` field, because Moodle's iframe may refuse the tool's cookie. The upload is checked
 (loaded and linted, compared with what is published) and shown before anything is stored; the
 publish button then sends the same text back, and publishing checks it all again.
+
+Everything here is the tenant's of the tool session (the platform registration it was launched
+from): its catalogue, its bindings; only a design's owners and administrators publish new
+versions of it (a 403 page says so and how to copy it under a new id).
 """
 
 from __future__ import annotations
@@ -14,7 +18,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import Response
 
-from adaptive_lti.core.catalogue import BindingMethod, DesignReference, parse_design_reference
+from adaptive_lti.core.catalogue import (
+    BindingMethod,
+    DesignReference,
+    Tenant,
+    parse_design_reference,
+)
 from adaptive_lti.core.errors import InvalidInputError, NotFoundError
 from adaptive_lti.core.loader import MAX_DESIGN_BYTES
 from adaptive_lti.core.lti import LaunchContext
@@ -49,9 +58,14 @@ def _token(request: Request, form_value: str | None) -> str:
     )
 
 
+def _tenant(instructor: InstructorDep) -> Tenant:
+    return Tenant(instructor.registration_id)
+
+
 def _page(
     request: Request,
     session: SessionDep,
+    tenant: Tenant,
     launch: LaunchContext,
     token: str,
     now: NowDep,
@@ -71,7 +85,7 @@ def _page(
         "designs/instructor.html",
         {
             "launch": launch,
-            "designs": design_service.list_designs(session),
+            "designs": design_service.list_designs(session, tenant),
             "current": current,
             "binding_problem": binding_problem,
             "tool_session": token,
@@ -93,7 +107,7 @@ def instructor_designs(
     token: SessionField = None,
 ) -> Response:
     launch = design_service.launch_of_session(session, instructor.launch_id)
-    return _page(request, session, launch, _token(request, token), now)
+    return _page(request, session, _tenant(instructor), launch, _token(request, token), now)
 
 
 def _read_upload(upload: UploadFile) -> tuple[str, str]:
@@ -136,7 +150,14 @@ def check_upload(
             hint="Choose a design file (.yaml), or paste the design's YAML into the text box, "
             "then check it.",
         )
-    result = design_service.check_design(session, source_text, filename)
+    launch = design_service.launch_of_session(session, instructor.launch_id)
+    result = design_service.check_design(
+        session,
+        _tenant(instructor),
+        source_text,
+        filename,
+        design_service.publisher_of(launch, _who(launch)),
+    )
     return templates.TemplateResponse(
         request,
         "designs/check.html",
@@ -164,7 +185,15 @@ def publish_upload(
 ) -> Response:
     launch = design_service.launch_of_session(session, instructor.launch_id)
     audit_repo.act_as(session, audit_repo.Actor.of_person(launch.person))
-    result = design_service.publish_design(session, source_text, filename, _who(launch), now=now)
+    tenant = _tenant(instructor)
+    result = design_service.publish_design(
+        session,
+        tenant,
+        source_text,
+        filename,
+        design_service.publisher_of(launch, _who(launch)),
+        now=now,
+    )
     version = result.version
     message = (
         f"Published {version.design_id} version {version.version} (“{version.title}”)."
@@ -183,7 +212,7 @@ def publish_upload(
             now=now,
         )
         message += f" This activity now runs {binding.reference} (following newer versions)."
-    return _page(request, session, launch, _token(request, token), now, message=message)
+    return _page(request, session, tenant, launch, _token(request, token), now, message=message)
 
 
 @router.post("/lti/designs/bind", include_in_schema=False)
@@ -197,9 +226,10 @@ def bind_activity(
     token: SessionField = None,
 ) -> Response:
     launch = design_service.launch_of_session(session, instructor.launch_id)
+    tenant = _tenant(instructor)
     reference = parse_design_reference(design)
     if pin and reference.version is None:
-        latest = design_service.get_design_version(session, reference.design_id)
+        latest = design_service.get_design_version(session, tenant, reference.design_id)
         reference = DesignReference(reference.design_id, latest.version)
     binding = design_service.bind_resource_link(
         session,
@@ -213,6 +243,7 @@ def bind_activity(
     return _page(
         request,
         session,
+        tenant,
         launch,
         _token(request, token),
         now,

@@ -23,6 +23,7 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from adaptive_lti.analytics import queries
+from adaptive_lti.core.catalogue import Tenant
 from adaptive_lti.core.conditions import format_value
 from adaptive_lti.core.errors import PermissionDeniedError
 from adaptive_lti.core.lti import RecordedLaunch
@@ -164,7 +165,9 @@ def sync_roster(
 def routes(request: Request, teacher: TeacherDep, session: SessionDep) -> Response:
     teaching.ensure_same_activity(teacher.place)
     assert teacher.place.resource_link_pk is not None
-    report = queries.route_report(session, teacher.place.resource_link_pk)
+    report = queries.route_report(
+        session, Tenant(teacher.place.registration_id), teacher.place.resource_link_pk
+    )
     return _page(request, "teaching/routes.html", teacher.token, report=report)
 
 
