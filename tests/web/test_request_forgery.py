@@ -30,9 +30,7 @@ REFUSAL_HINT = "Reopen the activity from your course"
 
 
 @pytest.fixture
-def h(
-    session_factory: sessionmaker[Session], db_url: str, tmp_path: Path
-) -> Iterator[LtiHarness]:
+def h(session_factory: sessionmaker[Session], db_url: str, tmp_path: Path) -> Iterator[LtiHarness]:
     with harness(
         session_factory,
         db_url,
@@ -112,7 +110,9 @@ def test_the_exempt_routes_are_exactly_the_platform_initiated_ones(h: LtiHarness
     tool_exempt = {(m, p) for m, p in exempt if not p.startswith("/demo-platform/")}
     assert tool_exempt == {("POST", "/lti/login"), ("POST", "/lti/launch")}
     demo_routes = {
-        (m, p) for m, p, route in unsafe_routes(h) if route.endpoint.__module__ == demo_platform.__name__
+        (m, p)
+        for m, p, route in unsafe_routes(h)
+        if route.endpoint.__module__ == demo_platform.__name__
     }
     assert exempt - tool_exempt == demo_routes
     assert demo_routes  # the demo platform was mounted, and its posts were enumerated

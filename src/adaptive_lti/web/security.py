@@ -27,12 +27,13 @@ registration table, cached for ``FRAME_ANCESTORS_TTL_SECONDS`` per process), ``n
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session, sessionmaker
@@ -50,6 +51,11 @@ log = logging.getLogger("adaptive_lti.web.security")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 DEMO_PLATFORM_PREFIX = "/demo-platform/"
+REGISTRATION_PATH = "/lti/register"
+# An origin as a CSP source: nothing that could end the directive or add another one.
+CSP_ORIGIN = re.compile(
+    r"https?://[a-z0-9.\-]+(:[0-9]{1,5})?|https?://\[[0-9a-f:.]+\](:[0-9]{1,5})?"
+)
 
 
 @dataclass(frozen=True)
@@ -178,7 +184,7 @@ def platform_origins(session: Session) -> list[str]:
     for registration in lti_repo.list_registrations(session):
         for url in (registration.issuer, registration.auth_login_url):
             origin = origin_of(url)
-            if origin.startswith(("https://", "http://")):
+            if CSP_ORIGIN.fullmatch(origin):
                 origins.add(origin)
     return sorted(origins)
 
@@ -228,6 +234,11 @@ class SecurityHeadersMiddleware:
             await self.app(scope, receive, send)
             return
         policy = await self._current_policy(scope)
+        registering = _registering_platform(scope)
+        if registering:
+            policy = policy.replace(
+                "frame-ancestors 'self'", f"frame-ancestors 'self' {registering}"
+            )
         settings: Settings = scope["app"].state.settings
         production = settings.environment is Environment.production
 
@@ -243,6 +254,19 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def _registering_platform(scope: Scope) -> str:
+    """The origin of the platform opening dynamic registration (LTI Dynamic Registration 1.0
+    §3.3): it is not registered yet, and Moodle opens the page in a frame of its own. The page
+    acts on GET, without a click to steal, so the origin its own URL names may frame it."""
+    if scope.get("path") != REGISTRATION_PATH:
+        return ""
+    configuration = parse_qs(scope.get("query_string", b"").decode("latin-1")).get(
+        "openid_configuration", [""]
+    )[0]
+    origin = origin_of(configuration)
+    return origin if CSP_ORIGIN.fullmatch(origin) else ""
 
 
 def _read_platform_origins(factory: sessionmaker[Session]) -> list[str]:
