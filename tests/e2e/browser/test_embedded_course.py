@@ -124,7 +124,7 @@ def test_the_instructor_sees_places_and_moves_a_learner(page: Page, screenshots:
     # Chen's next launch shows where the instructor put him; his progress page says why.
     learner = open_embedded(page, "chen")
     expect(learner.locator("article[data-activity='variables-lesson']")).to_be_visible()
-    press(learner, learner.get_by_role("link", name="Your progress and route"))
+    press(learner, learner.get_by_role("button", name="Your progress and route"))
     expect(learner.locator("section[aria-labelledby='why-title']")).to_contain_text(
         "because your instructor put you on it: Needs the basics of variables first"
     )
