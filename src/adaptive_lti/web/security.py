@@ -179,7 +179,13 @@ FRAME_ANCESTORS_TTL_SECONDS = 60.0
 
 def platform_origins(session: Session) -> list[str]:
     """The origins of the registered platforms' pages (issuer and login URL), for
-    ``frame-ancestors``: a platform embeds the tool from the host it serves its pages on."""
+    ``frame-ancestors``: a platform embeds the tool from the host it serves its pages on.
+
+    Moodle, Sakai and D2L serve their pages from their issuer's host. Canvas and Blackboard do
+    not (issuer ``canvas.instructure.com``, pages on ``school.instructure.com``): framing from
+    such hosts needs their origin recorded (for example from the launch's
+    ``launch_presentation.return_url``, LTI Core 1.3 §5.4.4) or configured, which is not done
+    yet."""
     origins: set[str] = set()
     for registration in lti_repo.list_registrations(session):
         for url in (registration.issuer, registration.auth_login_url):
