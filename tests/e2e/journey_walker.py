@@ -8,13 +8,11 @@ so tests can assert the exact route.
 
 from __future__ import annotations
 
-import html
 import json
 import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urljoin
 
 import httpx
 from sqlalchemy import create_engine, text
@@ -29,7 +27,6 @@ EXAMPLE_DESIGN = (
     Path(__file__).resolve().parents[2] / "examples" / "intro-programming" / "design.yaml"
 )
 ATTRIBUTE_FIELD = re.compile(r'name="attribute-([a-z0-9_-]+)"')
-CONTINUE_LINK = re.compile(r'<a class="button" data-continue href="([^"]+)"')
 
 
 def example_design() -> CompiledDesign:
@@ -101,10 +98,10 @@ class JourneyWalker:
             form = forms["/journey/complete"]
             persona.met.append(form.fields["activity"])
             return self.client.submit(form)
-        link = CONTINUE_LINK.search(page.text)
-        if link:
-            url = urljoin(str(page.url), html.unescape(link.group(1)))
-            return self.client.request("GET", url)
+        # "Continue" posts the session in a form (the token stays out of URLs).
+        for form in forms_of(page):
+            if any("data-continue" in button for button in form.buttons):
+                return self.client.submit(form)
         raise AssertionError(f"no way forward on the page:\n{page.text[:3000]}")
 
     def walk(

@@ -4,6 +4,8 @@ platform's auth endpoint -> the id_token form_post -> the tool's page. On SQLite
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -120,12 +122,19 @@ def test_a_replayed_id_token_is_refused(demo_client: DemoPlatformClient) -> None
         stranger.close()
 
 
-def test_a_tampered_id_token_is_refused(demo_client: DemoPlatformClient) -> None:
+def test_a_tampered_id_token_is_refused_by_its_signature(demo_client: DemoPlatformClient) -> None:
+    """A token whose payload is valid JSON with one claim changed, under the old signature:
+    only the signature check can refuse it (a broken payload would be refused as its format)."""
     answer = demo_client.authorize(demo_client.login(demo_client.pick("femi")))
     header, payload, signature = answer.fields["id_token"].split(".")
-    tampered = f"{header}.{payload[:-4]}AAAA.{signature}"
-    response = demo_client.submit(answer, id_token=tampered)
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    claims["name"] = "Mallory Impostor"
+    forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    assert forged != payload
+    response = demo_client.submit(answer, id_token=f"{header}.{forged}.{signature}")
     assert response.status_code == 401, response.text
+    assert "Launch refused: signature" in response.text
+    assert "signature does not match its content" in response.text
     # The genuine token still works: the forged one consumed nothing.
     assert demo_client.launch(answer).status_code == 200
 

@@ -92,9 +92,17 @@ def test_ana_foundations_then_games_then_project(
     ]
     assert "Your final grade: <strong>80%</strong>" in text
     assert "foundations" in text
-    progress_link = re.search(r'href="([^"]*/journey/progress\?[^"]+)"', text)
-    assert progress_link is not None
-    progress = client.request("GET", html.unescape(progress_link.group(1)))
+    progress_form = re.search(
+        r'<form method="post" action="([^"]*/journey/progress)">'
+        r'<input type="hidden" name="tool_session" value="([^"]+)">',
+        text,
+    )
+    assert progress_form is not None  # a form: the session token is not put in a URL
+    progress = client.request(
+        "POST",
+        html.unescape(progress_form.group(1)),
+        data={"tool_session": html.unescape(progress_form.group(2))},
+    )
     assert "You are on the foundations route because your prior programming experience" in (
         progress.text
     )

@@ -255,3 +255,20 @@ def _post(h: LtiHarness, action: str, data: dict[str, str]) -> httpx.Response:
 
 def _submit(form: Form, **fields: str) -> tuple[str, dict[str, str]]:
     return form.action, {**form.fields, **fields}
+
+
+def test_a_learner_post_carrying_only_the_session_cookie_is_refused(h: LtiHarness) -> None:
+    """A form another site posts into the learner's browser carries the cookie but not the
+    token of the tool's page: it records nothing (the same form with the token does)."""
+    page = h.full_launch(mutate=custom({"prior_programming": "none"}))
+    intake = form_at(page, "/journey/intake")
+    assert h.client.cookies.get("adaptive_lti_session")
+    before = event_count(h)
+    forged = {k: v for k, v in intake.fields.items() if k != "tool_session"}
+    refused = h.client.post(intake.action, data=forged | {"attribute-goal": "interest"})
+    assert refused.status_code == 403
+    assert "Reopen the activity from your course" in refused.text
+    assert event_count(h) == before
+    genuine = h.client.post(intake.action, data={**intake.fields, "attribute-goal": "interest"})
+    assert genuine.status_code == 200, genuine.text
+    assert event_count(h) > before

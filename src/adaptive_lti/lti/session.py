@@ -3,7 +3,9 @@
 Inside Moodle's iframe the browser may refuse the tool's cookies, so the session does not depend
 on one: the launch page carries the token (a hidden form field ``tool_session``, a query
 parameter for links, or the ``X-Tool-Session`` header for scripts), and a partitioned cookie is
-set as well for browsers that accept it. The token is an HS256 JWT keyed by a key derived from
+set as well for browsers that accept it. The cookie only ever opens pages (GET): a request that
+changes something must carry the token itself (``web/security.py``), since a browser attaches the
+cookie to forms other sites post too. The token is an HS256 JWT keyed by a key derived from
 ``Settings.secret_key`` (so the secret itself never signs anything else), bound to the platform,
 deployment, context, user and roles of the launch, and it expires after
 ``Settings.session_ttl_seconds``. Nothing is stored server-side: any process can check it.

@@ -7,14 +7,14 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from adaptive_lti.db.session import make_engine, make_session_factory
 from adaptive_lti.lti import keys
 from adaptive_lti.settings import Settings
-from adaptive_lti.web import errors, observability
+from adaptive_lti.web import errors, observability, security
 from adaptive_lti.web.grade_delivery import start_score_delivery
 from adaptive_lti.web.routes import (
     deep_linking,
@@ -55,6 +55,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="adaptive-lti",
         summary="An LTI 1.3 tool that routes each learner along a YAML learning design",
         lifespan=lifespan,
+        # Every unsafe request (POST, PUT, PATCH, DELETE) must prove it came from the tool's own
+        # page; the platform-initiated routes are listed in security.EXEMPT_ROUTES.
+        dependencies=[Depends(security.require_page_proof)],
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -64,6 +67,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         offset = timedelta(seconds=settings.clock_offset_seconds)
         app.state.clock = lambda: datetime.now(UTC) + offset
     errors.install(app)
+    app.add_middleware(security.SecurityHeadersMiddleware)
+    # Added last, so outermost: it times and tags (request id) everything inside it.
     observability.install(app, engine)
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
     app.include_router(health.router)

@@ -4,7 +4,7 @@ in the launch's locale.
 Markdown comes from design files, which course designers write but learners read: raw HTML in it
 is escaped, never passed through (markdown-it's CommonMark preset with ``html`` off), and links
 are limited to safe schemes (markdown-it refuses ``javascript:``, ``vbscript:``, ``file:`` and
-non-image ``data:`` URLs). Locales come from the launch (LTI Core 1.3 §5.4.3
+non-image ``data:`` URLs) and carry ``rel="noreferrer noopener"``. Locales come from the launch (LTI Core 1.3 §5.4.3
 ``launch_presentation.locale``); Moodle sends ``pt_br``, Babel wants ``pt_BR``.
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import Any
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_datetime
@@ -22,6 +23,17 @@ from markupsafe import Markup
 DEFAULT_LOCALE = "en"
 
 _MARKDOWN = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
+
+
+def _link_open(renderer: Any, tokens: Any, index: int, options: Any, env: Any) -> str:
+    # A design's link leads off the tool: no Referer (the page's URL may carry the session
+    # token) and no window.opener for the page it opens.
+    tokens[index].attrSet("rel", "noreferrer noopener")
+    rendered: str = renderer.renderToken(tokens, index, options, env)
+    return rendered
+
+
+_MARKDOWN.add_render_rule("link_open", _link_open)
 
 
 def render_markdown(text: str) -> Markup:

@@ -17,6 +17,7 @@ from adaptive_lti.lti import session as tool_session
 from adaptive_lti.lti.adapters import FastAPICookieService, FastAPIRequest
 from adaptive_lti.lti.tool import AcceptedLaunch, BindingNeeded, LtiTool
 from adaptive_lti.settings import Settings
+from adaptive_lti.web import security
 
 
 async def get_settings(request: Request) -> Settings:
@@ -120,19 +121,17 @@ LaunchDep = Annotated[AcceptedLaunch | BindingNeeded | PlatformErrorReport, Depe
 async def get_tool_session(
     request: Request, settings: SettingsDep, now: NowDep
 ) -> tool_session.ToolSession:
-    """The tool session of a follow-up request: the ``X-Tool-Session`` header, a
-    ``tool_session`` form field or query parameter, or (when the browser kept it) the cookie."""
-    token = request.headers.get(tool_session.HEADER) or request.query_params.get(tool_session.FIELD)
-    if not token and request.method == "POST":
-        form = await request.form()
-        value = form.get(tool_session.FIELD)
-        token = value if isinstance(value, str) else None
-    if not token:
+    """The tool session of a follow-up request: the ``X-Tool-Session`` header or the
+    ``tool_session`` form field (or query parameter of a link), or, for a request that changes
+    nothing (GET), the cookie when the browser kept it. An unsafe request never counts on the
+    cookie: ``security.require_page_proof`` has already refused one that came without the token."""
+    token = await security.presented_token(request)
+    if not token and request.method in security.SAFE_METHODS:
         token = request.cookies.get(tool_session.COOKIE)
     if not token:
         raise PermissionDeniedError(
             "This page belongs to a launch from your course, and no tool session came with the request.",
-            hint="Open the activity from your course page.",
+            hint="Reopen the activity from your course page.",
         )
     return tool_session.verify(token, settings.secret_key, now)
 

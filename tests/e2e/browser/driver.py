@@ -96,7 +96,7 @@ def step(frame: Frame, plan: Plan) -> bool:
         if frame.locator(".feedback .score").count() and attempts:
             attempts.pop(0)  # this attempt is over
         return True
-    go_on = frame.locator("a[data-continue]")
+    go_on = frame.locator("button[data-continue]")
     if go_on.count():
         press(frame, go_on)
         return True

@@ -49,7 +49,7 @@ def test_upload_check_publish_and_use_a_design(page: Page, screenshots: Path) ->
     expect(status).to_contain_text("Published intro-programming version 2")
     expect(status).to_contain_text("This activity now runs intro-programming")
 
-    press(tool, tool.get_by_role("link", name="Learners and where they are"))
+    press(tool, tool.get_by_role("button", name="Learners and where they are"))
     design = tool.locator("section[aria-labelledby='design-title']")
     expect(design).to_contain_text("intro-programming")
     expect(design).to_contain_text("version 2")

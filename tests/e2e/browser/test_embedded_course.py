@@ -124,7 +124,45 @@ def test_the_instructor_sees_places_and_moves_a_learner(page: Page, screenshots:
     # Chen's next launch shows where the instructor put him; his progress page says why.
     learner = open_embedded(page, "chen")
     expect(learner.locator("article[data-activity='variables-lesson']")).to_be_visible()
-    press(learner, learner.get_by_role("link", name="Your progress and route"))
+    press(learner, learner.get_by_role("button", name="Your progress and route"))
     expect(learner.locator("section[aria-labelledby='why-title']")).to_contain_text(
         "because your instructor put you on it: Needs the basics of variables first"
     )
+
+
+def test_the_embedded_pages_break_no_content_security_policy(page: Page) -> None:
+    """The course page with the tool framed, a learner's first steps and the instructor's pages
+    run under the tool's CSP (no inline script or style, frame-ancestors) without one violation
+    in the browser's console, and the console check does see a violation when there is one."""
+    violations: list[str] = []
+    page.on(
+        "console",
+        lambda message: (
+            violations.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
+    policies: dict[str, str] = {}
+    page.on(
+        "response",
+        lambda response: policies.setdefault(
+            response.url.split("?")[0], response.headers.get("content-security-policy", "")
+        ),
+    )
+    learner = open_embedded(page, "femi")
+    walk(learner, Plan(intake={"goal": "interest"}, right={"diagnostic": [6]}), until="diagnostic")
+    press(learner, learner.get_by_role("button", name="Your progress and route"))
+    instructor = open_embedded(page, "irene")
+    press(instructor, instructor.get_by_role("link", name="Who took which route"))
+    press(instructor, instructor.get_by_role("button", name="Design: upload or change"))
+    expect(instructor.locator("h1")).to_have_text("Learning designs")
+    launched = [url for url in policies if url.endswith("/lti/launch")]
+    assert launched and "frame-ancestors 'self'" in policies[launched[0]]
+    assert "script-src 'self'" in policies[launched[0]]
+    assert violations == []
+    # The check is not blind: an inline script the policy forbids is reported.
+    instructor.evaluate(
+        "() => { const s = document.createElement('script'); s.textContent = '1';"
+        " document.body.appendChild(s); }"
+    )
+    page.wait_for_timeout(300)
+    assert any("script-src" in text for text in violations), violations

@@ -192,11 +192,16 @@ def _act(
     return render_journey(request, result, token)
 
 
-@router.get("", name="journey_page")
-def journey_page(request: Request, current: ToolSessionDep, session: SessionDep) -> Response:
+# GET and POST: the tool's own pages post the session in a form (no token in the URL, so none
+# in the browser's history or a server's log); a GET with the token or the cookie still works.
+@router.api_route("", methods=["GET", "POST"], name="journey_page")
+def journey_page(
+    request: Request, current: ToolSessionDep, session: SessionDep, form: FormDep
+) -> Response:
     """The learner's current page (after a check's feedback, or on reload)."""
     enrolment = _current(session, current)
-    return render_journey(request, progress.journey_for(session, enrolment.id), _token(request))
+    view = progress.journey_for(session, enrolment.id)
+    return render_journey(request, view, _token(request, form))
 
 
 def _current(session: SessionDep, current: tool_session.ToolSession) -> Any:
@@ -210,15 +215,17 @@ def _current(session: SessionDep, current: tool_session.ToolSession) -> Any:
     )
 
 
-@router.get("/progress", name="journey_progress")
-def journey_progress(request: Request, current: ToolSessionDep, session: SessionDep) -> Response:
+@router.api_route("/progress", methods=["GET", "POST"], name="journey_progress")
+def journey_progress(
+    request: Request, current: ToolSessionDep, session: SessionDep, form: FormDep
+) -> Response:
     """The route so far, what is next, and why the learner is on this route."""
     enrolment = _current(session, current)
     view = progress.journey_for(session, enrolment.id)
     return render_journey(
         request,
         view,
-        _token(request),
+        _token(request, form),
         template="journey/progress.html",
         extra={"route_reasons": progress.route_reasons(session, view)},
     )
