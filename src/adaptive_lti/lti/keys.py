@@ -39,7 +39,7 @@ log = logging.getLogger("adaptive_lti.lti.keys")
 KEY_SIZE_BITS = 2048
 SIGNING_ALGORITHM = "RS256"
 # The generated session secret's file under key_dir, and its size (64 URL-safe characters).
-SECRET_FILE_NAME = "tool-session-secret"
+SECRET_FILE_NAME = "tool-session-secret"  # noqa: S105 - a file name, not a secret
 GENERATED_SECRET_BYTES = 48
 
 

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from adaptive_lti.db.session import make_engine, make_session_factory
 from adaptive_lti.lti import keys
 from adaptive_lti.settings import Settings
-from adaptive_lti.web import errors
+from adaptive_lti.web import errors, input_limits
 from adaptive_lti.web.grade_delivery import start_score_delivery
 from adaptive_lti.web.routes import (
     deep_linking,
@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         offset = timedelta(seconds=settings.clock_offset_seconds)
         app.state.clock = lambda: datetime.now(UTC) + offset
     errors.install(app)
+    app.add_middleware(input_limits.InputLimitsMiddleware)
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
     app.include_router(health.router)
     app.include_router(lti.router)

@@ -11,7 +11,6 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
-
 from starlette.concurrency import run_in_threadpool
 
 from adaptive_lti.core.errors import PermissionDeniedError
