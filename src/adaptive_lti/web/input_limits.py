@@ -133,7 +133,7 @@ def _check_target(scope: Scope) -> None:
     query: bytes = scope.get("query_string", b"")
     if len(query) > MAX_QUERY_BYTES:
         raise InputRefused(
-            414,
+            400,
             f"The address's query string is {len(query):,} bytes long; the tool accepts at most "
             f"{MAX_QUERY_BYTES:,}.",
             "Open the page from the tool's or the platform's own link.",
