@@ -89,7 +89,9 @@ class DesignError(AdaptiveLtiError):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         first = problems[0] if problems else Problem("the design is not valid")
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        capped = any(problem.code == MORE_PROBLEMS for problem in problems)
+        others = len(problems) - 1 - capped
+        more = f" (and {'more than ' if capped else ''}{others} more)" if others > 0 else ""
         super().__init__(f"{first}{more}", hint="Fix the design file and load it again.")
 
 
