@@ -228,3 +228,24 @@ def test_login_fuzz_never_a_500(h: LtiHarness, field: str, value: bytes) -> None
         f"/lti/login?{query}&{field}={quote_from_bytes(value)}", follow_redirects=False
     )
     assert response.status_code < 500, response.text
+
+
+def test_long_fields_keep_their_own_limits() -> None:
+    from urllib.parse import urlencode
+
+    from adaptive_lti.web.input_limits import InputRefused, check_urlencoded
+
+    # A learner's reflection may be 20,000 characters (journey/page.html), a pasted design 5 MB.
+    check_urlencoded("form field", urlencode({"text": "é" * 20_000}).encode())
+    with pytest.raises(InputRefused, match="at most 20,000"):
+        check_urlencoded("form field", urlencode({"text": "x" * 20_001}).encode())
+    with pytest.raises(InputRefused, match="at most 4,096"):
+        check_urlencoded("form field", urlencode({"other": "x" * 4097}).encode())
+
+
+def test_deeply_nested_json_is_a_400_not_a_500(h: LtiHarness) -> None:
+    body = b'{"a":' * 500 + b"1" + b"}" * 500
+    response = h.client.post(
+        "/lti/launch", content=body, headers={"Content-Type": "application/json"}
+    )
+    _assert_clear_refusal(response, "nested more than 64 levels", status=400)

@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adaptive_lti.core.loader import MAX_DESIGN_BYTES
 from adaptive_lti.lti.adapters import MAX_PARAM_CHARS
+from adaptive_lti.services.progress import MAX_REFLECTION_LENGTH
 from adaptive_lti.web.errors import error_response
 
 # Characters no database column takes: NUL, and lone surrogates (JSON's "\ud800").
@@ -45,6 +46,7 @@ VALUE_LIMITS: dict[str, int] = {
     "lti_storage_state": 8192,
     "tool_session": 8192,
     "design_text": MAX_DESIGN_BYTES,
+    "text": MAX_REFLECTION_LENGTH,  # a learner's reflection (journey/page.html)
     "source_text": MAX_DESIGN_BYTES,
 }
 MAX_PATH_CHARS = 2048
@@ -114,7 +116,12 @@ def check_urlencoded(kind: str, data: bytes) -> None:
         check_text(f"{kind} {name[:60]!r}", value, VALUE_LIMITS.get(name, DEFAULT_VALUE_CHARS))
 
 
+MAX_JSON_DEPTH = 64
+
+
 def check_json(value: Any, where: str = "JSON body", depth: int = 0) -> None:
+    if depth > MAX_JSON_DEPTH:
+        raise InputRefused(400, f"The JSON body is nested more than {MAX_JSON_DEPTH} levels deep.")
     if isinstance(value, str):
         check_text(where, value)
     elif isinstance(value, dict):
