@@ -4,8 +4,8 @@ PostgreSQL cannot store a NUL character (U+0000) in text, nor can any UTF-8 data
 lone surrogate; a value longer than its column (``String(255)``) is an error there, where SQLite
 stores it anyway. So one ASGI middleware checks every request's path, query string, headers and
 form or JSON body: text must be valid UTF-8 without NUL, each value at most its limit, and bodies
-at most their size. A refusal is a 400 (413 for a body too large) with a page that names the
-field and the limit, the same on both databases. The id_token's claims are checked in
+at most their size. A refusal is a 422, as for any wrong form (400 for a query string too long,
+413 for a body too large), with a page that names the field and the limit, the same on both databases. The id_token's claims are checked in
 ``lti/claims.py``.
 """
 
@@ -78,10 +78,10 @@ def check_text(where: str, text: str, limit: int | None = None) -> None:
     found = UNSTORABLE.search(text)
     if found is not None:
         what = "a NUL character (U+0000)" if found.group() == "\x00" else "a lone surrogate"
-        raise InputRefused(400, f"The {where} contains {what}, which the tool cannot store.")
+        raise InputRefused(422, f"The {where} contains {what}, which the tool cannot store.")
     if limit is not None and len(text) > limit:
         raise InputRefused(
-            400,
+            422,
             f"The {where} is {len(text):,} characters long; the tool accepts at most {limit:,}.",
             "Shorten it and send it again; if a platform sent it, tell the platform's "
             "administrator.",
@@ -93,7 +93,7 @@ def _decode(where: str, raw: bytes) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError as error:
         raise InputRefused(
-            400,
+            422,
             f"The {where} is not valid UTF-8 text (bad byte at position {error.start + 1}): "
             "the tool cannot store it.",
         ) from None
@@ -121,7 +121,7 @@ MAX_JSON_DEPTH = 64
 
 def check_json(value: Any, where: str = "JSON body", depth: int = 0) -> None:
     if depth > MAX_JSON_DEPTH:
-        raise InputRefused(400, f"The JSON body is nested more than {MAX_JSON_DEPTH} levels deep.")
+        raise InputRefused(422, f"The JSON body is nested more than {MAX_JSON_DEPTH} levels deep.")
     if isinstance(value, str):
         check_text(where, value)
     elif isinstance(value, dict):
