@@ -13,7 +13,9 @@ from typing import Self
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PLACEHOLDER_SECRET = "change-me"  # noqa: S105 - the value refused in production
+# Values that were once defaults or are typed by habit: refused as a configured secret anywhere.
+PLACEHOLDER_SECRETS = frozenset({"change-me", "changeme", "secret", "secret-key", "development"})
+MIN_PRODUCTION_SECRET_LENGTH = 32
 
 
 class Environment(StrEnum):
@@ -44,8 +46,11 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///./adaptive-lti.db"
     # Public origin of the tool, e.g. https://tool.example.org (no trailing slash).
     base_url: str = "http://127.0.0.1:8000"
-    # Signs the tool's own session tokens; must be a real secret outside development.
-    secret_key: str = PLACEHOLDER_SECRET
+    # Signs the tool's own session tokens. Unset: the tool makes a random secret on first start
+    # and keeps it beside its keys (the database, or key_dir), shared by every process (see
+    # lti/keys.py tool_secret). There is no default value: a known secret would let anyone
+    # sign an instructor's session.
+    secret_key: str | None = None
     # Where generated private keys are written when not kept in the database (mode 0600).
     key_dir: Path | None = None
     unknown_deployment_policy: UnknownDeploymentPolicy = UnknownDeploymentPolicy.record_inactive
@@ -114,15 +119,37 @@ class Settings(BaseSettings):
     # learner who comes back days later: spaced reviews). Production refuses anything but 0.
     clock_offset_seconds: float = 0.0
 
+    @field_validator("secret_key", mode="before")
+    @classmethod
+    def _blank_secret_is_unset(cls, value: object) -> object:
+        # ADAPTIVE_LTI_SECRET_KEY= (a compose file's empty variable) means "not configured".
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Self:
-        if self.environment is Environment.production and (
-            self.secret_key == PLACEHOLDER_SECRET or len(self.secret_key) < 32
+        if self.secret_key is None:
+            return self._refuse_production_hazards()
+        if self.secret_key.strip().lower() in PLACEHOLDER_SECRETS:
+            raise ValueError(
+                f"ADAPTIVE_LTI_SECRET_KEY is set to the placeholder {self.secret_key!r}, which "
+                "anyone can guess: unset it (the tool then makes a random secret of its own) or "
+                "set a random value (python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+            )
+        if (
+            self.environment is Environment.production
+            and len(self.secret_key) < MIN_PRODUCTION_SECRET_LENGTH
         ):
             raise ValueError(
-                "ADAPTIVE_LTI_SECRET_KEY must be set to a random value of at least 32 characters "
-                "in production (for example: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+                f"ADAPTIVE_LTI_SECRET_KEY must be a random value of at least "
+                f"{MIN_PRODUCTION_SECRET_LENGTH} characters in production (for example: "
+                "python -c 'import secrets; print(secrets.token_urlsafe(48))'), or unset, and "
+                "the tool makes one of its own"
             )
+        return self._refuse_production_hazards()
+
+    def _refuse_production_hazards(self) -> Self:
         if self.environment is Environment.production and self.demo_platform:
             raise ValueError(
                 "ADAPTIVE_LTI_DEMO_PLATFORM lets anyone launch as any demo person, instructors "

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from adaptive_lti.core.design import json_schema
-from adaptive_lti.core.errors import AdaptiveLtiError, DesignError, Problem
+from adaptive_lti.core.errors import MORE_PROBLEMS, AdaptiveLtiError, DesignError, Problem
 from adaptive_lti.core.graph import FORMATS, render
 from adaptive_lti.core.lint import lint
 from adaptive_lti.core.loader import load_design_file
@@ -75,8 +75,10 @@ def run_check(args: argparse.Namespace) -> int:
         design_id: str | None = compiled.id
     except DesignError as error:
         problems, design_id = error.problems, None
-    errors = sum(1 for problem in problems if problem.severity == "error")
-    warnings = len(problems) - errors
+    # The "… and N more problems" line (past the first 100) is not itself counted.
+    listed = [problem for problem in problems if problem.code != MORE_PROBLEMS]
+    errors = sum(1 for problem in listed if problem.severity == "error")
+    warnings = len(listed) - errors
     failed = errors > 0 or (args.strict and warnings > 0)
     if args.format == "json":
         report = {
@@ -92,6 +94,8 @@ def run_check(args: argparse.Namespace) -> int:
         for problem in problems:
             print(problem)
         summary = f"{errors} error{'s' if errors != 1 else ''}, {warnings} warning{'s' if warnings != 1 else ''}"
+        if len(listed) < len(problems):
+            summary += " listed, more above"
         verdict = "FAILED" if failed else "ok"
         print(f"{args.design}: {verdict} ({summary})")
     return 1 if failed else 0

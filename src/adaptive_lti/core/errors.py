@@ -15,6 +15,7 @@ Every error carries a message a person can act on: what went wrong and what to d
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 
@@ -50,6 +51,36 @@ class Problem:
         return f"{text} ({self.hint})" if self.hint else text
 
 
+# A design with thousands of mistakes (a generated file, a wrong file) is shown by its first
+# problems and a count of the rest: the designer fixes the kind, not each line.
+MAX_LISTED_PROBLEMS = 100
+MORE_PROBLEMS = "more-problems"
+
+
+def more_problems(count: int, codes: Iterable[str], severity: str, file: str) -> Problem:
+    """The line that stands for ``count`` omitted problems of ``codes``, at their worst severity."""
+    kinds = sorted(set(codes))
+    noun = "problem" if count == 1 else "problems"
+    kind_word = "kind" if len(kinds) == 1 else "kinds"
+    return Problem(
+        f"… and {count:,} more {noun} of the same {kind_word} ({', '.join(kinds)})",
+        file,
+        hint="fix the problems listed and check the design again to see the rest",
+        severity=severity,
+        code=MORE_PROBLEMS,
+    )
+
+
+def cap_problems(problems: Sequence[Problem], limit: int = MAX_LISTED_PROBLEMS) -> list[Problem]:
+    """The first ``limit`` problems and, when there were more, one line counting the rest."""
+    if len(problems) <= limit:
+        return list(problems)
+    rest = problems[limit:]
+    severity = "error" if any(p.severity == "error" for p in rest) else "warning"
+    summary = more_problems(len(rest), (p.code for p in rest), severity, problems[0].file)
+    return [*problems[:limit], summary]
+
+
 class DesignError(AdaptiveLtiError):
     """A design could not be loaded; ``problems`` lists every problem found."""
 
@@ -58,7 +89,9 @@ class DesignError(AdaptiveLtiError):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         first = problems[0] if problems else Problem("the design is not valid")
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        capped = any(problem.code == MORE_PROBLEMS for problem in problems)
+        others = len(problems) - 1 - capped
+        more = f" (and {'more than ' if capped else ''}{others} more)" if others > 0 else ""
         super().__init__(f"{first}{more}", hint="Fix the design file and load it again.")
 
 

@@ -80,7 +80,7 @@ from adaptive_lti.core.design import (
     Split,
     Step,
 )
-from adaptive_lti.core.errors import Problem
+from adaptive_lti.core.errors import Problem, cap_problems
 from adaptive_lti.core.source import Path
 
 MAX_COMBINATIONS = 4096
@@ -991,7 +991,8 @@ _SEVERITY_ORDER = {ERROR: 0, WARNING: 1}
 
 
 def lint(compiled: CompiledDesign) -> list[Problem]:
-    """Every error and warning the linter finds, in file order."""
+    """The errors and warnings the linter finds, in file order: the first
+    ``MAX_LISTED_PROBLEMS`` and a line counting the rest."""
     linter = _Linter(compiled)
     start = Progress(watched=watched_activities(compiled))
     finished = linter.walk(compiled.design.route, ("route",), start, live=True)
@@ -999,4 +1000,6 @@ def lint(compiled: CompiledDesign) -> list[Problem]:
     linter.declarations()
     linter.unreachable()
     unique = list(dict.fromkeys(linter.problems))
-    return sorted(unique, key=lambda p: (p.line, p.column, _SEVERITY_ORDER.get(p.severity, 2)))
+    ordered = sorted(unique, key=lambda p: (p.line, p.column, _SEVERITY_ORDER.get(p.severity, 2)))
+    # At most MAX_LISTED_PROBLEMS, then one line counting the rest.
+    return cap_problems(ordered)

@@ -51,7 +51,7 @@ from adaptive_lti.core.design import (
     Review,
     Split,
 )
-from adaptive_lti.core.errors import DesignError, Problem
+from adaptive_lti.core.errors import MAX_LISTED_PROBLEMS, DesignError, Problem, more_problems
 from adaptive_lti.core.source import Path, Position, SourceMap
 
 MAX_DESIGN_BYTES = 5 * 1024 * 1024
@@ -188,15 +188,38 @@ class _Reader:
         self.filename = filename
         self.source = SourceMap(filename)
         self.problems: list[Problem] = []
+        # Past MAX_LISTED_PROBLEMS a problem is only counted (its hint, which may search for
+        # close names, is never worked out): a file with 100,000 mistakes stays fast.
+        self.omitted = 0
+        self.omitted_codes: set[str] = set()
+        self.omitted_severity = "warning"
         self.fatal = False
         # Paths whose value already has a problem: validation errors there would repeat it.
         self.poisoned: set[Path] = set()
 
     # problems
 
+    @property
+    def full(self) -> bool:
+        return len(self.problems) >= MAX_LISTED_PROBLEMS
+
+    @property
+    def found(self) -> int:
+        """Problems found so far, listed or only counted."""
+        return len(self.problems) + self.omitted
+
+    def count_omitted(self, code: str, severity: str = "error") -> None:
+        self.omitted += 1
+        self.omitted_codes.add(code)
+        if severity == "error":
+            self.omitted_severity = "error"
+
     def add(
         self, path: Path, message: str, hint: str = "", *, code: str, key: bool = False
     ) -> None:
+        if self.full:
+            self.count_omitted(code)
+            return
         self.add_at(self.source.locate(path, key=key), message, hint, code=code)
 
     def add_at(
@@ -208,6 +231,9 @@ class _Reader:
         code: str,
         severity: str = "error",
     ) -> None:
+        if self.full:
+            self.count_omitted(code, severity)
+            return
         line, column = (position.line, position.column) if position else (0, 0)
         self.problems.append(Problem(message, self.filename, line, column, hint, severity, code))
 
@@ -216,7 +242,15 @@ class _Reader:
         self.add_at(position, message, hint, code=code)
 
     def sorted_problems(self) -> list[Problem]:
-        return sorted(self.problems, key=lambda p: (p.line, p.column))
+        """The listed problems in file order, and a line counting the omitted ones."""
+        listed = sorted(self.problems, key=lambda p: (p.line, p.column))
+        if self.omitted:
+            listed.append(
+                more_problems(
+                    self.omitted, self.omitted_codes, self.omitted_severity, self.filename
+                )
+            )
+        return listed
 
     # pass 1: bytes to text
 
@@ -549,7 +583,7 @@ class _Reader:
         try:
             return Design.model_validate(data)
         except ValidationError as error:
-            reported_before = len(self.problems)
+            reported_before = self.found
             raw = _without_echoes(error.errors(include_url=False))
             for item in raw:
                 loc = tuple(item["loc"])
@@ -557,7 +591,7 @@ class _Reader:
                     # Reported above, construct by construct, without the union's noise.
                     continue
                 self._report_validation_error((), dict(item), data)
-            if len(self.problems) == reported_before and not step_errors:
+            if self.found == reported_before and not step_errors:
                 for item in raw:
                     self._report_validation_error((), dict(item), data)
             self._report_unknown_activities(data)
@@ -581,6 +615,10 @@ class _Reader:
                 self.add(path, f"unknown activity '{activity_id}'", hint, code="reference")
 
     def _report_validation_error(self, base: Path, error: dict[str, Any], data: Any) -> None:
+        if self.full:
+            # Counted only: locating the node and wording the hint cost more than the list.
+            self.count_omitted(_CODES_BY_KIND.get(error["type"], "invalid"))
+            return
         loc = (*base, *error["loc"])
         path, key_error = _document_path(loc, data)
         if any(path[: len(poisoned)] == poisoned for poisoned in self.poisoned):
@@ -681,6 +719,10 @@ _SYNTAX_HINTS = {
     "found unknown escape character": "inside double quotes write a backslash as '\\\\', "
     "or use single quotes",
 }
+
+
+# The code a validation error is reported under, for the count of omitted problems.
+_CODES_BY_KIND = {"missing": "missing-key", "extra_forbidden": "unknown-key"}
 
 
 def _too_large(filename: str, size: int) -> Problem:

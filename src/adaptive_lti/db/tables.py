@@ -49,6 +49,7 @@ __all__ = [
     "ScoreOutbox",
     "ServiceAccessToken",
     "ToolKey",
+    "ToolSecret",
     "User",
 ]
 
@@ -121,6 +122,17 @@ class ToolKey(Base):
     status: Mapped[str] = mapped_column(String(16), default="active")
     created_at: Mapped[datetime] = mapped_column(TIMESTAMP)
     retired_at: Mapped[datetime | None] = mapped_column(TIMESTAMP, nullable=True)
+
+
+class ToolSecret(Base):
+    """The secret that signs the tool's sessions when none is configured: one row, made by the
+    first process to start, read by every other (never logged or shown)."""
+
+    __tablename__ = "lti_tool_secret"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    secret: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(TIMESTAMP)
 
 
 class LoginState(Base):

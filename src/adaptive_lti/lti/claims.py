@@ -9,6 +9,7 @@ claims are ignored (§5.4: "tools should ignore claims they do not understand").
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -44,7 +45,16 @@ NRPS = "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice"
 DEEP_LINKING_SETTINGS = "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings"
 BASIC_OUTCOME = "https://purl.imsglobal.org/spec/lti-bo/claim/basicoutcome"  # Moodle's lti-bos
 
+# Limits that fit the columns the launch's strings are stored in (db/tables.py): ids are
+# String(255), the locale String(64); names, email, titles and custom values are Text, kept to
+# MAX_CLAIM_TEXT. A longer value is refused, not cut: two ids cut to one would be one course.
+MAX_ID_CHARS = 255
+MAX_LOCALE_CHARS = 64
 MAX_CLAIM_TEXT = 4096
+# Characters no database column takes: NUL (PostgreSQL refuses it in text) and lone surrogates
+# (JSON's "\ud800", which no UTF-8 database can store).
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+MAX_CLAIM_DEPTH = 32
 
 
 def _bad(check: str, message: str, hint: str = "") -> LaunchError:
@@ -69,6 +79,72 @@ def _object(claims: Mapping[str, Any], name: str) -> Mapping[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
+def check_claim_strings(claims: Mapping[str, Any], where: str = "id_token") -> None:
+    """Refuse a token with a NUL character or a lone surrogate in any claim name or string
+    value, at any depth: run on the untrusted payload, before it names anything to look up."""
+
+    def visit(value: Any, path: str, depth: int) -> None:
+        if isinstance(value, str):
+            found = UNSTORABLE.search(value)
+            if found is not None:
+                what = "a NUL character (U+0000)" if found.group() == "\x00" else "a lone surrogate"
+                raise _bad(
+                    "claim text",
+                    f"The {where}'s claim {path[-120:]!r} contains {what}, which the tool "
+                    "cannot store.",
+                )
+        elif depth > MAX_CLAIM_DEPTH:
+            raise _bad("claim text", f"The {where}'s claims are nested too deeply.")
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                visit(key, f"{path}.{key}" if path else str(key), depth + 1)
+                visit(item, f"{path}.{key}" if path else str(key), depth + 1)
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                visit(item, f"{path}[{index}]", depth + 1)
+
+    visit(dict(claims), "", 0)
+
+
+def _short_name(claim: str) -> str:
+    return claim.removeprefix(LTI)
+
+
+def _check_length(value: Any, claim: str, limit: int) -> None:
+    if isinstance(value, str) and len(value) > limit:
+        raise _bad(
+            "claim length",
+            f"The id_token's claim {_short_name(claim)!r} is {len(value):,} characters long; "
+            f"the tool accepts at most {limit:,}.",
+        )
+
+
+def check_claim_lengths(claims: Mapping[str, Any]) -> None:
+    """Every string the launch stores fits its column (see MAX_ID_CHARS and the others)."""
+    for name in ("sub", "given_name", "family_name", "name", "email"):
+        _check_length(claims.get(name), name, MAX_ID_CHARS if name == "sub" else MAX_CLAIM_TEXT)
+    _check_length(claims.get(DEPLOYMENT_ID), DEPLOYMENT_ID, MAX_ID_CHARS)
+    for claim, fields in (
+        (CONTEXT, {"id": MAX_ID_CHARS, "label": MAX_CLAIM_TEXT, "title": MAX_CLAIM_TEXT}),
+        (
+            RESOURCE_LINK,
+            {"id": MAX_ID_CHARS, "title": MAX_CLAIM_TEXT, "description": MAX_CLAIM_TEXT},
+        ),
+        (LAUNCH_PRESENTATION, {"locale": MAX_LOCALE_CHARS}),
+        (LIS, {"person_sourcedid": MAX_CLAIM_TEXT}),
+        (EXT, {"user_username": MAX_CLAIM_TEXT}),
+    ):
+        value = _object(claims, claim)
+        for field, limit in fields.items():
+            if value is not None:
+                _check_length(value.get(field), f"{claim}.{field}", limit)
+    custom = _object(claims, CUSTOM)
+    for key, item in (custom or {}).items():
+        _check_length(key, f"{CUSTOM} parameter name", MAX_ID_CHARS)
+        text = item if isinstance(item, str) else json.dumps(item)
+        _check_length(text, f"{CUSTOM}.{key[:60]}", MAX_CLAIM_TEXT)
+
+
 def check_message_claims(claims: Mapping[str, Any]) -> None:
     """Refuse a message that lacks what LTI Core 1.3 §5.3 and Deep Linking §4.4 require."""
     version = claims.get(VERSION)
@@ -90,13 +166,15 @@ def check_message_claims(claims: Mapping[str, Any]) -> None:
             f"({', '.join(sorted(SUPPORTED_MESSAGE_TYPES))}).",
         )
     deployment_id = claims.get(DEPLOYMENT_ID)
-    if not isinstance(deployment_id, str) or not deployment_id or len(deployment_id) > 255:
+    if not isinstance(deployment_id, str) or not deployment_id:
         raise _bad("deployment id", "The id_token has no (or an invalid) deployment_id claim.")
+    _check_length(deployment_id, DEPLOYMENT_ID, MAX_ID_CHARS)
     target_link_uri = claims.get(TARGET_LINK_URI)
     if not isinstance(target_link_uri, str) or not target_link_uri:
         raise _bad("target link URI", "The id_token has no target_link_uri claim.")
     subject = claims.get("sub")
-    if not isinstance(subject, str) or not subject or len(subject) > 255:
+    _check_length(subject, "sub", MAX_ID_CHARS)
+    if not isinstance(subject, str) or not subject:
         raise _bad(
             "user (sub)",
             "The id_token names no user: the 'sub' claim is missing or empty.",
@@ -131,6 +209,7 @@ def check_message_claims(claims: Mapping[str, Any]) -> None:
         accept_types = settings.get("accept_types")
         if not isinstance(accept_types, list) or not accept_types:
             raise _bad("deep linking settings", "The deep linking settings have no accept_types.")
+    check_claim_lengths(claims)
 
 
 def _custom_strings(custom: Mapping[str, Any] | None) -> dict[str, str]:

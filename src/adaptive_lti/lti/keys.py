@@ -15,8 +15,9 @@ import hashlib
 import json
 import logging
 import os
+import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from adaptive_lti.core.errors import AdaptiveLtiError
 from adaptive_lti.core.lti import ToolKeyInfo
-from adaptive_lti.db import lti_repo
+from adaptive_lti.db import lti_repo, tool_secret_repo
 from adaptive_lti.db.session import transaction
 from adaptive_lti.settings import Settings
 
@@ -37,6 +38,9 @@ log = logging.getLogger("adaptive_lti.lti.keys")
 
 KEY_SIZE_BITS = 2048
 SIGNING_ALGORITHM = "RS256"
+# The generated session secret's file under key_dir, and its size (64 URL-safe characters).
+SECRET_FILE_NAME = "tool-session-secret"  # noqa: S105 - a file name, not a secret
+GENERATED_SECRET_BYTES = 48
 
 
 @dataclass(frozen=True)
@@ -190,3 +194,60 @@ def private_key_pem(session: Session, kid: str) -> str:
         if stored.info.kid == kid:
             return _read_private_key(stored)
     raise AdaptiveLtiError(f"There is no active tool key with kid {kid!r}.")
+
+
+def _secret_in_key_dir(key_dir: Path) -> str:
+    """Read the secret file, or make it (0600 from creation; O_EXCL, so a process that starts at
+    the same moment reads the one the first process wrote)."""
+    path = key_dir / SECRET_FILE_NAME
+    key_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(descriptor, "w", encoding="ascii") as handle:
+            handle.write(secrets.token_urlsafe(GENERATED_SECRET_BYTES) + "\n")
+        log.info("created the tool's session secret in %s", path)
+    try:
+        secret = path.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError) as error:
+        raise AdaptiveLtiError(
+            f"The tool's session secret file {path} cannot be read ({error}).",
+            hint="Restore the file, or delete it (every tool session then ends) and restart.",
+        ) from None
+    if len(secret) < 32:
+        raise AdaptiveLtiError(
+            f"The tool's session secret file {path} holds no secret of 32 characters or more.",
+            hint="Delete the file (every tool session then ends) and restart: the tool makes a "
+            "new one.",
+        )
+    return secret
+
+
+def tool_secret(session: Session, settings: Settings, now: datetime | None = None) -> str:
+    """The secret that signs the tool's sessions: ``ADAPTIVE_LTI_SECRET_KEY`` when configured,
+    else the tool's own, made on first start and kept beside its keys (a 0600 file in key_dir
+    when it is set, else the database), so every process sharing them agrees."""
+    if settings.secret_key:
+        return settings.secret_key
+    if settings.key_dir is not None:
+        return _secret_in_key_dir(settings.key_dir)
+    stored = tool_secret_repo.stored_secret(session)
+    if stored is not None:
+        return stored
+    when = now or datetime.now(UTC)
+    kept = tool_secret_repo.store_secret_once(
+        session, secrets.token_urlsafe(GENERATED_SECRET_BYTES), when
+    )
+    log.info("created the tool's session secret (kept in the database)")
+    return kept
+
+
+def settings_with_secret(session_factory: sessionmaker[Session], settings: Settings) -> Settings:
+    """``settings`` with ``secret_key`` filled in by ``tool_secret`` (the web app calls it once)."""
+    if settings.secret_key:
+        return settings
+    with transaction(session_factory) as session:
+        secret = tool_secret(session, settings)
+    return settings.model_copy(update={"secret_key": secret})

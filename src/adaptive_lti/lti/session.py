@@ -21,7 +21,7 @@ from typing import Any
 
 import jwt
 
-from adaptive_lti.core.errors import PermissionDeniedError
+from adaptive_lti.core.errors import AdaptiveLtiError, PermissionDeniedError
 
 HEADER = "X-Tool-Session"
 FIELD = "tool_session"
@@ -45,13 +45,19 @@ class ToolSession:
     expires_at: datetime
 
 
-def _session_key(secret_key: str) -> bytes:
+def _session_key(secret_key: str | None) -> bytes:
+    if not secret_key:
+        # Never sign or check with a missing secret: web/deps.py fills it in before any use.
+        raise AdaptiveLtiError(
+            "The tool's session secret is not loaded.",
+            hint="Set ADAPTIVE_LTI_SECRET_KEY, or let the tool make its own on start.",
+        )
     return hmac.new(
         secret_key.encode("utf-8"), b"adaptive-lti tool session v1", hashlib.sha256
     ).digest()
 
 
-def issue(session: ToolSession, secret_key: str, now: datetime) -> str:
+def issue(session: ToolSession, secret_key: str | None, now: datetime) -> str:
     claims: dict[str, Any] = {
         "iss": ISSUER,
         "aud": AUDIENCE,
@@ -106,7 +112,7 @@ def _optional_int(value: Any) -> int | None:
     raise TypeError("not an integer")
 
 
-def verify(token: str, secret_key: str, now: datetime) -> ToolSession:
+def verify(token: str, secret_key: str | None, now: datetime) -> ToolSession:
     """The session a token carries; ``PermissionDeniedError`` (403) when it is not valid."""
     hint = "Open the activity again from your course page to start a new session."
     if len(token) > 8192:

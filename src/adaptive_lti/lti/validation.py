@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from adaptive_lti.core.errors import LaunchError
 from adaptive_lti.core.lti import DeploymentInfo, PlatformRegistrationInfo, RegistrationStatus
 from adaptive_lti.db import lti_repo
-from adaptive_lti.lti.claims import DEPLOYMENT_ID, check_message_claims
+from adaptive_lti.lti.claims import DEPLOYMENT_ID, check_claim_strings, check_message_claims
 from adaptive_lti.lti.platform_keys import PlatformKeys
 
 log = logging.getLogger("adaptive_lti.lti.validation")
@@ -165,6 +165,10 @@ class LaunchValidator:
             raise _refuse("token format", "The id_token is not a well-formed JWT.") from None
         if not isinstance(header, dict) or not isinstance(payload, dict):
             raise _refuse("token format", "The id_token's header or payload is not a JSON object.")
+        # Before any lookup: a NUL or lone surrogate in iss, aud or deployment_id is a 500 on
+        # PostgreSQL the moment it reaches a query.
+        check_claim_strings(header, "id_token header")
+        check_claim_strings(payload)
         algorithm = header.get("alg")
         if algorithm != ALLOWED_ALGORITHM:
             raise _refuse(

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from adaptive_lti.db.session import make_engine, make_session_factory
 from adaptive_lti.lti import keys
 from adaptive_lti.settings import Settings
-from adaptive_lti.web import errors, observability, security
+from adaptive_lti.web import errors, input_limits, observability, security
 from adaptive_lti.web.grade_delivery import start_score_delivery
 from adaptive_lti.web.routes import (
     deep_linking,
@@ -67,6 +67,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         offset = timedelta(seconds=settings.clock_offset_seconds)
         app.state.clock = lambda: datetime.now(UTC) + offset
     errors.install(app)
+    # Innermost first: refused input still gets the security headers and a request id.
+    app.add_middleware(input_limits.InputLimitsMiddleware)
     app.add_middleware(security.SecurityHeadersMiddleware)
     # Added last, so outermost: it times and tags (request id) everything inside it.
     observability.install(app, engine)

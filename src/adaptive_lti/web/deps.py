@@ -7,12 +7,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from adaptive_lti.core.errors import PermissionDeniedError
+from adaptive_lti.lti import keys
 from adaptive_lti.lti import session as tool_session
 from adaptive_lti.lti.adapters import FastAPICookieService, FastAPIRequest
 from adaptive_lti.lti.tool import AcceptedLaunch, BindingNeeded, LtiTool
@@ -20,14 +22,29 @@ from adaptive_lti.settings import Settings
 from adaptive_lti.web import security
 
 
+def _load_secret(app: Any) -> Settings:
+    """The app's settings with the tool's own secret when none is configured (read or made once,
+    in a transaction of its own: callers hold no other session)."""
+    settings: Settings = app.state.settings
+    if settings.secret_key is None:
+        settings = keys.settings_with_secret(app.state.session_factory, settings)
+        app.state.settings = settings
+    return settings
+
+
 async def get_settings(request: Request) -> Settings:
-    # async: pure and instant, so FastAPI need not send it to its threadpool (a hop per request).
+    # async: instant after the first request, so FastAPI need not send it to its threadpool.
     settings: Settings = request.app.state.settings
+    if settings.secret_key is None:
+        settings = await run_in_threadpool(_load_secret, request.app)
     return settings
 
 
 def get_session(request: Request) -> Iterator[Session]:
     """Commit when the handler returns, roll back when it raises (the error handler then answers)."""
+    if request.app.state.settings.secret_key is None:
+        # Before this request's session exists: SQLite allows one writer at a time.
+        _load_secret(request.app)
     session: Session = request.app.state.session_factory()
     try:
         yield session

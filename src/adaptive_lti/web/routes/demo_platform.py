@@ -79,16 +79,18 @@ def mount(app: FastAPI, settings: Settings) -> DemoPlatform:
     platform = DemoPlatform.for_tool(settings.base_url, key)
     with transaction(app.state.session_factory) as session:
         register_with_tool(session, platform, datetime.now(UTC))
+        # The demo signs with the tool's secret: configured, or made and kept as the tool's.
+        secret = keys.tool_secret(session, settings)
     app.state.demo_platform = platform
-    app.state.demo_pending_launch_codec = PendingLaunchCodec(settings.secret_key)
-    app.state.demo_access_tokens = AccessTokens(platform, settings.secret_key)
+    app.state.demo_pending_launch_codec = PendingLaunchCodec(secret)
+    app.state.demo_access_tokens = AccessTokens(platform, secret)
     app.state.demo_gradebook = DemoGradebook(
         settings.demo_platform_key_file.with_name("demo-platform-gradebook.json"), platform
     )
     app.state.demo_store = DemoPlatformStore(
         settings.demo_platform_key_file.with_name(STORE_FILE_NAME)
     )
-    app.state.demo_return_codec = deep_linking.ReturnSessionCodec(settings.secret_key)
+    app.state.demo_return_codec = deep_linking.ReturnSessionCodec(secret)
     app.include_router(router)
     app.include_router(root_router)
     return platform

@@ -25,7 +25,7 @@ from adaptive_lti.core.catalogue import (
     parse_design_reference,
 )
 from adaptive_lti.core.errors import InvalidInputError, NotFoundError
-from adaptive_lti.core.loader import MAX_DESIGN_BYTES
+from adaptive_lti.core.loader import MAX_DESIGN_BYTES, read_design
 from adaptive_lti.core.lti import LaunchContext
 from adaptive_lti.db import audit_repo
 from adaptive_lti.lti import session as tool_session
@@ -122,8 +122,10 @@ def _read_upload(upload: UploadFile) -> tuple[str, str]:
     try:
         return filename, data.decode("utf-8-sig")
     except UnicodeDecodeError:
+        # The loader says where: the line and column of the first byte that is not UTF-8.
+        where = next((str(p) for p in read_design(data, filename)[1] if p.code == "encoding"), "")
         raise InvalidInputError(
-            f"{filename} is not UTF-8 text.",
+            f"{filename} is not UTF-8 text. {where}".strip(),
             hint="Save the design as UTF-8 (your editor's 'Save with encoding') and upload it again.",
         ) from None
 
