@@ -44,7 +44,9 @@ class ServeProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
-        env = {key: value for key, value in os.environ.items() if not key.startswith("ADAPTIVE_LTI_")}
+        env = {
+            key: value for key, value in os.environ.items() if not key.startswith("ADAPTIVE_LTI_")
+        }
         env.update(
             {
                 "ADAPTIVE_LTI_ENVIRONMENT": "test",
@@ -184,7 +186,11 @@ async def _login_and_launch(
     query = parse_qs(urlsplit(login.headers["location"]).query)
     state, nonce = query["state"][0], query["nonce"][0]
     claims = scripted.claims(
-        nonce=nonce, now=datetime.now(UTC), role=LEARNER, subject=subject, target_link_uri=LAUNCH_URL
+        nonce=nonce,
+        now=datetime.now(UTC),
+        role=LEARNER,
+        subject=subject,
+        target_link_uri=LAUNCH_URL,
     )
     launch = await http.post(
         launch_on.url + "/lti/launch",
@@ -233,6 +239,8 @@ def test_concurrent_launches_across_processes_all_succeed(
     elapsed = time.monotonic() - started
     failures = Counter(outcome for outcome in outcomes if outcome != "ok")
     logs = "\n".join(process.log()[-3000:] for process in processes)
-    assert not failures, f"{sum(failures.values())} of {CONCURRENT_LAUNCHES} failed in " \
+    assert not failures, (
+        f"{sum(failures.values())} of {CONCURRENT_LAUNCHES} failed in "
         f"{elapsed:.1f} s: {failures.most_common(3)}\n{logs}"
+    )
     print(f"{CONCURRENT_LAUNCHES} launches over {process_count} processes: {elapsed:.1f} s")
