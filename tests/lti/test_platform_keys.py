@@ -60,11 +60,12 @@ def cached(factory: sessionmaker[Session], registration_id: int):  # type: ignor
 def test_fetch_once_then_serve_from_the_cache(setup) -> None:  # type: ignore[no-untyped-def]
     factory, platform, registration = setup
     source = keys_for(factory, platform)
-    source.key_for(registration, cached(factory, registration.id), platform.kid, NOW)
+    source.key_for(factory(), registration, cached(factory, registration.id), platform.kid, NOW)
     state = cached(factory, registration.id)
     assert state.fetched_at == NOW and state.expires_at == NOW + timedelta(hours=1)
     for minutes in (1, 30, 59):
         source.key_for(
+            factory(),
             registration,
             cached(factory, registration.id),
             platform.kid,
@@ -73,44 +74,52 @@ def test_fetch_once_then_serve_from_the_cache(setup) -> None:  # type: ignore[no
     assert len(platform.server.fetches) == 1
     # Once the cache life is over, one ordinary refresh.
     later = NOW + timedelta(minutes=61)
-    source.key_for(registration, cached(factory, registration.id), platform.kid, later)
+    source.key_for(factory(), registration, cached(factory, registration.id), platform.kid, later)
     assert len(platform.server.fetches) == 2
 
 
 def test_stale_cache_is_used_when_the_platform_is_down(setup) -> None:  # type: ignore[no-untyped-def]
     factory, platform, registration = setup
     source = keys_for(factory, platform)
-    source.key_for(registration, cached(factory, registration.id), platform.kid, NOW)
+    source.key_for(factory(), registration, cached(factory, registration.id), platform.kid, NOW)
     platform.server.mode = "down"
     later = NOW + timedelta(hours=2)
-    assert source.key_for(registration, cached(factory, registration.id), platform.kid, later)
+    assert source.key_for(
+        factory(), registration, cached(factory, registration.id), platform.kid, later
+    )
 
 
 def test_unknown_kid_refetches_once_per_interval(setup) -> None:  # type: ignore[no-untyped-def]
     factory, platform, registration = setup
     source = keys_for(factory, platform, interval=60)
-    source.key_for(registration, cached(factory, registration.id), platform.kid, NOW)
+    source.key_for(factory(), registration, cached(factory, registration.id), platform.kid, NOW)
     with pytest.raises(LaunchError, match="not in the key set"):
-        source.key_for(registration, cached(factory, registration.id), "ghost", NOW)
+        source.key_for(factory(), registration, cached(factory, registration.id), "ghost", NOW)
     with pytest.raises(LaunchError, match="moments ago"):
         source.key_for(
-            registration, cached(factory, registration.id), "ghost", NOW + timedelta(seconds=30)
+            factory(),
+            registration,
+            cached(factory, registration.id),
+            "ghost",
+            NOW + timedelta(seconds=30),
         )
     assert len(platform.server.fetches) == 2
     platform.rotate(2)
     # The rotated key arrives with the next allowed refetch.
     after = NOW + timedelta(seconds=61)
-    assert source.key_for(registration, cached(factory, registration.id), platform.kid, after)
+    assert source.key_for(
+        factory(), registration, cached(factory, registration.id), platform.kid, after
+    )
     assert len(platform.server.fetches) == 3
 
 
 def test_failed_forced_refetch_still_counts_for_the_rate_limit(setup) -> None:  # type: ignore[no-untyped-def]
     factory, platform, registration = setup
     source = keys_for(factory, platform)
-    source.key_for(registration, cached(factory, registration.id), platform.kid, NOW)
+    source.key_for(factory(), registration, cached(factory, registration.id), platform.kid, NOW)
     platform.server.mode = "down"
     with pytest.raises(LaunchError, match="could not be fetched"):
-        source.key_for(registration, cached(factory, registration.id), "ghost", NOW)
+        source.key_for(factory(), registration, cached(factory, registration.id), "ghost", NOW)
     assert cached(factory, registration.id).forced_refetch_at == NOW
 
 
@@ -123,7 +132,7 @@ def test_jwks_errors_are_clear(setup, mode: str, words: str) -> None:  # type: i
     platform.server.mode = mode
     with pytest.raises(LaunchError, match=words) as refused:
         keys_for(factory, platform).key_for(
-            registration, cached(factory, registration.id), platform.kid, NOW
+            factory(), registration, cached(factory, registration.id), platform.kid, NOW
         )
     assert refused.value.check == "platform signing key"
     assert platform.jwks_url in refused.value.message
@@ -134,7 +143,7 @@ def test_jwks_without_keys_list_is_refused(setup) -> None:  # type: ignore[no-un
     platform.server.keys = "oops"  # type: ignore[assignment]
     with pytest.raises(LaunchError, match="not a JWKS"):
         keys_for(factory, platform).key_for(
-            registration, cached(factory, registration.id), platform.kid, NOW
+            factory(), registration, cached(factory, registration.id), platform.kid, NOW
         )
 
 
@@ -143,5 +152,5 @@ def test_keys_of_other_types_or_uses_are_ignored(setup) -> None:  # type: ignore
     platform.server.keys = [dict(platform.server.keys[0], use="enc")]
     with pytest.raises(LaunchError):
         keys_for(factory, platform).key_for(
-            registration, cached(factory, registration.id), platform.kid, NOW
+            factory(), registration, cached(factory, registration.id), platform.kid, NOW
         )

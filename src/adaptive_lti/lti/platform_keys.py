@@ -10,16 +10,32 @@ fetched once more, at most once per ``Settings.jwks_refetch_interval_seconds`` p
 (Security Framework §6.3, key rotation), so a flood of forged kids cannot turn the tool into a
 request amplifier.
 
+Under failure (each tool process, per registration):
+
+* one fetch at a time: a launch that needs the keys while another fetches them waits at most
+  ``jwks_fetch_wait_seconds`` for that fetch, then gets the 503 page;
+* a fetch gives up after ``jwks_fetch_timeout_seconds``;
+* after a failed fetch no other is tried for ``jwks_failure_cache_seconds``: launches that would
+  need one get the 503 page at once (or the stale cached key, when it is the one they name).
+
+So a hanging or refusing key set URL costs at most one outbound connection per registration per
+interval, and one worker thread for the fetch timeout, whatever the number of launches.
+
 Cache writes run in their own short transaction (``db.session.transaction``): the launch that
 caused them may still be refused, and the cache and the rate-limit timestamp must survive that.
-Every call here is blocking and runs in FastAPI's threadpool (routes are sync ``def``).
+The request's session hands its connection back first (it has only read the registration), so
+no request holds two connections, nor one during the fetch. Every call here is blocking and runs
+in FastAPI's threadpool (routes are sync ``def``).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
@@ -33,14 +49,16 @@ from sqlalchemy.orm import Session, sessionmaker
 from adaptive_lti.core.errors import LaunchError
 from adaptive_lti.core.lti import CachedKeySet, PlatformRegistrationInfo
 from adaptive_lti.db import lti_repo
-from adaptive_lti.db.session import transaction
+from adaptive_lti.db.session import end_read_only_transaction, transaction
 
 log = logging.getLogger("adaptive_lti.lti.platform_keys")
 
 MIN_CACHE_SECONDS = 300
 DEFAULT_CACHE_SECONDS = 3600
 MAX_CACHE_SECONDS = 24 * 3600
-FETCH_TIMEOUT_SECONDS = 5.0
+FETCH_TIMEOUT_SECONDS = 3.0
+FAILURE_CACHE_SECONDS = 30.0
+FETCH_WAIT_SECONDS = 0.5
 MAX_JWKS_BYTES = 256 * 1024
 CHECK = "platform signing key"
 
@@ -101,6 +119,25 @@ def _find_key(key_set: Mapping[str, Any] | None, kid: str) -> RSAPublicKey | Non
     return None
 
 
+@dataclass
+class _Fetches:
+    """One registration's key set fetches in this process."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    # Finished fetches (either way): a waiter sees whether one ended while it waited.
+    finished: int = 0
+    keys: Mapping[str, Any] | None = None
+    failed_at: float | None = None  # time.monotonic() of the last failure, None after a success
+    failure: str = ""
+
+
+ADMIN_CHECKS = (
+    "If it keeps happening, the administrator can check the platform registration's JWKS URL "
+    "(its key set URL: 'adaptive-lti platform list'; Moodle: <site>/mod/lti/certs.php) and that "
+    "the platform is up and reachable from the tool's server."
+)
+
+
 class PlatformKeys:
     """Finds the public key for a launch; owns the JWKS cache of every registration."""
 
@@ -111,20 +148,32 @@ class PlatformKeys:
         refetch_interval_seconds: int,
         transport: httpx.BaseTransport | None = None,
         on_fetch: Callable[[str], None] | None = None,
+        fetch_timeout_seconds: float = FETCH_TIMEOUT_SECONDS,
+        failure_cache_seconds: float = FAILURE_CACHE_SECONDS,
+        fetch_wait_seconds: float = FETCH_WAIT_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._session_factory = session_factory
         self._refetch_interval = timedelta(seconds=refetch_interval_seconds)
         self._transport = transport
         # A hook for tests and metrics: called with the URL of every outbound fetch.
         self._on_fetch = on_fetch
+        self._timeout = fetch_timeout_seconds
+        self._failure_cache = failure_cache_seconds
+        self._wait = fetch_wait_seconds
+        self._clock = clock
+        self._fetches: dict[int, _Fetches] = {}
+        self._fetches_lock = threading.Lock()
 
     def key_for(
         self,
+        session: Session,
         registration: PlatformRegistrationInfo,
         cached: CachedKeySet,
         kid: str,
         now: datetime,
     ) -> RSAPublicKey:
+        """The key ``kid`` of the platform; ``session`` is the request's, which has only read."""
         if registration.static_jwks is not None:
             key = _find_key(registration.static_jwks, kid)
             if key is None:
@@ -149,10 +198,10 @@ class PlatformKeys:
             key = _find_key(cached.keys, kid)
             if key is not None:
                 return key
-            return self._refetch_for_unknown_kid(registration, cached, kid, now)
+            return self._refetch_for_unknown_kid(session, registration, cached, kid, now)
         # Stale or empty cache: an ordinary refresh, not rate limited (bounded by the cache life).
         try:
-            keys = self._fetch_and_store(registration, now, forced=False)
+            keys = self._fetch_once(session, registration, now, forced=False)
         except LaunchError:
             stale = _find_key(cached.keys, kid)
             if stale is not None:
@@ -170,6 +219,7 @@ class PlatformKeys:
 
     def _refetch_for_unknown_kid(
         self,
+        session: Session,
         registration: PlatformRegistrationInfo,
         cached: CachedKeySet,
         kid: str,
@@ -183,7 +233,7 @@ class PlatformKeys:
                 "and its key set was fetched again moments ago.",
                 hint="If the platform just rotated its keys, launch again in a minute.",
             )
-        keys = self._fetch_and_store(registration, now, forced=True)
+        keys = self._fetch_once(session, registration, now, forced=True)
         key = _find_key(keys, kid)
         if key is None:
             raise self._unknown_kid(registration, kid)
@@ -198,6 +248,70 @@ class PlatformKeys:
             hint="Check that the platform registration's JWKS URL is the platform's own "
             "(Moodle: <site>/mod/lti/certs.php).",
         )
+
+    # -- one fetch at a time, none for a while after a failure ---------------------------------
+
+    def _state(self, registration_id: int) -> _Fetches:
+        with self._fetches_lock:
+            return self._fetches.setdefault(registration_id, _Fetches())
+
+    def _recent_failure(self, state: _Fetches, url: str) -> LaunchError | None:
+        if state.failed_at is None:
+            return None
+        ago = self._clock() - state.failed_at
+        if ago >= self._failure_cache:
+            return None
+        return LaunchError(
+            CHECK,
+            f"The platform's keys could not be fetched from {url} {ago:.0f} s ago "
+            f"({state.failure}); the tool tries again in {self._failure_cache - ago:.0f} s.",
+            hint="Launch again in a minute. " + ADMIN_CHECKS,
+            status_code=503,
+        )
+
+    def _fetch_once(
+        self,
+        session: Session,
+        registration: PlatformRegistrationInfo,
+        now: datetime,
+        *,
+        forced: bool,
+    ) -> Mapping[str, Any]:
+        url = registration.jwks_url
+        assert url is not None
+        state = self._state(registration.id)
+        refused = self._recent_failure(state, url)
+        if refused is not None:
+            raise refused
+        seen = state.finished
+        # The fetch and the cache write need no connection of the request's.
+        end_read_only_transaction(session)
+        if not state.lock.acquire(timeout=self._wait):
+            raise LaunchError(
+                CHECK,
+                f"The platform's keys are being fetched from {url} for another launch, and the "
+                f"platform has not answered for {self._wait:g} s.",
+                hint="Launch again in a minute. " + ADMIN_CHECKS,
+                status_code=503,
+            )
+        try:
+            if state.finished != seen:
+                # A fetch ended while this launch waited: its result serves this launch too.
+                refused = self._recent_failure(state, url)
+                if refused is not None:
+                    raise refused
+                if state.keys is not None:
+                    return state.keys
+            try:
+                keys = self._fetch_and_store(registration, now, forced=forced)
+            except LaunchError as error:
+                state.failed_at, state.failure = self._clock(), error.message
+                raise
+            state.keys, state.failed_at = keys, None
+            return keys
+        finally:
+            state.finished += 1
+            state.lock.release()
 
     def _fetch_and_store(
         self, registration: PlatformRegistrationInfo, now: datetime, *, forced: bool
@@ -225,41 +339,56 @@ class PlatformKeys:
     def _fetch(self, url: str, now: datetime) -> tuple[dict[str, Any], timedelta]:
         if self._on_fetch is not None:
             self._on_fetch(url)
-        hint = (
-            "Check that the platform is up and that the registration's JWKS URL is right "
-            "(Moodle: <site>/mod/lti/certs.php); then launch again."
-        )
+        hint = "Launch again in a minute. " + ADMIN_CHECKS
         try:
             with httpx.Client(
-                transport=self._transport, timeout=FETCH_TIMEOUT_SECONDS, follow_redirects=True
+                transport=self._transport, timeout=self._timeout, follow_redirects=True
             ) as client:
                 response = client.get(url, headers={"Accept": "application/json"})
+        except httpx.TimeoutException as error:
+            raise LaunchError(
+                CHECK,
+                f"The platform's keys could not be fetched from {url}: no answer within "
+                f"{self._timeout:g} s ({type(error).__name__}).",
+                hint=hint,
+                status_code=503,
+            ) from None
         except httpx.HTTPError as error:
             raise LaunchError(
                 CHECK,
-                f"The platform's key set could not be fetched from {url} ({type(error).__name__}).",
+                f"The platform's keys could not be fetched from {url} ({type(error).__name__}).",
                 hint=hint,
+                status_code=503,
             ) from None
         if response.status_code != 200:
             raise LaunchError(
                 CHECK,
-                f"The platform's key set URL {url} answered HTTP {response.status_code}.",
+                f"The platform's keys could not be fetched: its key set URL {url} answered "
+                f"HTTP {response.status_code}.",
                 hint=hint,
+                status_code=503,
             )
         if len(response.content) > MAX_JWKS_BYTES:
             raise LaunchError(
-                CHECK, f"The platform's key set at {url} is too large to be a JWKS.", hint=hint
+                CHECK,
+                f"The platform's key set at {url} is too large to be a JWKS.",
+                hint=hint,
+                status_code=503,
             )
         try:
             body = response.json()
         except ValueError:
             raise LaunchError(
-                CHECK, f"The platform's key set at {url} is not JSON.", hint=hint
+                CHECK,
+                f"The platform's key set at {url} is not JSON.",
+                hint=hint,
+                status_code=503,
             ) from None
         if not isinstance(body, dict) or not isinstance(body.get("keys"), list):
             raise LaunchError(
                 CHECK,
                 f'The platform\'s key set at {url} is JSON but not a JWKS (no "keys" list).',
                 hint=hint,
+                status_code=503,
             )
         return body, cache_lifetime(response.headers, now)
