@@ -13,7 +13,8 @@ request amplifier.
 Under failure (each tool process, per registration):
 
 * one fetch at a time: a launch that needs the keys while another fetches them waits at most
-  ``jwks_fetch_wait_seconds`` for that fetch, then gets the 503 page;
+  ``jwks_fetch_wait_seconds`` for that fetch, then gets the 503 page; once one launch has given
+  up on a fetch, later ones do not wait for it;
 * a fetch gives up after ``jwks_fetch_timeout_seconds``;
 * after a failed fetch no other is tried for ``jwks_failure_cache_seconds``: launches that would
   need one get the 503 page at once (or the stale cached key, when it is the one they name).
@@ -129,6 +130,9 @@ class _Fetches:
     keys: Mapping[str, Any] | None = None
     failed_at: float | None = None  # time.monotonic() of the last failure, None after a success
     failure: str = ""
+    # The fetch (by its number, ``finished`` when it began) a waiter already gave up on: later
+    # launches do not wait for it at all, so a hanging platform holds one wave of waiters.
+    slow_fetch: int | None = None
 
 
 ADMIN_CHECKS = (
@@ -225,6 +229,10 @@ class PlatformKeys:
         kid: str,
         now: datetime,
     ) -> RSAPublicKey:
+        assert registration.jwks_url is not None
+        refused = self._recent_failure(self._state(registration.id), registration.jwks_url)
+        if refused is not None:
+            raise refused  # the last refetch failed: say so, not "fetched moments ago"
         last = cached.forced_refetch_at
         if last is not None and now - last < self._refetch_interval:
             raise LaunchError(
@@ -255,18 +263,16 @@ class PlatformKeys:
         with self._fetches_lock:
             return self._fetches.setdefault(registration_id, _Fetches())
 
-    def _recent_failure(self, state: _Fetches, url: str) -> LaunchError | None:
+    def _recent_failure(self, state: _Fetches, url: str) -> _KeysUnavailable | None:
         if state.failed_at is None:
             return None
         ago = self._clock() - state.failed_at
         if ago >= self._failure_cache:
             return None
-        return LaunchError(
-            CHECK,
+        return _KeysUnavailable(
             f"The platform's keys could not be fetched from {url} {ago:.0f} s ago "
             f"({state.failure}); the tool tries again in {self._failure_cache - ago:.0f} s.",
-            hint="Launch again in a minute. " + ADMIN_CHECKS,
-            status_code=503,
+            state.failure,
         )
 
     def _fetch_once(
@@ -286,11 +292,15 @@ class PlatformKeys:
         seen = state.finished
         # The fetch and the cache write need no connection of the request's.
         end_read_only_transaction(session)
-        if not state.lock.acquire(timeout=self._wait):
+        wait = 0.0 if state.slow_fetch == seen else self._wait
+        acquired = state.lock.acquire(timeout=wait) if wait > 0 else state.lock.acquire(False)
+        if not acquired:
+            # Not a failure of the platform's yet: nothing for the failure interval to note.
+            state.slow_fetch = seen
             raise LaunchError(
                 CHECK,
-                f"The platform's keys are being fetched from {url} for another launch, and the "
-                f"platform has not answered for {self._wait:g} s.",
+                f"The platform's keys could not be fetched yet: another launch is fetching them "
+                f"from {url}, and the platform is slow to answer.",
                 hint="Launch again in a minute. " + ADMIN_CHECKS,
                 status_code=503,
             )
@@ -304,8 +314,8 @@ class PlatformKeys:
                     return state.keys
             try:
                 keys = self._fetch_and_store(registration, now, forced=forced)
-            except LaunchError as error:
-                state.failed_at, state.failure = self._clock(), error.message
+            except _KeysUnavailable as error:
+                state.failed_at, state.failure = self._clock(), error.reason
                 raise
             state.keys, state.failed_at = keys, None
             return keys
@@ -320,7 +330,7 @@ class PlatformKeys:
         assert url is not None
         try:
             keys, lifetime = self._fetch(url, now)
-        except LaunchError:
+        except _KeysUnavailable:
             if forced:
                 with transaction(self._session_factory) as session:
                     lti_repo.note_forced_refetch(session, registration.id, now)
@@ -339,56 +349,41 @@ class PlatformKeys:
     def _fetch(self, url: str, now: datetime) -> tuple[dict[str, Any], timedelta]:
         if self._on_fetch is not None:
             self._on_fetch(url)
-        hint = "Launch again in a minute. " + ADMIN_CHECKS
         try:
             with httpx.Client(
                 transport=self._transport, timeout=self._timeout, follow_redirects=True
             ) as client:
                 response = client.get(url, headers={"Accept": "application/json"})
         except httpx.TimeoutException as error:
-            raise LaunchError(
-                CHECK,
-                f"The platform's keys could not be fetched from {url}: no answer within "
-                f"{self._timeout:g} s ({type(error).__name__}).",
-                hint=hint,
-                status_code=503,
+            raise _fetch_failed(
+                url, f"no answer within {self._timeout:g} s ({type(error).__name__})"
             ) from None
         except httpx.HTTPError as error:
-            raise LaunchError(
-                CHECK,
-                f"The platform's keys could not be fetched from {url} ({type(error).__name__}).",
-                hint=hint,
-                status_code=503,
-            ) from None
+            raise _fetch_failed(url, f"the connection failed ({type(error).__name__})") from None
         if response.status_code != 200:
-            raise LaunchError(
-                CHECK,
-                f"The platform's keys could not be fetched: its key set URL {url} answered "
-                f"HTTP {response.status_code}.",
-                hint=hint,
-                status_code=503,
-            )
+            raise _fetch_failed(url, f"it answered HTTP {response.status_code}")
         if len(response.content) > MAX_JWKS_BYTES:
-            raise LaunchError(
-                CHECK,
-                f"The platform's key set at {url} is too large to be a JWKS.",
-                hint=hint,
-                status_code=503,
-            )
+            raise _fetch_failed(url, "the answer is too large to be a JWKS")
         try:
             body = response.json()
         except ValueError:
-            raise LaunchError(
-                CHECK,
-                f"The platform's key set at {url} is not JSON.",
-                hint=hint,
-                status_code=503,
-            ) from None
+            raise _fetch_failed(url, "the answer is not JSON") from None
         if not isinstance(body, dict) or not isinstance(body.get("keys"), list):
-            raise LaunchError(
-                CHECK,
-                f'The platform\'s key set at {url} is JSON but not a JWKS (no "keys" list).',
-                hint=hint,
-                status_code=503,
-            )
+            raise _fetch_failed(url, 'the answer is JSON but not a JWKS (no "keys" list)')
         return body, cache_lifetime(response.headers, now)
+
+
+class _KeysUnavailable(LaunchError):
+    """The key set could not be fetched (503): the launch could not be checked at all."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(
+            CHECK, message, hint="Launch again in a minute. " + ADMIN_CHECKS, status_code=503
+        )
+        self.reason = reason
+
+
+def _fetch_failed(url: str, reason: str) -> _KeysUnavailable:
+    return _KeysUnavailable(
+        f"The platform's keys could not be fetched from {url}: {reason}.", reason
+    )
