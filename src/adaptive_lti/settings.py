@@ -57,8 +57,9 @@ class Settings(BaseSettings):
     # After a failed fetch the platform's key set URL is left alone this long (each process):
     # launches needing a fetch meanwhile get the 503 page at once, or use the stale cached key.
     jwks_failure_cache_seconds: float = Field(default=30.0, ge=0, le=3600)
-    # While one launch fetches a platform's keys, others needing them wait this long for it,
-    # then get the 503 page (a hanging platform must not hold every worker thread).
+    # While one launch refetches a platform's keys for an unknown kid, others needing them wait
+    # this long for it, then get the 503 page (a hanging platform must not hold every worker
+    # thread). With nothing cached yet they wait up to the fetch timeout; with a stale key, not.
     jwks_fetch_wait_seconds: float = Field(default=0.5, ge=0, le=30)
     # Database connections per process (SQLAlchemy pool): kept open, extra ones opened under
     # load, and how long a request waits for one before its 503 page. Size them so that

@@ -410,3 +410,33 @@ def test_after_the_failure_interval_the_key_set_is_fetched_again(setup) -> None:
         factory(), registration, cached(factory, registration.id), platform.kid, NOW
     )
     assert len(platform.server.fetches) == 2
+
+
+def test_a_stale_key_serves_while_another_launch_refreshes_the_set(setup) -> None:  # type: ignore[no-untyped-def]
+    factory, platform, registration = setup
+    source = keys_for(factory, platform)
+    source.key_for(factory(), registration, cached(factory, registration.id), platform.kid, NOW)
+    stale = cached(factory, registration.id)
+    later = NOW + timedelta(hours=2)
+    answering, release = threading.Event(), threading.Event()
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        answering.set()
+        release.wait(timeout=10)
+        return platform.server.handle(request)
+
+    source = PlatformKeys(factory, refetch_interval_seconds=60, transport=httpx.MockTransport(slow))
+    refreshing = threading.Thread(
+        target=source.key_for, args=(factory(), registration, stale, platform.kid, later)
+    )
+    refreshing.start()
+    try:
+        assert answering.wait(timeout=10)
+        started = time.monotonic()
+        # No second fetch and no wait: the stale key is the one this token names.
+        assert source.key_for(factory(), registration, stale, platform.kid, later)
+        assert time.monotonic() - started < 1.0
+    finally:
+        release.set()
+        refreshing.join(timeout=10)
+    assert len(platform.server.fetches) == 2

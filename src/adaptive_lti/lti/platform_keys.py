@@ -12,9 +12,11 @@ request amplifier.
 
 Under failure (each tool process, per registration):
 
-* one fetch at a time: a launch that needs the keys while another fetches them waits at most
-  ``jwks_fetch_wait_seconds`` for that fetch, then gets the 503 page; once one launch has given
-  up on a fetch, later ones do not wait for it;
+* one fetch at a time. A launch that needs the keys while another fetches them uses the stale
+  cached key when it is the one it names; with nothing cached (a new registration) it waits for
+  that fetch, at most the fetch timeout; for an unknown ``kid`` (the refetch a forged token can
+  cause) it waits at most ``jwks_fetch_wait_seconds``, then gets the 503 page, and once one
+  launch has given up on a fetch, later ones do not wait for it;
 * a fetch gives up after ``jwks_fetch_timeout_seconds``;
 * after a failed fetch no other is tried for ``jwks_failure_cache_seconds``: launches that would
   need one get the 503 page at once (or the stale cached key, when it is the one they name).
@@ -204,10 +206,16 @@ class PlatformKeys:
                 return key
             return self._refetch_for_unknown_kid(session, registration, cached, kid, now)
         # Stale or empty cache: an ordinary refresh, not rate limited (bounded by the cache life).
+        stale = _find_key(cached.keys, kid)
+        state = self._state(registration.id)
+        if stale is not None and (
+            state.lock.locked() or self._recent_failure(state, registration.jwks_url)
+        ):
+            return stale  # another launch refreshes the set, or the platform is failing
         try:
-            keys = self._fetch_once(session, registration, now, forced=False)
+            # Nothing else to go on: wait for a fetch in flight as long as it may take.
+            keys = self._fetch_once(session, registration, now, forced=False, wait=self._timeout)
         except LaunchError:
-            stale = _find_key(cached.keys, kid)
             if stale is not None:
                 log.warning(
                     "JWKS refresh for %s failed; using the stale cached key %s",
@@ -241,7 +249,7 @@ class PlatformKeys:
                 "and its key set was fetched again moments ago.",
                 hint="If the platform just rotated its keys, launch again in a minute.",
             )
-        keys = self._fetch_once(session, registration, now, forced=True)
+        keys = self._fetch_once(session, registration, now, forced=True, wait=self._wait)
         key = _find_key(keys, kid)
         if key is None:
             raise self._unknown_kid(registration, kid)
@@ -282,6 +290,7 @@ class PlatformKeys:
         now: datetime,
         *,
         forced: bool,
+        wait: float,
     ) -> Mapping[str, Any]:
         url = registration.jwks_url
         assert url is not None
@@ -292,7 +301,8 @@ class PlatformKeys:
         seen = state.finished
         # The fetch and the cache write need no connection of the request's.
         end_read_only_transaction(session)
-        wait = 0.0 if state.slow_fetch == seen else self._wait
+        if state.slow_fetch == seen:
+            wait = 0.0
         acquired = state.lock.acquire(timeout=wait) if wait > 0 else state.lock.acquire(False)
         if not acquired:
             # Not a failure of the platform's yet: nothing for the failure interval to note.
