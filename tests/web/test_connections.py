@@ -10,12 +10,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from sqlalchemy import Engine, event
 
 from adaptive_lti.db import migrate
-from adaptive_lti.db.session import make_engine, make_session_factory, transaction
+from adaptive_lti.db.session import (
+    DatabaseBusyError,
+    make_engine,
+    make_session_factory,
+    transaction,
+)
 from adaptive_lti.services import designs
+from adaptive_lti.web.deps import DatabaseAdmission
 from tests.e2e.conftest import forms_of
 from tests.lti.harness import LtiHarness, harness
 from tests.lti.scripted_platform import LTI
@@ -135,3 +142,22 @@ def test_a_request_that_gets_no_connection_in_time_gets_the_503_page(
             assert h.login().status_code == 302
     finally:
         engine.dispose()
+
+
+def test_requests_past_the_pool_wait_in_the_event_loop_then_get_the_busy_error() -> None:
+    """The admission in front of the sessions: the second request waits (no thread), then gets
+    the 503 error once the pool timeout has passed, and gets in when a slot comes free."""
+    admission = DatabaseAdmission(1, timeout_seconds=0.2)
+
+    async def scenario() -> tuple[float, bool]:
+        async with admission.admitted():
+            started = anyio.current_time()
+            with pytest.raises(DatabaseBusyError, match="no database connection came free"):
+                async with admission.admitted():
+                    pass
+            waited = anyio.current_time() - started
+        async with admission.admitted():
+            return waited, True
+
+    waited, admitted_later = anyio.run(scenario)
+    assert 0.15 < waited < 2.0 and admitted_later
