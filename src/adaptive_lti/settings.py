@@ -62,6 +62,22 @@ class Settings(BaseSettings):
     session_ttl_seconds: int = Field(default=8 * 3600, ge=60)
     # Minimum seconds between two forced refetches of one platform's JWKS.
     jwks_refetch_interval_seconds: int = Field(default=60, ge=0)
+    # A platform's key set fetch gives up after this many seconds (connect and each read).
+    jwks_fetch_timeout_seconds: float = Field(default=3.0, gt=0, le=30)
+    # After a failed fetch the platform's key set URL is left alone this long (each process):
+    # launches needing a fetch meanwhile get the 503 page at once, or use the stale cached key.
+    jwks_failure_cache_seconds: float = Field(default=30.0, ge=0, le=3600)
+    # While one launch refetches a platform's keys for an unknown kid, others needing them wait
+    # this long for it, then get the 503 page (a hanging platform must not hold every worker
+    # thread). With nothing cached yet they wait up to the fetch timeout; with a stale key, not.
+    jwks_fetch_wait_seconds: float = Field(default=0.5, ge=0, le=30)
+    # Database connections per process (SQLAlchemy pool): kept open, extra ones opened under
+    # load, and how long a request waits for one before its 503 page. Size them so that
+    # processes x (pool size + max overflow), plus CLI and worker processes, stays below
+    # PostgreSQL's max_connections (100 by default).
+    db_pool_size: int = Field(default=5, ge=1, le=1000)
+    db_max_overflow: int = Field(default=10, ge=0, le=1000)
+    db_pool_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     log_level: str = "INFO"
     # Mount the built-in demo LTI platform at /demo-platform/ and register it with the tool
     # (``adaptive-lti demo`` turns this on). Anyone who reaches it can launch as an instructor,

@@ -10,8 +10,10 @@ steps, each taking the request's database session and the current time:
   and return the typed launch.
 
 Both raise ``LaunchError`` naming the failed check. Writes that must outlive a refused launch
-(JWKS cache, an unknown deployment recorded as inactive) use their own transaction; everything
-else goes through the request's session, which is rolled back on refusal.
+(JWKS cache, an unknown deployment recorded as inactive) use their own transaction, begun after
+the request's session (which has only read by then) gave its connection back; everything else
+goes through the request's session, which is rolled back on refusal. A request holds one
+pooled connection at a time, and a normal launch checks out exactly one.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from adaptive_lti.core.lti import (
     RegistrationStatus,
 )
 from adaptive_lti.db import lti_repo
-from adaptive_lti.db.session import transaction
+from adaptive_lti.db.session import end_read_only_transaction, transaction
 from adaptive_lti.lti import storage
 from adaptive_lti.lti.adapters import FastAPICookieService, FastAPIRequest
 from adaptive_lti.lti.claims import TARGET_LINK_URI, parse_launch_context
@@ -110,9 +112,11 @@ class LtiTool:
             session_factory,
             refetch_interval_seconds=settings.jwks_refetch_interval_seconds,
             transport=transport,
+            fetch_timeout_seconds=settings.jwks_fetch_timeout_seconds,
+            failure_cache_seconds=settings.jwks_failure_cache_seconds,
+            fetch_wait_seconds=settings.jwks_fetch_wait_seconds,
         )
         self.validator = LaunchValidator(
-            session_factory,
             self.platform_keys,
             clock_leeway_seconds=settings.clock_leeway_seconds,
             max_token_age_seconds=settings.max_token_age_seconds,
@@ -316,9 +320,9 @@ class LtiTool:
                 "The launch carries no state, so it cannot be matched with a login.",
                 hint="Start the activity from the platform's course page.",
             )
-        verified = self.validator.verify(id_token, now)
+        verified = self.validator.verify(session, id_token, now)
         deployment = self._launch_deployment(
-            verified.registration, verified.deployment_id, verified.deployment, now
+            session, verified.registration, verified.deployment_id, verified.deployment, now
         )
         if not storage.valid_state_shape(state):
             raise LaunchError(
@@ -348,6 +352,7 @@ class LtiTool:
 
     def _launch_deployment(
         self,
+        session: Session,
         registration: PlatformRegistrationInfo,
         deployment_id: str,
         deployment: DeploymentInfo | None,
@@ -359,7 +364,9 @@ class LtiTool:
             return deployment
         if self.settings.unknown_deployment_policy is UnknownDeploymentPolicy.reject:
             raise self._deployment_refusal(registration, deployment_id, recorded=False)
-        # The deployment id is signed: record it (own transaction, so the refusal keeps it).
+        # The deployment id is signed: record it (own transaction, so the refusal keeps it),
+        # after the request's session, which has only read, gave its connection back.
+        end_read_only_transaction(session)
         with transaction(self._session_factory) as own:
             lti_repo.record_inactive_deployment(own, registration.id, deployment_id, now)
         raise self._deployment_refusal(registration, deployment_id, recorded=True)

@@ -30,7 +30,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from adaptive_lti.core.errors import LaunchError
 from adaptive_lti.core.lti import DeploymentInfo, PlatformRegistrationInfo, RegistrationStatus
@@ -93,28 +93,27 @@ def _audiences(aud: Any) -> list[str]:
 
 
 class LaunchValidator:
-    """Verifies id_tokens. The registration is read in a short session of its own, closed
-    before the JWKS cache may be written (in its own transaction too): the request's session
-    has then begun nothing that such a write would have to wait for (SQLite has one writer)."""
+    """Verifies id_tokens. The registration is read with the request's session (one pooled
+    connection per request); when the platform's keys must be fetched, ``PlatformKeys`` ends
+    that read-only transaction before the fetch and its cache write (in a transaction of its
+    own: SQLite has one writer, and the write must outlive a refused launch)."""
 
     def __init__(
         self,
-        session_factory: sessionmaker[Session],
         platform_keys: PlatformKeys,
         *,
         clock_leeway_seconds: int,
         max_token_age_seconds: int,
     ) -> None:
-        self._session_factory = session_factory
         self._platform_keys = platform_keys
         self._leeway = clock_leeway_seconds
         self._max_age = max_token_age_seconds
 
-    def verify(self, id_token: str, now: datetime) -> VerifiedToken:
+    def verify(self, session: Session, id_token: str, now: datetime) -> VerifiedToken:
+        """Check ``id_token``; ``session`` is the request's and has written nothing yet."""
         token = self._parse_untrusted(id_token)
-        with self._session_factory() as session:
-            registration, deployment, key_set = self._find_registration(session, token.payload)
-        key = self._platform_keys.key_for(registration, key_set, token.header["kid"], now)
+        registration, deployment, key_set = self._find_registration(session, token.payload)
+        key = self._platform_keys.key_for(session, registration, key_set, token.header["kid"], now)
         try:
             # JWS §5.2 with RS256 (RSASSA-PKCS1-v1_5 with SHA-256, RFC 7518 §3.3).
             key.verify(token.signature, token.signing_input, padding.PKCS1v15(), hashes.SHA256())

@@ -15,6 +15,7 @@ from adaptive_lti.db.session import make_engine, make_session_factory
 from adaptive_lti.lti import keys
 from adaptive_lti.settings import Settings
 from adaptive_lti.web import errors, input_limits, observability, security
+from adaptive_lti.web.deps import DatabaseAdmission
 from adaptive_lti.web.grade_delivery import start_score_delivery
 from adaptive_lti.web.routes import (
     deep_linking,
@@ -32,7 +33,12 @@ WEB_DIR = Path(__file__).resolve().parent
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    engine = make_engine(settings.database_url)
+    engine = make_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout_seconds,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -62,6 +68,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
+    # Requests with a database session: one connection each, one left for the grade worker.
+    app.state.database_admission = DatabaseAdmission(
+        settings.db_pool_size + settings.db_max_overflow - int(settings.grade_delivery_worker),
+        settings.db_pool_timeout_seconds,
+    )
     if settings.clock_offset_seconds:
         # Tests only (Settings refuses an offset in production): a clock some days ahead.
         offset = timedelta(seconds=settings.clock_offset_seconds)

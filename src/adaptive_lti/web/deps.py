@@ -4,16 +4,20 @@ requests (``ToolSessionDep``, ``InstructorDep``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+import anyio
+from anyio import CapacityLimiter, to_thread
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from adaptive_lti.core.errors import PermissionDeniedError
+from adaptive_lti.db.session import DatabaseBusyError
 from adaptive_lti.lti import keys
 from adaptive_lti.lti import session as tool_session
 from adaptive_lti.lti.adapters import FastAPICookieService, FastAPIRequest
@@ -40,20 +44,58 @@ async def get_settings(request: Request) -> Settings:
     return settings
 
 
-def get_session(request: Request) -> Iterator[Session]:
+class DatabaseAdmission:
+    """At most ``capacity`` requests of this process have a database session at once.
+
+    FastAPI runs a request's sync dependencies and its handler as separate threadpool jobs, and
+    a session holds its connection from its first statement to the commit. Unbounded, requests
+    holding a connection while they wait for a thread and threads waiting for a connection
+    block each other until the pool times out (200 concurrent launches on two processes: 77
+    failed). With no more sessions than the pool has connections, a request that has a thread
+    always finds a connection. Requests queue here, in the event loop, at no thread's cost."""
+
+    def __init__(self, capacity: int, timeout_seconds: float) -> None:
+        self._slots = anyio.Semaphore(max(capacity, 1))
+        self._timeout = timeout_seconds
+
+    @asynccontextmanager
+    async def admitted(self) -> AsyncIterator[None]:
+        with anyio.move_on_after(self._timeout) as waiting:
+            await self._slots.acquire()
+        if waiting.cancelled_caught:
+            raise DatabaseBusyError(self._timeout)
+        try:
+            yield
+        finally:
+            self._slots.release()
+
+
+def _finish(session: Session, succeeded: bool) -> None:
+    try:
+        if succeeded:
+            session.commit()
+        else:
+            session.rollback()
+    finally:
+        session.close()
+
+
+async def get_session(request: Request) -> AsyncIterator[Session]:
     """Commit when the handler returns, roll back when it raises (the error handler then answers)."""
     if request.app.state.settings.secret_key is None:
         # Before this request's session exists: SQLite allows one writer at a time.
-        _load_secret(request.app)
-    session: Session = request.app.state.session_factory()
-    try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
+        await run_in_threadpool(_load_secret, request.app)
+    admission: DatabaseAdmission = request.app.state.database_admission
+    async with admission.admitted():
+        session: Session = request.app.state.session_factory()
+        try:
+            yield session
+        except BaseException:
+            # A limiter of its own: finishing never waits for a worker thread while it holds a
+            # connection (as FastAPI does for the exit of sync dependencies).
+            await to_thread.run_sync(_finish, session, False, limiter=CapacityLimiter(1))
+            raise
+        await to_thread.run_sync(_finish, session, True, limiter=CapacityLimiter(1))
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -14,9 +14,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from adaptive_lti.core.errors import AdaptiveLtiError, DesignError, LaunchError
+from adaptive_lti.db.session import DatabaseBusyError
 from adaptive_lti.web import observability
 from adaptive_lti.web.templating import templates
 
@@ -67,12 +69,28 @@ async def _domain_error(request: Request, exc: Exception) -> Response:
     title = "Request refused"
     if isinstance(exc, LaunchError):
         title = f"Launch refused: {exc.check}"
+        if exc.status_code == 503:
+            title = f"Launch not checked: {exc.check}"
         extra["check"] = exc.check
         await observability.launch_refused(request, exc)
     elif isinstance(exc, DesignError):
         title = "The design has problems"
         extra["problems"] = [str(p) for p in exc.problems]
-    return error_response(request, exc.status_code, title, exc.message, exc.hint, extra)
+    elif isinstance(exc, DatabaseBusyError):
+        title = "The tool is busy"
+    response = error_response(request, exc.status_code, title, exc.message, exc.hint, extra)
+    if exc.status_code == 503:
+        # Both 503s (platform keys, database connections) pass in seconds to a minute.
+        response.headers["Retry-After"] = "5"
+    return response
+
+
+async def _pool_timeout(request: Request, exc: Exception) -> Response:
+    """A connection wanted outside the request's admission (``web/deps.py``) timed out."""
+    assert isinstance(exc, PoolTimeoutError)
+    log.warning("database pool timeout on %s %s: %s", request.method, request.url.path, exc)
+    timeout = request.app.state.settings.db_pool_timeout_seconds
+    return await _domain_error(request, DatabaseBusyError(timeout))
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
@@ -142,6 +160,7 @@ async def _unexpected_error(request: Request, exc: Exception) -> Response:
 
 def install(app: FastAPI) -> None:
     app.add_exception_handler(AdaptiveLtiError, _domain_error)
+    app.add_exception_handler(PoolTimeoutError, _pool_timeout)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(OperationalError, _database_unavailable)
