@@ -7,7 +7,6 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from adaptive_lti.core.errors import ConflictError
 from adaptive_lti.core.lti import RegistrationStatus
 from adaptive_lti.db import lti_repo
 from adaptive_lti.db.tables import PlatformRegistration
@@ -154,21 +153,22 @@ def test_register_with_platform_stores_the_token_audience(session: Session) -> N
     assert done.deployment_id == "7"
 
 
-def test_a_client_id_registered_already_is_a_conflict_and_adds_nothing(session: Session) -> None:
-    lti_repo.add_registration(
+def test_a_client_id_registered_already_is_updated_in_place(session: Session) -> None:
+    """Moodle's "Update" answers with the client id the tool had: the registration is updated
+    (endpoints from the configuration, the deployment added), its status and deployments kept."""
+    existing = lti_repo.add_registration(
         session,
         issuer=SITE,
         client_id="DynClient42",
-        auth_login_url=SITE + "/mod/lti/auth.php",
-        auth_token_url=SITE + "/mod/lti/token.php",
-        jwks_url=SITE + "/mod/lti/certs.php",
+        auth_login_url=SITE + "/old/auth.php",
+        auth_token_url=SITE + "/old/token.php",
+        jwks_url=SITE + "/old/certs.php",
+        status=RegistrationStatus.awaiting_approval,
+        deployment_ids=["2"],
         now=NOW,
     )
-    with (
-        registration.http_client(FakeMoodle().transport()) as client,
-        pytest.raises(ConflictError, match="already registered"),
-    ):
-        registration.register_with_platform(
+    with registration.http_client(FakeMoodle().transport()) as client:
+        done = registration.register_with_platform(
             session,
             client,
             settings(),
@@ -176,4 +176,12 @@ def test_a_client_id_registered_already_is_a_conflict_and_adds_nothing(session: 
             registration_token="single-use-token",
             now=NOW,
         )
+    assert done.updated
     assert count(session) == 1
+    stored = lti_repo.get_registration(session, existing.id)
+    assert stored.status is RegistrationStatus.awaiting_approval
+    assert stored.auth_login_url == SITE + "/mod/lti/auth.php"
+    assert stored.auth_token_url == SITE + "/mod/lti/token.php"
+    assert stored.jwks_url == SITE + "/mod/lti/certs.php"
+    deployments = lti_repo.list_deployments(session, existing.id)
+    assert [(d.deployment_id, d.active) for d in deployments] == [("2", True), ("7", True)]

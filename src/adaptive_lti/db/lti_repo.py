@@ -38,10 +38,18 @@ from adaptive_lti.core.lti import (
 from adaptive_lti.db.tables import (
     Context,
     Deployment,
+    DesignBinding,
+    DesignDeepLink,
     Launch,
+    LearnerEnrolment,
+    LearnerEvent,
+    LineItem,
     LoginState,
     PlatformRegistration,
     ResourceLink,
+    RosterMember,
+    ScoreOutbox,
+    ServiceAccessToken,
     ToolKey,
     User,
 )
@@ -194,6 +202,123 @@ def set_registration_status(
     row.status = status.value
     session.flush()
     return _registration_info(row)
+
+
+_UNCHANGED: Any = object()
+
+
+def update_registration(
+    session: Session,
+    registration_id: int,
+    *,
+    client_id: str | None = None,
+    auth_login_url: str | None = None,
+    auth_token_url: str | None = None,
+    auth_token_audience: str | None = _UNCHANGED,
+    jwks_url: str | None = None,
+    name: str | None = None,
+) -> PlatformRegistrationInfo:
+    """Change a registration's client id, endpoints or name in place (None: unchanged; the
+    token audience takes None to clear it). A new JWKS URL drops the cached key set."""
+    row = session.get(PlatformRegistration, registration_id)
+    if row is None:
+        get_registration(session, registration_id)
+        raise AssertionError("unreachable")
+    changes: dict[str, Any] = {
+        "client_id": client_id,
+        "auth_login_url": auth_login_url,
+        "auth_token_url": auth_token_url,
+        "jwks_url": jwks_url,
+        "name": name,
+    }
+    if jwks_url is not None and (jwks_url != row.jwks_url or row.static_jwks):
+        # Another key set: the cached one is not the platform's any more.
+        row.static_jwks = None
+        row.jwks_cache = None
+        row.jwks_fetched_at = None
+        row.jwks_expires_at = None
+    for column, value in changes.items():
+        if value is not None:
+            setattr(row, column, value)
+    if auth_token_audience is not _UNCHANGED:
+        row.auth_token_audience = auth_token_audience
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError:
+        raise ConflictError(
+            f"Another registration of {row.issuer!r} has client id {client_id!r} already.",
+            hint="Use 'adaptive-lti platform list' to see it; remove one of the two first.",
+        ) from None
+    if client_id is not None:
+        # Access tokens were issued to the old client id.
+        session.execute(
+            delete(ServiceAccessToken).where(ServiceAccessToken.registration_id == registration_id)
+        )
+    return _registration_info(row)
+
+
+@dataclass(frozen=True)
+class RegistrationContents:
+    """What is recorded under a registration, counted: what removing it would delete."""
+
+    deployments: int
+    users: int
+    courses: int
+    activities: int
+    launches: int
+    design_bindings: int
+    enrolments: int
+    learner_events: int
+    line_items: int
+    scores: int
+    roster_members: int
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+def registration_contents(session: Session, registration_id: int) -> RegistrationContents:
+    get_registration(session, registration_id)
+
+    def count(statement: Any) -> int:
+        return int(session.scalar(statement) or 0)
+
+    deployment_ids = select(Deployment.id).where(Deployment.registration_id == registration_id)
+    enrolment_ids = select(LearnerEnrolment.id).where(
+        LearnerEnrolment.registration_id == registration_id
+    )
+
+    def of(table: Any) -> int:
+        return count(
+            select(func.count()).select_from(table).where(table.registration_id == registration_id)
+        )
+
+    return RegistrationContents(
+        deployments=of(Deployment),
+        users=of(User),
+        courses=count(
+            select(func.count())
+            .select_from(Context)
+            .where(Context.deployment_id.in_(deployment_ids))
+        ),
+        activities=count(
+            select(func.count())
+            .select_from(ResourceLink)
+            .where(ResourceLink.deployment_id.in_(deployment_ids))
+        ),
+        launches=of(Launch),
+        design_bindings=of(DesignBinding) + of(DesignDeepLink),
+        enrolments=of(LearnerEnrolment),
+        learner_events=count(
+            select(func.count())
+            .select_from(LearnerEvent)
+            .where(LearnerEvent.enrolment_id.in_(enrolment_ids))
+        ),
+        line_items=of(LineItem),
+        scores=of(ScoreOutbox),
+        roster_members=of(RosterMember),
+    )
 
 
 def remove_registration(session: Session, registration_id: int) -> PlatformRegistrationInfo:

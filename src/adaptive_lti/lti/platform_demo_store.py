@@ -28,6 +28,8 @@ def _initial() -> dict[str, Any]:
         "activities": [],
         "deep_linking_nonces": {},
         "registration_tokens": {},
+        # Registration tokens (by digest) that update an existing tool: its client id.
+        "registration_update_tokens": {},
         "tool_registrations": [],
     }
 

@@ -668,10 +668,30 @@ def start_tool_registration(
     platform: PlatformDep,
     store: StoreDep,
     tool_url: Annotated[str, Form(max_length=2_000)],
+    registration_type: Annotated[str, Form(max_length=16)] = "",
+    update_client_id: Annotated[str, Form(max_length=64)] = "",
 ) -> Response:
-    """ "Add LTI Advantage": a fresh registration token, and the tool's URL opened in a frame."""
+    """ "Add LTI Advantage": a fresh registration token, and the tool's URL opened in a frame.
+
+    As Moodle's ``startltiadvregistration.php``: when tools on that domain exist, it first asks
+    whether to update one of them (``type=2``, a ``reg-update`` token) or to register a new one
+    (``type=0``)."""
     dynamic_registration.check_tool_url(tool_url)
-    token = dynamic_registration.issue_registration_token(store, int(get_now(request).timestamp()))
+    existing = dynamic_registration.tools_on_domain(store, tool_url)
+    if existing and registration_type not in ("new", "update"):
+        return templates.TemplateResponse(
+            request,
+            "demo/tool_registration_choice.html",
+            {"platform": platform, "tool_url": tool_url, "tools": existing},
+            headers=NO_STORE_HEADERS,
+        )
+    token = dynamic_registration.issue_registration_token(
+        store,
+        int(get_now(request).timestamp()),
+        update_client_id=update_client_id
+        if registration_type == "update" and update_client_id
+        else None,
+    )
     return templates.TemplateResponse(
         request,
         "demo/tool_registration.html",
