@@ -54,6 +54,7 @@ from adaptive_lti.lti.platform_demo_services import (
     memberships_json,
     result_json,
 )
+from adaptive_lti.lti import platform_demo_store
 from adaptive_lti.lti.platform_demo_store import STORE_FILE_NAME, DemoPlatformStore
 from adaptive_lti.settings import Settings
 from adaptive_lti.web.deps import SessionDep, get_now
@@ -342,6 +343,17 @@ def _now_seconds(request: Request) -> int:
     return int(get_now(request).timestamp())
 
 
+def _moodle_error_page(request: Request, message: str) -> Response:
+    """An error page as Moodle shows one (HTTP 404, HTML), for what Moodle fails on."""
+    return templates.TemplateResponse(
+        request,
+        "demo/moodle_error.html",
+        {"message": message},
+        status_code=404,
+        headers=NO_STORE_HEADERS,
+    )
+
+
 def _check_course(platform: DemoPlatform, course_id: str) -> None:
     if course_id != platform.course.id:
         raise ServiceError(404, "not_found", f"the platform has no course {course_id!r}")
@@ -360,6 +372,9 @@ def token(
 ) -> Response:
     """OAuth 2 client credentials (Security Framework §4.1), answered as Moodle's token.php:
     JSON sent as text/html."""
+    if platform_demo_store.curl_blocks_tool(store):
+        # Moodle's token.php cannot fetch the tool's key set to check the assertion.
+        return _moodle_error_page(request, platform_demo_store.MOODLE_JWKS_FETCH_FAILURE)
     form = {
         "grant_type": grant_type,
         "client_assertion_type": client_assertion_type,
@@ -613,6 +628,9 @@ def deep_linking_return(
             "The deep linking return names no instructor of this course.",
             hint="Go back to the demo platform's home page and add the activity as the instructor.",
         )
+    if platform_demo_store.curl_blocks_tool(store):
+        # Moodle's contentitem_return.php cannot fetch the tool's key set to verify the JWT.
+        return _moodle_error_page(request, platform_demo_store.MOODLE_JWKS_FETCH_FAILURE)
     now = get_now(request)
     # The tool's public keys, read in-process: the tool is served by this same server.
     verified = deep_linking.verify_response(
@@ -656,6 +674,7 @@ def manage_tools(
             "tools": tools,
             "tool_side": tool_side,
             "awaiting_approval": RegistrationStatus.awaiting_approval,
+            "curl_blocks_tool": platform_demo_store.curl_blocks_tool(store),
             "default_tool_url": platform.tool_login_url.rsplit("/", 1)[0] + "/register",
         },
         headers=NO_STORE_HEADERS,
@@ -701,6 +720,18 @@ def start_tool_registration(
         },
         headers=NO_STORE_HEADERS,
     )
+
+
+@router.post("/admin/security", name="demo_platform_http_security")
+def http_security(
+    request: Request,
+    store: StoreDep,
+    curl_blocks_tool: Annotated[str, Form(max_length=8)] = "",
+) -> RedirectResponse:
+    """Site administration → General → Security → HTTP security: whether "cURL blocked hosts
+    list" holds the tool's host (Moodle's default does for a tool on localhost)."""
+    platform_demo_store.set_curl_blocks_tool(store, curl_blocks_tool == "on")
+    return RedirectResponse(str(request.url_for("demo_platform_tools")), status_code=303)
 
 
 @router.post("/admin/tools/{client_id}/activate", name="demo_platform_tools_activate")
