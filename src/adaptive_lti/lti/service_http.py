@@ -66,8 +66,8 @@ def html_error_page(response: httpx.Response) -> str | None:
     if not _HTML_START.match(text):
         return None
     found = _ERROR_MESSAGE.search(text) or _TITLE.search(text)
-    said = _plain(found.group(1), 200) if found else ""
-    return f"an HTML page{f' saying {said!r}' if said else ''} instead of JSON"
+    said = _plain(found.group(1) if found else text, 200)
+    return f"an HTML page saying {said!r}" if said else "an empty HTML page"
 
 
 def body_excerpt(response: httpx.Response, limit: int = 300) -> str:

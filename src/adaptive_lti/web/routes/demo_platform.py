@@ -23,7 +23,7 @@ from adaptive_lti.core.errors import NotFoundError, PermissionDeniedError
 from adaptive_lti.core.lti import PlatformRegistrationInfo, RegistrationStatus
 from adaptive_lti.db import lti_repo
 from adaptive_lti.db.session import transaction
-from adaptive_lti.lti import keys
+from adaptive_lti.lti import keys, platform_demo_store
 from adaptive_lti.lti import platform_demo_deeplinking as deep_linking
 from adaptive_lti.lti import platform_demo_registration as dynamic_registration
 from adaptive_lti.lti.platform_demo import (
@@ -54,7 +54,6 @@ from adaptive_lti.lti.platform_demo_services import (
     memberships_json,
     result_json,
 )
-from adaptive_lti.lti import platform_demo_store
 from adaptive_lti.lti.platform_demo_store import STORE_FILE_NAME, DemoPlatformStore
 from adaptive_lti.settings import Settings
 from adaptive_lti.web.deps import SessionDep, get_now
