@@ -537,6 +537,12 @@ def remove_deployment(session: Session, registration_id: int, deployment_id: str
     session.flush()
 
 
+def resource_link_title(session: Session, resource_link_pk: int) -> str | None:
+    """The activity's title as its latest launch gave it (``resource_link.title``)."""
+    title = session.scalar(select(ResourceLink.title).where(ResourceLink.id == resource_link_pk))
+    return title.strip() if isinstance(title, str) and title.strip() else None
+
+
 # --- the tool's keys -----------------------------------------------------------------------
 
 
