@@ -19,7 +19,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from adaptive_lti.core.errors import ConflictError, NotFoundError
+from adaptive_lti.core.grading import SCOPE_SCORE
 from adaptive_lti.core.lti import (
+    RESOURCE_LINK_REQUEST,
     CachedKeySet,
     CourseContext,
     CoursePage,
@@ -967,10 +969,13 @@ def course_page(
         link = session.get(ResourceLink, resource_link_pk)
         if link is not None:
             resource_link = ResourceLinkInfo(link.resource_link_id, link.title, link.description)
-    if context_pk is not None:
-        scope = Launch.context_id == context_pk
-    elif resource_link_pk is not None:
+    # An activity's page shows that activity's launches; a course page, the course's.
+    if resource_link_pk is not None:
         scope = Launch.resource_link_id == resource_link_pk
+        scope_name = "activity"
+    elif context_pk is not None:
+        scope = Launch.context_id == context_pk
+        scope_name = "course"
     else:
         return CoursePage(context, resource_link, (), 0, 0)
     rows = session.execute(
@@ -1009,4 +1014,41 @@ def course_page(
         )
         or 0
     )
-    return CoursePage(context, resource_link, tuple(summaries), launch_count, person_count)
+    grades = "unknown"
+    if resource_link_pk is not None:
+        latest = session.scalars(
+            select(Launch.ags_endpoint)
+            .where(
+                Launch.resource_link_id == resource_link_pk,
+                Launch.message_type == RESOURCE_LINK_REQUEST,
+            )
+            .order_by(Launch.launched_at.desc(), Launch.id.desc())
+            .limit(1)
+        ).all()
+        if latest:
+            grades = _grade_acceptance(latest[0])
+    return CoursePage(
+        context,
+        resource_link,
+        tuple(summaries),
+        launch_count,
+        person_count,
+        scope=scope_name,
+        grades=grades,
+    )
+
+
+def _grade_acceptance(ags_endpoint: Mapping[str, Any] | None) -> str:
+    """AGS 2.0 §3.1: a launch that may be graded carries the endpoint claim with the score scope;
+    its ``lineitem`` is the activity's own column (Moodle sends none when the activity does not
+    accept grades from the tool)."""
+    if not isinstance(ags_endpoint, Mapping):
+        return "declined"
+    scopes = ags_endpoint.get("scope")
+    if not isinstance(scopes, list) or SCOPE_SCORE not in scopes:
+        return "declined"
+    if isinstance(ags_endpoint.get("lineitem"), str) and ags_endpoint["lineitem"]:
+        return "activity-column"
+    if isinstance(ags_endpoint.get("lineitems"), str) and ags_endpoint["lineitems"]:
+        return "tool-column"
+    return "declined"
