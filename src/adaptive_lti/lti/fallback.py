@@ -18,6 +18,7 @@ Moodle 4.5 sends no ``lti_storage_target``, so its frames never reach platform s
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -61,10 +62,8 @@ def moodle_course_module_id(lti_message_hint: str | None) -> str | None:
     if not lti_message_hint:
         return None
     value: Any = lti_message_hint.strip()
-    try:
+    with contextlib.suppress(ValueError):
         value = json.loads(value)
-    except ValueError:
-        pass
     if isinstance(value, dict):
         value = value.get("cmid")
     text = (
