@@ -66,6 +66,9 @@ root_router = APIRouter()
 # other sites, no referrer carrying the state or hints elsewhere. Framing by the platform itself
 # is allowed: an embedded launch runs inside the course page's iframe, as Moodle's does (Moodle
 # sends "X-Frame-Options: sameorigin" unless framing is allowed site-wide).
+# The person logged in to the demo platform (Moodle's session cookie), signed like the pending
+# launch and as short lived.
+SIGNED_IN_COOKIE = "demo_platform_user"
 NO_STORE_HEADERS = {
     "Cache-Control": "no-store",
     "Referrer-Policy": "no-referrer",
@@ -217,7 +220,43 @@ def launch(
         button="Continue to the tool",
     )
     _set_pending_cookie(response, platform, codec, platform.pending_launch_for(chosen, launched))
+    # Who is logged in to the platform (Moodle's own session), for mod/lti/launch.php later.
+    response.set_cookie(
+        SIGNED_IN_COOKIE,
+        codec.encode(PendingLaunch(user_id=chosen.user_id, course_module_id="0")),
+        path=DEMO_PLATFORM_PATH,
+        httponly=True,
+        samesite="lax",
+        secure=platform.issuer.startswith("https://"),
+    )
     return response
+
+
+@router.get("/mod/lti/launch.php", name="demo_platform_moodle_launch")
+def moodle_launch(
+    request: Request,
+    platform: PlatformDep,
+    codec: CodecDep,
+    store: StoreDep,
+    course_module: Annotated[str, Query(alias="id", max_length=20)] = "",
+) -> Response:
+    """Moodle's ``mod/lti/launch.php?id=<cmid>``: a new launch of the activity for whoever is
+    logged in to the platform, with a fresh launch in progress (what a tool's "open in a new
+    window" link comes back to, since the old hint was used up)."""
+    signed_in = codec.decode(request.cookies.get(SIGNED_IN_COOKIE))
+    person = platform.person(signed_in.user_id) if signed_in is not None else None
+    if person is None:
+        raise PermissionDeniedError(
+            "You are not logged in to the demo platform in this window.",
+            hint="Open the demo platform's home page, pick a person, and launch the activity.",
+        )
+    if not course_module.isdigit():
+        raise NotFoundError(
+            "mod/lti/launch.php needs the activity's course module id (?id=7).",
+            hint="Go back to the course page and open the activity from there.",
+        )
+    activity = _activity_or_404(platform, store, course_module)
+    return launch(request, platform, codec, store, person.key, activity.course_module_id)
 
 
 @router.api_route("/auth", methods=["GET", "POST"], name="demo_platform_auth")
