@@ -12,8 +12,6 @@ from sqlalchemy.orm import Session
 from adaptive_lti.core.errors import NotFoundError
 from adaptive_lti.core.lti import CoursePage, LaunchContext, RecordedLaunch
 from adaptive_lti.db import lti_repo
-from adaptive_lti.lti import fallback
-from adaptive_lti.lti.fallback import NewWindowLaunch
 
 
 def record_launch(
@@ -49,21 +47,4 @@ def course_page(
     """The course, the activity and the course's recent launches, newest first."""
     return lti_repo.course_page(
         session, context_pk=context_pk, resource_link_pk=resource_link_pk, limit=limit
-    )
-
-
-def new_window_launch(
-    session: Session, *, state: str, id_token: str, tool_base_url: str
-) -> NewWindowLaunch | None:
-    """Where the "open in a new window" link of a launch whose cookies the frame refused starts
-    the launch again (``lti/fallback.py``); None when its login is gone."""
-    login = lti_repo.peek_login_state(session, state)
-    if login is None:
-        return None
-    registration = lti_repo.get_registration(session, login.registration_id)
-    return fallback.new_window_launch(
-        registration,
-        login,
-        family=fallback.platform_family(id_token),
-        tool_base_url=tool_base_url,
     )

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse, Response
 
 from adaptive_lti.core.errors import InvalidInputError, NotFoundError
 from adaptive_lti.core.lti import RecordedLaunch
-from adaptive_lti.lti import keys
+from adaptive_lti.lti import fallback, keys
 from adaptive_lti.lti import session as tool_session
 from adaptive_lti.lti.adapters import FastAPIRedirect, set_cookie
 from adaptive_lti.lti.tool import AcceptedLaunch, BindingNeeded
@@ -226,7 +226,7 @@ def _binding_page(
     # No way to tie this browser to its login inside the frame: offer a top-level window,
     # where the tool's cookies are first-party, starting a new launch from the platform (a
     # Moodle hint works once). 401: the launch itself was not accepted.
-    relaunch = launch_service.new_window_launch(
+    relaunch = fallback.relaunch_for_login(
         session, state=binding.state, id_token=binding.id_token, tool_base_url=tool_base_url
     )
     relaunch_url = relaunch.url if relaunch is not None else binding.relaunch_url
