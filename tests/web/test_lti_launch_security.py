@@ -476,6 +476,7 @@ def test_unknown_deployment_is_recorded_inactive_and_explained(
         assert body["check"] == "deployment registered"
         registration_id = _registration_id(h)
         assert f"adaptive-lti platform activate-deployment {registration_id} '7'" in body["hint"]
+        assert "not active yet" in body["message"] and "deactivated" not in body["message"]
         after = h.counts()
         assert after.pop("lti_deployment") == before.pop("lti_deployment") + 1
         assert after == before  # only the inactive deployment was recorded

@@ -293,6 +293,9 @@ class DeploymentInfo:
     deployment_id: str
     active: bool
     created_at: datetime
+    # Set when an administrator deactivated it; an inactive deployment without it was recorded
+    # by a launch and is waiting to be activated.
+    deactivated_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -100,6 +100,7 @@ def _deployment_info(row: Deployment) -> DeploymentInfo:
         deployment_id=row.deployment_id,
         active=row.active,
         created_at=as_utc(row.created_at),
+        deactivated_at=_as_utc_or_none(row.deactivated_at),
     )
 
 
@@ -354,6 +355,7 @@ _DEPLOYMENT_COLUMNS = [
     _DEPLOYMENT_TABLE.c.deployment_id.label("dep_deployment_id"),
     _DEPLOYMENT_TABLE.c.active.label("dep_active"),
     _DEPLOYMENT_TABLE.c.created_at.label("dep_created_at"),
+    _DEPLOYMENT_TABLE.c.deactivated_at.label("dep_deactivated_at"),
 ]
 _LOOKUP_WITH_DEPLOYMENT = (
     select(_REGISTRATION_TABLE, *_DEPLOYMENT_COLUMNS)
@@ -390,6 +392,7 @@ def lookup_registration(
             deployment_id=row.dep_deployment_id,
             active=bool(row.dep_active),
             created_at=as_utc(row.dep_created_at),
+            deactivated_at=_as_utc_or_none(row.dep_deactivated_at),
         )
     return RegistrationLookup(_registration_info(row), _key_set(row), deployment)
 
@@ -523,6 +526,10 @@ def set_deployment_active(
             raise _unknown_deployment(registration_id, deployment_id)
         get_registration(session, registration_id)
         return add_deployment(session, registration_id, deployment_id, active=True, now=now)
+    if row.active and not active:
+        row.deactivated_at = now
+    elif active:
+        row.deactivated_at = None
     row.active = active
     session.flush()
     return _deployment_info(row)
