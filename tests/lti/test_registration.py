@@ -185,3 +185,67 @@ def test_a_client_id_registered_already_is_updated_in_place(session: Session) ->
     assert stored.jwks_url == SITE + "/mod/lti/certs.php"
     deployments = lti_repo.list_deployments(session, existing.id)
     assert [(d.deployment_id, d.active) for d in deployments] == [("2", True), ("7", True)]
+
+
+def _moodle_update_token(client_id: str, scope: str = "reg-update") -> str:
+    import base64
+    import json
+
+    def part(value: dict[str, object]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+    return ".".join([part({"alg": "RS256"}), part({"sub": client_id, "scope": scope}), "sig"])
+
+
+def test_moodles_update_token_names_the_registration_whose_client_id_changes(
+    session: Session,
+) -> None:
+    """Moodle's "Update" token (scope reg-update) names the tool it updates: should the
+    platform answer with another client id, that registration takes it, in place."""
+    existing = lti_repo.add_registration(
+        session,
+        issuer=SITE,
+        client_id="OldClient1",
+        auth_login_url=SITE + "/mod/lti/auth.php",
+        auth_token_url=SITE + "/mod/lti/token.php",
+        jwks_url=SITE + "/mod/lti/certs.php",
+        deployment_ids=["7"],
+        now=NOW,
+    )
+    token = _moodle_update_token("OldClient1")
+    with registration.http_client(FakeMoodle(tokens={token}).transport()) as client:
+        done = registration.register_with_platform(
+            session,
+            client,
+            settings(),
+            openid_configuration=CONFIGURATION_URL,
+            registration_token=token,
+            now=NOW,
+        )
+    assert done.updated and done.registration.id == existing.id
+    assert done.registration.client_id == "DynClient42"
+    assert count(session) == 1
+
+
+def test_a_new_registration_token_adds_a_registration(session: Session) -> None:
+    lti_repo.add_registration(
+        session,
+        issuer=SITE,
+        client_id="OldClient1",
+        auth_login_url=SITE + "/mod/lti/auth.php",
+        auth_token_url=SITE + "/mod/lti/token.php",
+        jwks_url=SITE + "/mod/lti/certs.php",
+        now=NOW,
+    )
+    token = _moodle_update_token("OldClient1", scope="reg")
+    with registration.http_client(FakeMoodle(tokens={token}).transport()) as client:
+        done = registration.register_with_platform(
+            session,
+            client,
+            settings(),
+            openid_configuration=CONFIGURATION_URL,
+            registration_token=token,
+            now=NOW,
+        )
+    assert not done.updated and done.registration.client_id == "DynClient42"
+    assert count(session) == 2

@@ -25,6 +25,7 @@ blocking and must run off the event loop (the web route is a plain ``def``, run 
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 from collections.abc import Mapping
@@ -396,6 +397,12 @@ def register_with_platform(
     body = tool_registration_request(settings, scopes)
     result = post_registration(client, configuration, registration_token, body)
     existing = lti_repo.find_registration(session, configuration.issuer, result.client_id)
+    if existing is None:
+        # Moodle's update token names the tool it updates (``sub``, scope ``reg-update``): if
+        # the platform answered another client id, that registration takes the new one.
+        updated_client_id = update_token_client_id(registration_token)
+        if updated_client_id is not None:
+            existing = lti_repo.find_registration(session, configuration.issuer, updated_client_id)
     if existing is not None:
         return _update_in_place(session, existing, configuration, result, scopes, now)
     status = (
@@ -433,6 +440,28 @@ def register_with_platform(
     )
 
 
+# Moodle's registration token for "Update" (startltiadvregistration.php, type=2).
+UPDATE_TOKEN_SCOPE = "reg-update"  # noqa: S105 - a scope name, not a secret
+
+
+def update_token_client_id(registration_token: str | None) -> str | None:
+    """The client id a Moodle "Update" registration token names (its ``sub`` when its scope is
+    ``reg-update``), read without verifying it: it only picks which of this issuer's
+    registrations the platform's own answer updates. None for any other token."""
+    parts = (registration_token or "").split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        padded = parts[1] + "=" * (-len(parts[1]) % 4)
+        claims = json.loads(base64.urlsafe_b64decode(padded))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(claims, dict) or claims.get("scope") != UPDATE_TOKEN_SCOPE:
+        return None
+    subject = claims.get("sub")
+    return subject if isinstance(subject, str) and subject else None
+
+
 def _update_in_place(
     session: Session,
     existing: PlatformRegistrationInfo,
@@ -448,6 +477,7 @@ def _update_in_place(
     registration = lti_repo.update_registration(
         session,
         existing.id,
+        client_id=result.client_id if result.client_id != existing.client_id else None,
         auth_login_url=configuration.authorization_endpoint,
         auth_token_url=configuration.token_endpoint,
         auth_token_audience=configuration.authorization_server,
