@@ -267,6 +267,8 @@ def test_update_edits_endpoints_in_place(database: str, capsys: pytest.CaptureFi
     assert again["jwks_url"] == MOODLE + "/moodle/mod/lti/certs.php"
     assert again["client_id"] == "new-client" and again["auth_token_audience"] is None
 
+    assert again["static_key_set"] is False
+
     for argv, words in (
         (("platform", "update", str(added["id"])), "Nothing to change"),
         (("platform", "update", "999", "--name", "x"), "platform list"),
@@ -309,3 +311,41 @@ def test_production_refuses_plain_http_platform_urls(
         capsys, "platform", "update", str(added["id"]), "--jwks-url", "http://moodle.example.edu/c"
     )
     assert code == 1 and "must be https://" in err
+
+
+def test_update_replaces_a_static_key_set_in_place(
+    database: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    old_keys, new_keys = tmp_path / "old.json", tmp_path / "new.json"
+    old_keys.write_text(json.dumps({"keys": [{"kty": "RSA", "kid": "old", "n": "x", "e": "AQAB"}]}))
+    new_keys.write_text(json.dumps({"keys": [{"kty": "RSA", "kid": "new", "n": "y", "e": "AQAB"}]}))
+    added = run_json(
+        capsys,
+        "platform",
+        "add",
+        "--moodle",
+        MOODLE,
+        "--client-id",
+        "abc",
+        "--jwks-file",
+        str(old_keys),
+    )
+    assert added["static_key_set"] is True
+    updated = run_json(capsys, "platform", "update", str(added["id"]), "--jwks-file", str(new_keys))
+    assert updated["id"] == added["id"] and updated["static_key_set"] is True
+    back_to_url = run_json(
+        capsys, "platform", "update", str(added["id"]), "--jwks-url", MOODLE + "/mod/lti/certs.php"
+    )
+    assert back_to_url["static_key_set"] is False
+    assert back_to_url["jwks_url"] == MOODLE + "/mod/lti/certs.php"
+    code, _out, err = run(
+        capsys,
+        "platform",
+        "update",
+        str(added["id"]),
+        "--jwks-file",
+        str(new_keys),
+        "--jwks-url",
+        MOODLE + "/x",
+    )
+    assert code == 1 and "not both" in err

@@ -4,7 +4,7 @@
     adaptive-lti platform add --issuer ISS --client-id ID --auth-login-url URL
                               --auth-token-url URL (--jwks-url URL | --jwks-file FILE)
     adaptive-lti platform update ID [--client-id ID] [--auth-login-url URL] [--token-url URL]
-                          [--token-audience AUD] [--jwks-url URL] [--name NAME]
+                          [--token-audience AUD] [--jwks-url URL | --jwks-file FILE] [--name N]
     adaptive-lti platform list | show ID | remove ID [--yes] | approve ID
     adaptive-lti platform activate-deployment ID DEPLOYMENT | deactivate-deployment ID DEPLOYMENT
                           | remove-deployment ID DEPLOYMENT
@@ -105,6 +105,9 @@ def _register_platform(subparsers: Any) -> None:
         "--token-audience", help="the token audience, when not the token URL ('' clears it)"
     )
     update.add_argument("--jwks-url", help="the platform's public key set URL")
+    update.add_argument(
+        "--jwks-file", type=Path, help="a static JWKS file (replaces the key set or JWKS URL)"
+    )
     update.add_argument("--name", help="a name for people")
     update.add_argument("--json", action="store_true", help="print the result as JSON")
     update.set_defaults(handler=run_platform_update)
@@ -342,10 +345,19 @@ def run_platform_update(args: argparse.Namespace) -> int:
         }
         if args.client_id is not None and not args.client_id.strip():
             raise InvalidInputError("--client-id may not be empty.")
-        if not urls and args.client_id is None and args.token_audience is None and not args.name:
+        if args.jwks_url and args.jwks_file:
+            raise InvalidInputError("Give --jwks-url or --jwks-file, not both.")
+        static = _static_key_set(args.jwks_file) if args.jwks_file else None
+        if (
+            not urls
+            and static is None
+            and args.client_id is None
+            and args.token_audience is None
+            and not args.name
+        ):
             raise InvalidInputError(
                 "Nothing to change: give at least one of --client-id, --auth-login-url, "
-                "--token-url, --token-audience, --jwks-url, --name."
+                "--token-url, --token-audience, --jwks-url, --jwks-file, --name."
             )
         audience: dict[str, Any] = {}
         if args.token_audience is not None:
@@ -355,6 +367,7 @@ def run_platform_update(args: argparse.Namespace) -> int:
             args.registration_id,
             client_id=args.client_id,
             name=args.name or None,
+            static_jwks=static,
             **urls,
             **audience,
         )

@@ -219,10 +219,17 @@ def update_registration(
     auth_token_url: str | None = None,
     auth_token_audience: str | None = _UNCHANGED,
     jwks_url: str | None = None,
+    static_jwks: Mapping[str, Any] | None = None,
     name: str | None = None,
 ) -> PlatformRegistrationInfo:
-    """Change a registration's client id, endpoints or name in place (None: unchanged; the
-    token audience takes None to clear it). A new JWKS URL drops the cached key set."""
+    """Change a registration's client id, endpoints, key set or name in place (None:
+    unchanged; the token audience takes None to clear it). A new JWKS URL drops the cached key
+    set and any static one; a static key set replaces the JWKS URL."""
+    if jwks_url is not None and static_jwks is not None:
+        raise ConflictError(
+            "A registration has a JWKS URL or a static key set, not both.",
+            hint="Give --jwks-url or --jwks-file, not both.",
+        )
     row = session.get(PlatformRegistration, registration_id)
     if row is None:
         get_registration(session, registration_id)
@@ -237,6 +244,12 @@ def update_registration(
     if jwks_url is not None and (jwks_url != row.jwks_url or row.static_jwks):
         # Another key set: the cached one is not the platform's any more.
         row.static_jwks = None
+        row.jwks_cache = None
+        row.jwks_fetched_at = None
+        row.jwks_expires_at = None
+    if static_jwks is not None:
+        row.static_jwks = json.dumps(dict(static_jwks))
+        row.jwks_url = None
         row.jwks_cache = None
         row.jwks_fetched_at = None
         row.jwks_expires_at = None
