@@ -3,7 +3,7 @@ platform registration, what, to what, details). ``registration_id`` is not a for
 record of removing a registration outlives it.
 
 Revision ID: 0006_audit
-Revises: 0004_learner_journey
+Revises: 0005_tenancy
 Create Date: 2026-12-04
 """
 

@@ -2,7 +2,7 @@
 ADAPTIVE_LTI_SECRET_KEY: every process on the database signs and checks with the same one.
 
 Revision ID: 0007_tool_secret
-Revises: 0004_learner_journey
+Revises: 0006_audit
 Create Date: 2026-12-04
 """
 

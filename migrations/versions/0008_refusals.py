@@ -1,7 +1,7 @@
 """Refused logins and launches counted per hour, step and check (for 'adaptive-lti status').
 
 Revision ID: 0008_refusals
-Revises: 0004_learner_journey
+Revises: 0007_tool_secret
 Create Date: 2026-12-04
 """
 

@@ -34,8 +34,13 @@ from tests.e2e.conftest import (
 TOOL_CONFIGURATION = "https://purl.imsglobal.org/spec/lti-tool-configuration"
 
 
-def register_through_the_admin_page(client: DemoPlatformClient) -> tuple[str, httpx.Response]:
-    """Manage tools → "Add LTI Advantage" with the prefilled URL; then what the frame loads."""
+def register_through_the_admin_page(
+    client: DemoPlatformClient, *, update: str | None = None
+) -> tuple[str, httpx.Response]:
+    """Manage tools → "Add LTI Advantage" with the prefilled URL; then what the frame loads.
+
+    When tools on the tool's domain exist, the platform asks (as Moodle does) whether to update
+    one: ``update`` is the client id of the tool to update, else "Register as a new tool"."""
     server = client.server
     tools = client.request("GET", server.base_url + "/demo-platform/admin/tools")
     assert tools.status_code == 200, tools.text
@@ -47,6 +52,19 @@ def register_through_the_admin_page(client: DemoPlatformClient) -> tuple[str, ht
     assert form.fields["tool_url"] == server.base_url + "/lti/register"
     opened = client.submit(form)
     assert opened.status_code == 200, opened.text
+    choices = forms_of(opened)
+    if any("registration_type" in choice.fields for choice in choices):
+        wanted = "update" if update else "new"
+        [choice] = [
+            choice
+            for choice in choices
+            if choice.fields.get("registration_type") == wanted
+            and (update is None or choice.fields.get("update_client_id") == update)
+        ]
+        opened = client.submit(choice)
+        assert opened.status_code == 200, opened.text
+    else:
+        assert update is None, "the platform offered no update of an existing tool"
     match = re.search(r'<iframe id="registration-frame"[^>]* src="([^"]+)"', opened.text)
     assert match, opened.text
     start_url = html.unescape(match.group(1))
@@ -158,6 +176,48 @@ def test_an_administrator_registers_the_tool_by_dynamic_registration(
         assert again.status_code == 502
         assert "refused the registration" in html.unescape(again.text)
         assert set(platform_rows(client)) == {*before, client_id}
+    finally:
+        client.close()
+
+
+def test_moodles_update_of_an_existing_registration_updates_it_in_place(
+    running_server: RunningServer,
+) -> None:
+    """Issue 8: Moodle offers "Update" when a tool on the domain exists; its update answers with
+    the same client id, and the tool used to refuse it (409 "already registered")."""
+    client = DemoPlatformClient(running_server)
+    try:
+        before = platform_rows(client)
+        register_through_the_admin_page(client)
+        [client_id] = [key for key in platform_rows(client) if key not in before]
+        registration_id, _status, _jwks, _active = stored_registration(running_server, client_id)
+        # The tool's endpoints were edited by hand since (a moved token URL, say).
+        _admin_cli(
+            running_server,
+            "platform",
+            "update",
+            str(registration_id),
+            "--token-url",
+            "https://moved.example.edu/token",
+        )
+
+        _start, framed = register_through_the_admin_page(client, update=client_id)
+        assert framed.status_code == 200, framed.text
+        text = html.unescape(framed.text)
+        assert "already registered" not in text
+        assert "updated" in text.lower()
+        assert "data-lti-close" in framed.text
+        # One tool on the platform, one registration at the tool, endpoints back from the
+        # platform's configuration, the deployment kept.
+        assert set(platform_rows(client)) == {*before, client_id}
+        again_id, status, jwks_url, active = stored_registration(running_server, client_id)
+        assert again_id == registration_id
+        assert status is RegistrationStatus.active and active
+        issuer = running_server.base_url + "/demo-platform"
+        assert jwks_url == issuer + "/jwks.json"
+        shown = _admin_cli(running_server, "platform", "show", str(registration_id))
+        assert shown["auth_token_url"] == issuer + "/token"
+        assert [d["deployment_id"] for d in shown["deployments"]]  # type: ignore[union-attr]
     finally:
         client.close()
 

@@ -5,11 +5,13 @@ platform's auth endpoint -> the id_token form_post -> the tool's page. On SQLite
 from __future__ import annotations
 
 import base64
+import html
 import json
+import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import httpx
 import pytest
@@ -234,3 +236,40 @@ def test_concurrent_launches_all_succeed(running_server: RunningServer) -> None:
         statuses = [status for result in pool.map(launch, people) for status in result]
     assert statuses == [200] * len(statuses), running_server.log()[-3000:]
     assert len(recorded_launches(running_server)) == before + len(statuses)
+
+
+def test_the_new_window_fallback_restarts_the_launch_from_the_platform(
+    demo_client: DemoPlatformClient,
+) -> None:
+    """Issue 8: with the tool's cookies blocked in the frame, the fallback link reused the
+    platform's hint, which Moodle (and the demo platform) accept once: "Invalid request". The
+    link now goes to the platform's mod/lti/launch.php for the activity, which starts afresh."""
+    login = demo_client.pick("ana")
+    redirected = demo_client.login(login)
+    answer = demo_client.authorize(redirected)
+    # The browser kept the tool's state cookie out of the frame.
+    for cookie in list(demo_client.http.cookies.jar):
+        if cookie.name.startswith("lti1p3-"):
+            demo_client.http.cookies.jar.clear(cookie.domain, cookie.path, cookie.name)
+    fallback = demo_client.launch(answer)
+    assert fallback.status_code == 401
+    assert "Open in a new window" in fallback.text
+    [link] = re.findall(r'<a class="button" href="([^"]+)"', fallback.text)
+    link = html.unescape(link)
+    assert path_of(link) == "/demo-platform/mod/lti/launch.php" and link.endswith("?id=7")
+
+    # The login's hint was used: repeating it (the old link) ends on the platform's refusal.
+    again = demo_client.request(
+        "GET", demo_client.server.base_url + "/lti/login?" + urlencode(login.fields), follow=False
+    )
+    assert again.is_redirect
+    refused = demo_client.request("GET", urljoin(str(again.url), again.headers["location"]))
+    assert "No launch id in LTI hint" in html.unescape(refused.text) or refused.status_code >= 400
+
+    # The new window: the platform starts a new launch of the activity, which works.
+    started = demo_client.request("GET", link)
+    assert started.status_code == 200, started.text
+    (new_login,) = forms_of(started)
+    page = demo_client.launch(demo_client.authorize(demo_client.login(new_login)))
+    assert page.status_code == 200, page.text
+    assert "Open in a new window" not in page.text

@@ -91,6 +91,8 @@ def test_ana_foundations_then_games_then_project(
         "project",
     ]
     assert "Your final grade: <strong>80%</strong>" in text
+    # One grade, as a percentage (the page said "Your grade: 0.8." next to "80%").
+    assert "Your grade:" not in text
     assert "foundations" in text
     progress_form = re.search(
         r'<form method="post" action="([^"]*/journey/progress)">'

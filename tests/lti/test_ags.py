@@ -134,7 +134,7 @@ def test_a_missing_line_item_is_created_once(
         lineitems_url=LINEITEMS_URL,
         resource_id="design:stats-101",
         tag="adaptive-lti",
-        platform_resource_link_id="1",
+        platform_resource_link_id="99",  # an activity without a column on the platform
     )
     created = ags.find_or_create_line_item(registration_id, spec)
     again = ags.find_or_create_line_item(registration_id, spec)
@@ -142,12 +142,31 @@ def test_a_missing_line_item_is_created_once(
     [body] = platform.created_line_items
     assert body["label"] == "Adaptive route: statistics"
     assert body["resourceId"] == "design:stats-101"
-    assert body["resourceLinkId"] == "1"
+    assert body["resourceLinkId"] == "99"
     [post] = [
         r for r in platform.requests if r.method == "POST" and r.url.path.endswith("/lineitems")
     ]
     assert post.headers["content-type"] == "application/vnd.ims.lis.v2.lineitem+json"
     assert str(post.url) == LINEITEMS_URL
+
+
+def test_an_activity_that_has_a_column_gets_no_second_one(
+    ags: AgsClient, platform: FakePlatform, registration_id: int
+) -> None:
+    """Moodle's activity column (resourceLinkId "1") is the activity's: the tool's own
+    resourceId does not make it create another."""
+    spec = LineItemSpec(
+        label="Introduction to Programming",
+        score_maximum=100,
+        granted_scopes=tuple(AGS_SCOPES),
+        lineitems_url=LINEITEMS_URL,
+        resource_id="design:intro-programming",
+        tag="adaptive-lti",
+        platform_resource_link_id="1",
+    )
+    found = ags.find_or_create_line_item(registration_id, spec)
+    assert found.url == LINEITEM_URL and found.label == "Harness activity"
+    assert platform.created_line_items == []
 
 
 def test_creating_a_line_item_needs_the_lineitem_scope(

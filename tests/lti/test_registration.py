@@ -7,7 +7,6 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from adaptive_lti.core.errors import ConflictError
 from adaptive_lti.core.lti import RegistrationStatus
 from adaptive_lti.db import lti_repo
 from adaptive_lti.db.tables import PlatformRegistration
@@ -154,21 +153,22 @@ def test_register_with_platform_stores_the_token_audience(session: Session) -> N
     assert done.deployment_id == "7"
 
 
-def test_a_client_id_registered_already_is_a_conflict_and_adds_nothing(session: Session) -> None:
-    lti_repo.add_registration(
+def test_a_client_id_registered_already_is_updated_in_place(session: Session) -> None:
+    """Moodle's "Update" answers with the client id the tool had: the registration is updated
+    (endpoints from the configuration, the deployment added), its status and deployments kept."""
+    existing = lti_repo.add_registration(
         session,
         issuer=SITE,
         client_id="DynClient42",
-        auth_login_url=SITE + "/mod/lti/auth.php",
-        auth_token_url=SITE + "/mod/lti/token.php",
-        jwks_url=SITE + "/mod/lti/certs.php",
+        auth_login_url=SITE + "/old/auth.php",
+        auth_token_url=SITE + "/old/token.php",
+        jwks_url=SITE + "/old/certs.php",
+        status=RegistrationStatus.awaiting_approval,
+        deployment_ids=["2"],
         now=NOW,
     )
-    with (
-        registration.http_client(FakeMoodle().transport()) as client,
-        pytest.raises(ConflictError, match="already registered"),
-    ):
-        registration.register_with_platform(
+    with registration.http_client(FakeMoodle().transport()) as client:
+        done = registration.register_with_platform(
             session,
             client,
             settings(),
@@ -176,4 +176,76 @@ def test_a_client_id_registered_already_is_a_conflict_and_adds_nothing(session: 
             registration_token="single-use-token",
             now=NOW,
         )
+    assert done.updated
     assert count(session) == 1
+    stored = lti_repo.get_registration(session, existing.id)
+    assert stored.status is RegistrationStatus.awaiting_approval
+    assert stored.auth_login_url == SITE + "/mod/lti/auth.php"
+    assert stored.auth_token_url == SITE + "/mod/lti/token.php"
+    assert stored.jwks_url == SITE + "/mod/lti/certs.php"
+    deployments = lti_repo.list_deployments(session, existing.id)
+    assert [(d.deployment_id, d.active) for d in deployments] == [("2", True), ("7", True)]
+
+
+def _moodle_update_token(client_id: str, scope: str = "reg-update") -> str:
+    import base64
+    import json
+
+    def part(value: dict[str, object]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+    return ".".join([part({"alg": "RS256"}), part({"sub": client_id, "scope": scope}), "sig"])
+
+
+def test_moodles_update_token_names_the_registration_whose_client_id_changes(
+    session: Session,
+) -> None:
+    """Moodle's "Update" token (scope reg-update) names the tool it updates: should the
+    platform answer with another client id, that registration takes it, in place."""
+    existing = lti_repo.add_registration(
+        session,
+        issuer=SITE,
+        client_id="OldClient1",
+        auth_login_url=SITE + "/mod/lti/auth.php",
+        auth_token_url=SITE + "/mod/lti/token.php",
+        jwks_url=SITE + "/mod/lti/certs.php",
+        deployment_ids=["7"],
+        now=NOW,
+    )
+    token = _moodle_update_token("OldClient1")
+    with registration.http_client(FakeMoodle(tokens={token}).transport()) as client:
+        done = registration.register_with_platform(
+            session,
+            client,
+            settings(),
+            openid_configuration=CONFIGURATION_URL,
+            registration_token=token,
+            now=NOW,
+        )
+    assert done.updated and done.registration.id == existing.id
+    assert done.registration.client_id == "DynClient42"
+    assert count(session) == 1
+
+
+def test_a_new_registration_token_adds_a_registration(session: Session) -> None:
+    lti_repo.add_registration(
+        session,
+        issuer=SITE,
+        client_id="OldClient1",
+        auth_login_url=SITE + "/mod/lti/auth.php",
+        auth_token_url=SITE + "/mod/lti/token.php",
+        jwks_url=SITE + "/mod/lti/certs.php",
+        now=NOW,
+    )
+    token = _moodle_update_token("OldClient1", scope="reg")
+    with registration.http_client(FakeMoodle(tokens={token}).transport()) as client:
+        done = registration.register_with_platform(
+            session,
+            client,
+            settings(),
+            openid_configuration=CONFIGURATION_URL,
+            registration_token=token,
+            now=NOW,
+        )
+    assert not done.updated and done.registration.client_id == "DynClient42"
+    assert count(session) == 2

@@ -181,5 +181,7 @@ def test_a_token_endpoint_answering_a_web_page_is_temporary(
 
     http = new_http_client(httpx.MockTransport(maintenance))
     tokens = ServiceTokenProvider(session_factory, http, signing_key=tool_signing_key, clock=clock)
-    with pytest.raises(ServiceUnavailable, match="not JSON: <html>Moodle is being upgraded"):
+    with pytest.raises(
+        ServiceUnavailable, match="not JSON: an HTML page saying 'Moodle is being upgraded'"
+    ):
         tokens.access_token(registration_id, [NRPS_SCOPE])

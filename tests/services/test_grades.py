@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -267,7 +268,7 @@ def test_a_line_item_is_found_or_created_before_the_first_score(
         granted_scopes=tuple(AGS_SCOPES),
         lineitems_url=LINEITEMS_URL,
         resource_id="design:stats-101",
-        platform_resource_link_id="1",
+        platform_resource_link_id="99",  # an activity without a column on the platform
     )
     queue(
         session_factory,
@@ -489,3 +490,61 @@ def test_status_for_one_activity(
     assert [e.user_id for e in one.entries] == ["3"]
     assert one.counts["pending"] == 1
     assert every.counts["pending"] == 2
+
+
+def _resource_link(session: Session, registration_id: int, link_id: str, title: str) -> int:
+    from adaptive_lti.db.tables import Deployment, ResourceLink
+
+    deployment = session.scalars(
+        select(Deployment).where(Deployment.registration_id == registration_id)
+    ).one()
+    now = FakeClock()()
+    link = ResourceLink(
+        deployment_id=deployment.id,
+        resource_link_id=link_id,
+        title=title,
+        first_seen_at=now,
+        last_seen_at=now,
+    )
+    session.add(link)
+    session.flush()
+    return link.id
+
+
+def test_an_activity_with_a_column_gets_no_second_one_and_a_new_one_is_named_after_it(
+    session_factory: sessionmaker[Session],
+    registration_id: int,
+    platform: FakePlatform,
+    clock: FakeClock,
+) -> None:
+    """Issue 8: with Moodle's "Delegate to teacher" the launch has no lineitem, and the tool made
+    its own column named after the design for every activity: the gradebook ended with three
+    columns named "Introduction to Programming"."""
+    spec = LineItemSpec(
+        label="Introduction to Programming",  # the design's title
+        score_maximum=100,
+        granted_scopes=tuple(AGS_SCOPES),
+        lineitems_url=LINEITEMS_URL,
+        resource_id="design:intro-programming",
+        tag="adaptive-lti",
+        platform_resource_link_id="1",  # Moodle's "Harness activity" has its column
+    )
+    with transaction(session_factory) as session:
+        harness = _resource_link(session, registration_id, "1", "Harness activity")
+        essay = _resource_link(session, registration_id, "77", "Week 4 essay")
+        for link_pk, link_id, user in ((harness, "1", "3"), (essay, "77", "5")):
+            grades.queue_score(
+                session,
+                registration_id=registration_id,
+                line_item=replace(spec, platform_resource_link_id=link_id),
+                score=a_score(clock, user),
+                now=clock(),
+                resource_link_id=link_pk,
+            )
+    assert deliver(session_factory, platform, clock).delivered == 2
+    # One column made, for the activity that had none, named after the activity.
+    assert len(platform.created_line_items) == 1, platform.created_line_items
+    [created] = platform.created_line_items
+    assert created["label"] == "Week 4 essay" and created["resourceLinkId"] == "77"
+    posted = {s.payload["userId"]: s.lineitem_url for s in platform.received_scores}
+    assert posted == {"3": LINEITEM_URL, "5": created["id"]}

@@ -7,6 +7,7 @@ the page that closes the window. Every failure leaves the database as it was.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -162,6 +163,11 @@ def test_the_final_page_closes_the_window_as_the_spec_says(h: LtiHarness) -> Non
     assert "DynClient42" in page and ">7<" in page
     assert "registration-close.js" in page and "data-lti-close" in page
     assert response.headers["cache-control"] == "no-store"
+    # What Moodle really shows: the tool is a preconfigured tool, not in the activity chooser.
+    words = " ".join(html.unescape(page).split())
+    assert '"Show as preconfigured tool": it is not in the activity chooser itself' in words
+    assert 'under "Preconfigured tool"' in words
+    assert "Registration updated" not in words  # a first registration
     script = (STATIC / "registration-close.js").read_text()
     assert 'postMessage({ subject: "org.imsglobal.lti.close" }, "*")' in script
     assert "window.opener || " in script and "window.parent" in script

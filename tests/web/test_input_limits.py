@@ -33,11 +33,11 @@ def _assert_clear_refusal(response: Any, *words: str, status: int = 422) -> None
 @pytest.mark.parametrize("field", ["login_hint", "lti_message_hint", "iss", "client_id"])
 def test_nul_in_a_login_parameter_is_a_clear_400(h: LtiHarness, field: str) -> None:
     value = h.login_params()[field] + "\x00b"
-    before = h.counts()
+    before = h.checksums()
     for method in ("GET", "POST"):
         response = h.login(method, **{field: value})
         _assert_clear_refusal(response, "NUL character", field)
-    assert h.counts() == before
+    assert h.checksums() == before
 
 
 def test_nul_in_the_login_query_string_as_sent_by_a_browser(h: LtiHarness) -> None:
@@ -121,14 +121,14 @@ CLAIM_PATHS: dict[str, tuple[str, ...]] = {
 @pytest.mark.parametrize("bad", ["a\x00b", "a\ud800b"])
 def test_unstorable_text_in_a_signed_claim_is_refused(h: LtiHarness, claim: str, bad: str) -> None:
     state, nonce = h.start()
-    before = h.counts()
+    before = h.checksums()
     claims = h.platform.claims(nonce=nonce, now=h.clock.now, mutate=_set(CLAIM_PATHS[claim], bad))
     response = h.launch(h.platform.sign(claims), state, json=True)
     assert response.status_code == 400, response.text
     body = response.json()
     assert body["check"] == "claim text", body
     assert ("NUL" in body["message"]) == ("\x00" in bad)
-    assert h.counts() == before
+    assert h.checksums() == before
 
 
 # The claims whose limit an id_token within its own limit (8,192 characters) can pass.
@@ -162,14 +162,14 @@ def test_an_over_long_id_token_is_refused_with_its_limit(h: LtiHarness) -> None:
 def test_an_over_long_claim_is_refused_with_its_limit(h: LtiHarness, claim: str) -> None:
     limit = LONG_CLAIMS[claim]
     state, nonce = h.start()
-    before = h.counts()
+    before = h.checksums()
     claims = h.platform.claims(
         nonce=nonce, now=h.clock.now, mutate=_set(CLAIM_PATHS[claim], "x" * (limit + 1))
     )
     response = h.launch(h.platform.sign(claims), state, json=True)
     assert response.status_code == 400, response.text
     assert f"at most {limit:,}" in response.json()["message"]
-    assert h.counts() == before
+    assert h.checksums() == before
     # At the limit it is accepted (a new deployment id is recorded, waiting for an admin).
     ok = h.full_launch(role=INSTRUCTOR, mutate=_set(CLAIM_PATHS[claim], "x" * limit))
     if claim == "deployment id":
@@ -195,7 +195,7 @@ FUZZ_TEXT = st.text(
 @given(claim=st.sampled_from(sorted(CLAIM_PATHS)), value=FUZZ_TEXT)
 def test_launch_fuzz_never_a_500(h: LtiHarness, claim: str, value: str) -> None:
     state, nonce = h.start()
-    before = h.counts()
+    before = h.checksums()
     claims = h.platform.claims(nonce=nonce, now=h.clock.now, mutate=_set(CLAIM_PATHS[claim], value))
     response = h.launch(h.platform.sign(claims), state, json=True)
     assert response.status_code < 500, response.text

@@ -108,16 +108,47 @@ def test_replayed_launch_is_refused(h: LtiHarness) -> None:
     assert_refused(h, h.launch(token, state, json=True), 401, "state", before)
 
 
-def test_state_not_bound_to_this_browser_offers_a_new_window(h: LtiHarness) -> None:
-    state, nonce = h.start()
+def test_state_not_bound_to_this_browser_offers_a_new_window(
+    h: LtiHarness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Moodle deletes its hint's launchid on first use: the new window restarts the launch
+    from Moodle's mod/lti/launch.php for the hint's course module, not with the used hint."""
+    state, nonce = h.start(lti_message_hint='{"cmid":7,"launchid":"ltilaunch1_123"}')
     h.client.cookies.clear()  # the browser refused the cookie inside the iframe
     before = h.checksums()
     token = h.platform.sign(h.platform.claims(nonce=nonce, now=h.clock.now))
-    response = h.launch(token, state)
+    with caplog.at_level("INFO", logger="adaptive_lti.web.routes.lti"):
+        response = h.launch(token, state)
     assert response.status_code == 401
     assert "Open in a new window" in response.text
-    assert "/lti/login?iss=" in response.text and 'target="_blank"' in response.text
+    assert 'href="https://moodle.example.edu/mod/lti/launch.php?id=7"' in response.text
+    assert "launchid" not in response.text and 'target="_blank"' in response.text
     assert h.checksums() == before  # the login is still there for... nobody: it expires
+    [record] = [r for r in caplog.records if "new-window fallback" in r.getMessage()]
+    assert record.__dict__["reason"] == "state-cookie-missing"
+    assert record.__dict__["relaunch_route"] == "moodle-launch-php"
+    assert record.__dict__["platform_family"] == "moodle"
+
+
+def test_a_moodle_hint_that_is_the_bare_course_module_id_relaunches_it(h: LtiHarness) -> None:
+    state, nonce = h.start(lti_message_hint="12")
+    h.client.cookies.clear()
+    token = h.platform.sign(h.platform.claims(nonce=nonce, now=h.clock.now))
+    response = h.launch(token, state)
+    assert 'href="https://moodle.example.edu/mod/lti/launch.php?id=12"' in response.text
+
+
+def test_another_platform_gets_its_login_initiation_again(h: LtiHarness) -> None:
+    state, nonce = h.start()
+
+    def canvas(claims: dict[str, Any]) -> None:
+        claims[LTI + "tool_platform"] = {"product_family_code": "canvas"}
+
+    h.client.cookies.clear()
+    token = h.platform.sign(h.platform.claims(nonce=nonce, now=h.clock.now, mutate=canvas))
+    response = h.launch(token, state)
+    assert response.status_code == 401
+    assert "/lti/login?iss=" in response.text and "mod/lti/launch.php" not in response.text
 
 
 def test_a_state_cookie_from_another_login_does_not_bind(h: LtiHarness) -> None:
@@ -446,6 +477,7 @@ def test_unknown_deployment_is_recorded_inactive_and_explained(
         assert body["check"] == "deployment registered"
         registration_id = _registration_id(h)
         assert f"adaptive-lti platform activate-deployment {registration_id} '7'" in body["hint"]
+        assert "not active yet" in body["message"] and "deactivated" not in body["message"]
         after = h.checksums()
         assert after.pop("lti_deployment").startswith("2:") and before.pop(
             "lti_deployment"

@@ -81,7 +81,9 @@ def test_known_inactive_deployment_is_refused(h: LtiHarness) -> None:
         assert found is not None
         lti_repo.set_deployment_active(session, found.id, "1", active=False, now=h.clock.now)
     message = refused_login(h, 403, "deployment registered")
-    assert "not active" in message
+    # Deliberately deactivated: not "waiting for an administrator" (issue 8).
+    assert "was deactivated by an administrator" in message
+    assert "not active yet" not in message and "waiting for an administrator" not in message
 
 
 def test_unknown_deployment_under_reject_policy_is_refused(

@@ -3,7 +3,9 @@
     adaptive-lti platform add --moodle https://moodle.example.edu --client-id ID [--deployment 1]
     adaptive-lti platform add --issuer ISS --client-id ID --auth-login-url URL
                               --auth-token-url URL (--jwks-url URL | --jwks-file FILE)
-    adaptive-lti platform list | show ID | remove ID | approve ID
+    adaptive-lti platform update ID [--client-id ID] [--auth-login-url URL] [--token-url URL]
+                          [--token-audience AUD] [--jwks-url URL | --jwks-file FILE] [--name N]
+    adaptive-lti platform list | show ID | remove ID [--yes] | approve ID
     adaptive-lti platform activate-deployment ID DEPLOYMENT | deactivate-deployment ID DEPLOYMENT
                           | remove-deployment ID DEPLOYMENT
     adaptive-lti keys list | rotate | retire KID
@@ -33,7 +35,7 @@ from adaptive_lti.db import audit_repo, lti_repo
 from adaptive_lti.db.audit_repo import AuditAction
 from adaptive_lti.db.session import make_session_factory, transaction
 from adaptive_lti.lti import keys
-from adaptive_lti.settings import Settings
+from adaptive_lti.settings import Environment, Settings
 
 
 def register(subparsers: Any) -> None:
@@ -89,10 +91,39 @@ def _register_platform(subparsers: Any) -> None:
     show.add_argument("--json", action="store_true", help="print it as JSON")
     show.set_defaults(handler=run_platform_show)
 
+    update = commands.add_parser(
+        "update",
+        help="change a registration's client id, endpoints or name in place",
+        description="Change what the tool knows of a platform without removing it (and "
+        "everything recorded under it). Only the options given change.",
+    )
+    update.add_argument("registration_id", metavar="ID", type=int, help="the registration's id")
+    update.add_argument("--client-id", help="the client id the platform gave the tool")
+    update.add_argument("--auth-login-url", help="the platform's OIDC authentication URL")
+    update.add_argument(
+        "--token-url", "--auth-token-url", dest="auth_token_url", help="the OAuth 2 token URL"
+    )
+    update.add_argument(
+        "--token-audience", help="the token audience, when not the token URL ('' clears it)"
+    )
+    update.add_argument("--jwks-url", help="the platform's public key set URL")
+    update.add_argument(
+        "--jwks-file", type=Path, help="a static JWKS file (replaces the key set or JWKS URL)"
+    )
+    update.add_argument("--name", help="a name for people")
+    update.add_argument("--json", action="store_true", help="print the result as JSON")
+    update.set_defaults(handler=run_platform_update)
+
     remove = commands.add_parser(
-        "remove", help="remove a registration and everything recorded under it"
+        "remove",
+        help="remove a registration and everything recorded under it",
+        description="Without --yes, says what would be deleted (users, launches, enrolments, "
+        "design bindings, queued scores...) and deletes nothing.",
     )
     remove.add_argument("registration_id", metavar="ID", type=int, help="the registration's id")
+    remove.add_argument(
+        "--yes", action="store_true", help="really delete the registration and its records"
+    )
     remove.add_argument("--json", action="store_true", help="print the result as JSON")
     remove.set_defaults(handler=run_platform_remove)
 
@@ -192,14 +223,26 @@ def _deployment_json(deployment: DeploymentInfo) -> dict[str, Any]:
     }
 
 
-def _require_url(value: str | None, option: str) -> str:
+def _require_url(value: str | None, option: str, settings: Settings) -> str:
     if not value:
         raise InvalidInputError(
             f"{option} is required (or give --moodle SITE_URL to fill in Moodle's endpoints)."
         )
+    return _check_url(value, option, settings)
+
+
+def _check_url(value: str, option: str, settings: Settings) -> str:
     parts = urlsplit(value)
     if parts.scheme not in {"http", "https"} or not parts.netloc:
         raise InvalidInputError(f"{option} must be an http(s) URL, not {value!r}.")
+    if parts.scheme == "http" and settings.environment is Environment.production:
+        # Keys, tokens and grades travel over these URLs: in production, never in clear.
+        raise InvalidInputError(
+            f"{option} is {value!r}, a plain http:// URL; in production every platform URL "
+            "must be https://.",
+            hint="Give the platform's https:// address (Moodle: its wwwroot in config.php must "
+            "be https). Only a test set-up (ADAPTIVE_LTI_ENVIRONMENT=development) accepts http.",
+        )
     return value
 
 
@@ -222,8 +265,9 @@ def run_platform_add(args: argparse.Namespace) -> int:
         args.auth_token_url,
         args.jwks_url,
     )
+    settings = Settings()
     if args.moodle:
-        site = _require_url(args.moodle, "--moodle").rstrip("/")
+        site = _require_url(args.moodle, "--moodle", settings).rstrip("/")
         # Moodle's issuer is its root URL; endpoints from <site>/mod/lti/openid-configuration.php.
         issuer = issuer or site
         auth_login_url = auth_login_url or f"{site}/mod/lti/auth.php"
@@ -232,18 +276,20 @@ def run_platform_add(args: argparse.Namespace) -> int:
             jwks_url = jwks_url or f"{site}/mod/lti/certs.php"
     if not issuer:
         raise InvalidInputError("--issuer is required (or --moodle SITE_URL).")
+    if issuer.startswith("http:"):
+        _check_url(issuer, "--issuer", settings)
     if args.jwks_url and args.jwks_file:
         raise InvalidInputError("Give --jwks-url or --jwks-file, not both.")
     static = _static_key_set(args.jwks_file) if args.jwks_file else None
     if static is None:
-        jwks_url = _require_url(jwks_url, "--jwks-url")
+        jwks_url = _require_url(jwks_url, "--jwks-url", settings)
     with _database() as (session, _settings):
         info = lti_repo.add_registration(
             session,
             issuer=issuer,
             client_id=args.client_id,
-            auth_login_url=_require_url(auth_login_url, "--auth-login-url"),
-            auth_token_url=_require_url(auth_token_url, "--auth-token-url"),
+            auth_login_url=_require_url(auth_login_url, "--auth-login-url", settings),
+            auth_token_url=_require_url(auth_token_url, "--auth-token-url", settings),
             auth_token_audience=args.token_audience,
             jwks_url=None if static else jwks_url,
             static_jwks=static,
@@ -314,20 +360,110 @@ def run_platform_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_platform_remove(args: argparse.Namespace) -> int:
-    with _database() as (session, _settings):
-        info = lti_repo.remove_registration(session, args.registration_id)
+def run_platform_update(args: argparse.Namespace) -> int:
+    with _database() as (session, settings):
+        urls = {
+            option: _check_url(value, "--" + option.replace("_", "-"), settings)
+            for option, value in (
+                ("auth_login_url", args.auth_login_url),
+                ("auth_token_url", args.auth_token_url),
+                ("jwks_url", args.jwks_url),
+            )
+            if value is not None
+        }
+        if args.client_id is not None and not args.client_id.strip():
+            raise InvalidInputError("--client-id may not be empty.")
+        if args.jwks_url and args.jwks_file:
+            raise InvalidInputError("Give --jwks-url or --jwks-file, not both.")
+        static = _static_key_set(args.jwks_file) if args.jwks_file else None
+        if (
+            not urls
+            and static is None
+            and args.client_id is None
+            and args.token_audience is None
+            and not args.name
+        ):
+            raise InvalidInputError(
+                "Nothing to change: give at least one of --client-id, --auth-login-url, "
+                "--token-url, --token-audience, --jwks-url, --jwks-file, --name."
+            )
+        audience: dict[str, Any] = {}
+        if args.token_audience is not None:
+            audience["auth_token_audience"] = args.token_audience or None
+        info = lti_repo.update_registration(
+            session,
+            args.registration_id,
+            client_id=args.client_id,
+            name=args.name or None,
+            static_jwks=static,
+            **urls,
+            **audience,
+        )
+        deployments = lti_repo.list_deployments(session, info.id)
+        changed = sorted(
+            option
+            for option, value in vars(args).items()
+            if option in {"client_id", "name", "token_audience", "jwks_file"} and value is not None
+        )
         _audit(
             session,
-            AuditAction.registration_remove,
+            AuditAction.registration_update,
             info.id,
             f"registration {info.id}",
-            {"issuer": info.issuer, "client_id": info.client_id},
+            {"changed": sorted([*urls, *changed]), "client_id": info.client_id},
         )
     _print(
         args,
-        {"removed": _registration_json(info)},
-        f"removed platform {info.id}: {info.issuer} (client id {info.client_id})",
+        _registration_json(info, deployments),
+        f"updated platform {info.id}: {info.issuer} (client id {info.client_id}); token URL "
+        f"{info.auth_token_url}, login URL {info.auth_login_url}, JWKS "
+        f"{info.jwks_url or 'static key set'}",
+    )
+    return 0
+
+
+_CONTENT_WORDS = {
+    "deployments": "deployments",
+    "users": "users",
+    "courses": "courses",
+    "activities": "activities",
+    "launches": "launches",
+    "design_bindings": "design bindings",
+    "enrolments": "learner enrolments",
+    "learner_events": "learner events (their answers and progress)",
+    "line_items": "grade columns",
+    "scores": "queued or sent scores",
+    "roster_members": "roster members",
+}
+
+
+def run_platform_remove(args: argparse.Namespace) -> int:
+    with _database() as (session, _settings):
+        info = lti_repo.get_registration(session, args.registration_id)
+        contents = lti_repo.registration_contents(session, info.id)
+        if args.yes:
+            lti_repo.remove_registration(session, info.id)
+            _audit(
+                session,
+                AuditAction.registration_remove,
+                info.id,
+                f"registration {info.id}",
+                {"issuer": info.issuer, "client_id": info.client_id},
+            )
+    counted = contents.as_dict()
+    listed = "\n".join(f"  {counted[key]:>7} {words}" for key, words in _CONTENT_WORDS.items())
+    if not args.yes:
+        text = (
+            f"platform {info.id}: {info.issuer} (client id {info.client_id}) holds:\n{listed}\n"
+            "Nothing was deleted. Removing it deletes all of this for good (learners lose their "
+            f"progress); to do so run 'adaptive-lti platform remove {info.id} --yes'."
+        )
+        _print(args, {"would_remove": _registration_json(info), "records": counted}, text)
+        return 1
+    _print(
+        args,
+        {"removed": _registration_json(info), "records": counted},
+        f"removed platform {info.id}: {info.issuer} (client id {info.client_id}) and:\n{listed}",
     )
     return 0
 

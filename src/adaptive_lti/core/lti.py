@@ -293,6 +293,9 @@ class DeploymentInfo:
     deployment_id: str
     active: bool
     created_at: datetime
+    # Set when an administrator deactivated it; an inactive deployment without it was recorded
+    # by a launch and is waiting to be activated.
+    deactivated_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -367,3 +370,9 @@ class CoursePage:
     launch_count: int
     # Distinct people who launched from this course.
     person_count: int
+    # Whose launches these are: the activity's when there is one ("activity"), else the course's.
+    scope: str = "course"
+    # What the activity's latest launch says of grades (AGS 2.0 §3.1): "activity-column" (its
+    # own line item), "tool-column" (no line item: the platform keeps no column for the activity
+    # and the tool makes its own), "declined" (no grade service at all), "unknown" (no launch).
+    grades: str = "unknown"

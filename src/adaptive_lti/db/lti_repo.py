@@ -19,7 +19,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from adaptive_lti.core.errors import ConflictError, NotFoundError
+from adaptive_lti.core.grading import SCOPE_SCORE
 from adaptive_lti.core.lti import (
+    RESOURCE_LINK_REQUEST,
     CachedKeySet,
     CourseContext,
     CoursePage,
@@ -38,10 +40,18 @@ from adaptive_lti.core.lti import (
 from adaptive_lti.db.tables import (
     Context,
     Deployment,
+    DesignBinding,
+    DesignDeepLink,
     Launch,
+    LearnerEnrolment,
+    LearnerEvent,
+    LineItem,
     LoginState,
     PlatformRegistration,
     ResourceLink,
+    RosterMember,
+    ScoreOutbox,
+    ServiceAccessToken,
     ToolKey,
     User,
 )
@@ -90,6 +100,7 @@ def _deployment_info(row: Deployment) -> DeploymentInfo:
         deployment_id=row.deployment_id,
         active=row.active,
         created_at=as_utc(row.created_at),
+        deactivated_at=_as_utc_or_none(row.deactivated_at),
     )
 
 
@@ -196,6 +207,136 @@ def set_registration_status(
     return _registration_info(row)
 
 
+_UNCHANGED: Any = object()
+
+
+def update_registration(
+    session: Session,
+    registration_id: int,
+    *,
+    client_id: str | None = None,
+    auth_login_url: str | None = None,
+    auth_token_url: str | None = None,
+    auth_token_audience: str | None = _UNCHANGED,
+    jwks_url: str | None = None,
+    static_jwks: Mapping[str, Any] | None = None,
+    name: str | None = None,
+) -> PlatformRegistrationInfo:
+    """Change a registration's client id, endpoints, key set or name in place (None:
+    unchanged; the token audience takes None to clear it). A new JWKS URL drops the cached key
+    set and any static one; a static key set replaces the JWKS URL."""
+    if jwks_url is not None and static_jwks is not None:
+        raise ConflictError(
+            "A registration has a JWKS URL or a static key set, not both.",
+            hint="Give --jwks-url or --jwks-file, not both.",
+        )
+    row = session.get(PlatformRegistration, registration_id)
+    if row is None:
+        get_registration(session, registration_id)
+        raise AssertionError("unreachable")
+    changes: dict[str, Any] = {
+        "client_id": client_id,
+        "auth_login_url": auth_login_url,
+        "auth_token_url": auth_token_url,
+        "jwks_url": jwks_url,
+        "name": name,
+    }
+    if jwks_url is not None and (jwks_url != row.jwks_url or row.static_jwks):
+        # Another key set: the cached one is not the platform's any more.
+        row.static_jwks = None
+        row.jwks_cache = None
+        row.jwks_fetched_at = None
+        row.jwks_expires_at = None
+    if static_jwks is not None:
+        row.static_jwks = json.dumps(dict(static_jwks))
+        row.jwks_url = None
+        row.jwks_cache = None
+        row.jwks_fetched_at = None
+        row.jwks_expires_at = None
+    for column, value in changes.items():
+        if value is not None:
+            setattr(row, column, value)
+    if auth_token_audience is not _UNCHANGED:
+        row.auth_token_audience = auth_token_audience
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError:
+        raise ConflictError(
+            f"Another registration of {row.issuer!r} has client id {client_id!r} already.",
+            hint="Use 'adaptive-lti platform list' to see it; remove one of the two first.",
+        ) from None
+    if client_id is not None:
+        # Access tokens were issued to the old client id.
+        session.execute(
+            delete(ServiceAccessToken).where(ServiceAccessToken.registration_id == registration_id)
+        )
+    return _registration_info(row)
+
+
+@dataclass(frozen=True)
+class RegistrationContents:
+    """What is recorded under a registration, counted: what removing it would delete."""
+
+    deployments: int
+    users: int
+    courses: int
+    activities: int
+    launches: int
+    design_bindings: int
+    enrolments: int
+    learner_events: int
+    line_items: int
+    scores: int
+    roster_members: int
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+def registration_contents(session: Session, registration_id: int) -> RegistrationContents:
+    get_registration(session, registration_id)
+
+    def count(statement: Any) -> int:
+        return int(session.scalar(statement) or 0)
+
+    deployment_ids = select(Deployment.id).where(Deployment.registration_id == registration_id)
+    enrolment_ids = select(LearnerEnrolment.id).where(
+        LearnerEnrolment.registration_id == registration_id
+    )
+
+    def of(table: Any) -> int:
+        return count(
+            select(func.count()).select_from(table).where(table.registration_id == registration_id)
+        )
+
+    return RegistrationContents(
+        deployments=of(Deployment),
+        users=of(User),
+        courses=count(
+            select(func.count())
+            .select_from(Context)
+            .where(Context.deployment_id.in_(deployment_ids))
+        ),
+        activities=count(
+            select(func.count())
+            .select_from(ResourceLink)
+            .where(ResourceLink.deployment_id.in_(deployment_ids))
+        ),
+        launches=of(Launch),
+        design_bindings=of(DesignBinding) + of(DesignDeepLink),
+        enrolments=of(LearnerEnrolment),
+        learner_events=count(
+            select(func.count())
+            .select_from(LearnerEvent)
+            .where(LearnerEvent.enrolment_id.in_(enrolment_ids))
+        ),
+        line_items=of(LineItem),
+        scores=of(ScoreOutbox),
+        roster_members=of(RosterMember),
+    )
+
+
 def remove_registration(session: Session, registration_id: int) -> PlatformRegistrationInfo:
     """Remove a registration and everything recorded under it (deployments, users, launches)."""
     info = get_registration(session, registration_id)
@@ -227,6 +368,7 @@ _DEPLOYMENT_COLUMNS = [
     _DEPLOYMENT_TABLE.c.deployment_id.label("dep_deployment_id"),
     _DEPLOYMENT_TABLE.c.active.label("dep_active"),
     _DEPLOYMENT_TABLE.c.created_at.label("dep_created_at"),
+    _DEPLOYMENT_TABLE.c.deactivated_at.label("dep_deactivated_at"),
 ]
 _LOOKUP_WITH_DEPLOYMENT = (
     select(_REGISTRATION_TABLE, *_DEPLOYMENT_COLUMNS)
@@ -263,6 +405,7 @@ def lookup_registration(
             deployment_id=row.dep_deployment_id,
             active=bool(row.dep_active),
             created_at=as_utc(row.dep_created_at),
+            deactivated_at=_as_utc_or_none(row.dep_deactivated_at),
         )
     return RegistrationLookup(_registration_info(row), _key_set(row), deployment)
 
@@ -396,6 +539,10 @@ def set_deployment_active(
             raise _unknown_deployment(registration_id, deployment_id)
         get_registration(session, registration_id)
         return add_deployment(session, registration_id, deployment_id, active=True, now=now)
+    if row.active and not active:
+        row.deactivated_at = now
+    elif active:
+        row.deactivated_at = None
     row.active = active
     session.flush()
     return _deployment_info(row)
@@ -410,6 +557,12 @@ def remove_deployment(session: Session, registration_id: int, deployment_id: str
     session.execute(delete(Context).where(Context.deployment_id == row.id))
     session.delete(row)
     session.flush()
+
+
+def resource_link_title(session: Session, resource_link_pk: int) -> str | None:
+    """The activity's title as its latest launch gave it (``resource_link.title``)."""
+    title = session.scalar(select(ResourceLink.title).where(ResourceLink.id == resource_link_pk))
+    return title.strip() if isinstance(title, str) and title.strip() else None
 
 
 # --- the tool's keys -----------------------------------------------------------------------
@@ -836,10 +989,13 @@ def course_page(
         link = session.get(ResourceLink, resource_link_pk)
         if link is not None:
             resource_link = ResourceLinkInfo(link.resource_link_id, link.title, link.description)
-    if context_pk is not None:
-        scope = Launch.context_id == context_pk
-    elif resource_link_pk is not None:
+    # An activity's page shows that activity's launches; a course page, the course's.
+    if resource_link_pk is not None:
         scope = Launch.resource_link_id == resource_link_pk
+        scope_name = "activity"
+    elif context_pk is not None:
+        scope = Launch.context_id == context_pk
+        scope_name = "course"
     else:
         return CoursePage(context, resource_link, (), 0, 0)
     rows = session.execute(
@@ -878,4 +1034,41 @@ def course_page(
         )
         or 0
     )
-    return CoursePage(context, resource_link, tuple(summaries), launch_count, person_count)
+    grades = "unknown"
+    if resource_link_pk is not None:
+        latest = session.scalars(
+            select(Launch.ags_endpoint)
+            .where(
+                Launch.resource_link_id == resource_link_pk,
+                Launch.message_type == RESOURCE_LINK_REQUEST,
+            )
+            .order_by(Launch.launched_at.desc(), Launch.id.desc())
+            .limit(1)
+        ).all()
+        if latest:
+            grades = _grade_acceptance(latest[0])
+    return CoursePage(
+        context,
+        resource_link,
+        tuple(summaries),
+        launch_count,
+        person_count,
+        scope=scope_name,
+        grades=grades,
+    )
+
+
+def _grade_acceptance(ags_endpoint: Mapping[str, Any] | None) -> str:
+    """AGS 2.0 §3.1: a launch that may be graded carries the endpoint claim with the score scope;
+    its ``lineitem`` is the activity's own column (Moodle sends none when the activity does not
+    accept grades from the tool)."""
+    if not isinstance(ags_endpoint, Mapping):
+        return "declined"
+    scopes = ags_endpoint.get("scope")
+    if not isinstance(scopes, list) or SCOPE_SCORE not in scopes:
+        return "declined"
+    if isinstance(ags_endpoint.get("lineitem"), str) and ags_endpoint["lineitem"]:
+        return "activity-column"
+    if isinstance(ags_endpoint.get("lineitems"), str) and ags_endpoint["lineitems"]:
+        return "tool-column"
+    return "declined"

@@ -106,6 +106,8 @@ class Deployment(Base):
     deployment_id: Mapped[str] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(TIMESTAMP)
+    # When an administrator deactivated it (null: active, or recorded and never activated).
+    deactivated_at: Mapped[datetime | None] = mapped_column(TIMESTAMP, nullable=True)
 
 
 class ToolKey(Base):

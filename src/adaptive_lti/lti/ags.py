@@ -240,8 +240,11 @@ class AgsClient:
     def find_or_create_line_item(
         self, registration_id: int, spec: LineItemSpec
     ) -> PlatformLineItem:
-        """The platform's line item for ``spec``: found by resourceId (resource link, tag), or
-        created when the launch granted the ``lineitem`` scope."""
+        """The platform's line item for ``spec``: the activity's own column when it has one
+        (looked up by resource link first: Moodle's activity column, or one a teacher or an
+        earlier tool made for it — never a second column for the same activity), else found by
+        resourceId (resource link, tag), else created when the launch granted the ``lineitem``
+        scope."""
         if spec.lineitem_url:
             return PlatformLineItem(
                 url=spec.lineitem_url,
@@ -253,6 +256,23 @@ class AgsClient:
             )
         if not spec.lineitems_url:  # pragma: no cover - LineItemSpec refuses this
             raise ServiceCallRefused("The line item has neither a URL nor a container URL.")
+        if spec.platform_resource_link_id:
+            activity_columns = [
+                item
+                for item in self.list_line_items(
+                    registration_id,
+                    spec.lineitems_url,
+                    spec.granted_scopes,
+                    resource_link_id=spec.platform_resource_link_id,
+                )
+                if item.resource_link_id == spec.platform_resource_link_id
+            ]
+            if activity_columns:
+                # Ours (same resourceId) if there, else the activity's own column.
+                return next(
+                    (item for item in activity_columns if _matches(item, spec)),
+                    activity_columns[0],
+                )
         filters = {
             "resource_id": spec.resource_id,
             "resource_link_id": spec.platform_resource_link_id or "",

@@ -17,6 +17,13 @@ Manage tools, ``mod/lti/openid-configuration.php`` and ``mod/lti/openid-registra
    used up by a registration that succeeds; a refused one may be corrected and sent again.
 4. The tool's page posts ``org.imsglobal.lti.close`` (§3.7); the platform then lists the new
    tool as "Pending", as Moodle does, until the administrator activates it.
+
+When a tool on the pasted URL's domain exists already, Moodle's ``startltiadvregistration.php``
+first asks whether to *Update* that tool or *Register as a new external tool*. *Update* issues a
+token whose scope is ``reg-update`` for the existing tool type: the registration POST then
+rewrites that tool type in place (same client id, same deployment id, same state) and answers
+200 with the **same client id** as before (``tools_on_domain``, ``issue_registration_token``
+with ``update_client_id``).
 """
 
 from __future__ import annotations
@@ -60,16 +67,36 @@ def _token_digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def issue_registration_token(store: DemoPlatformStore, now: int) -> str:
+def issue_registration_token(
+    store: DemoPlatformStore, now: int, *, update_client_id: str | None = None
+) -> str:
+    """A single-use registration token; with ``update_client_id``, one of Moodle's
+    ``reg-update`` tokens, which makes the registration update that tool instead of adding one."""
     token = secrets.token_urlsafe(32)
     with store.locked(write=True) as data:
+        if update_client_id is not None and not any(
+            entry["client_id"] == update_client_id for entry in data["tool_registrations"]
+        ):
+            raise NotFoundError(
+                f"The platform has no tool with client id {update_client_id[:40]!r} to update.",
+                hint="Go back to Manage tools and paste the tool URL again.",
+            )
         tokens: dict[str, int] = {
             digest: expiry
             for digest, expiry in data["registration_tokens"].items()
             if expiry >= now
         }
-        tokens[_token_digest(token)] = now + REGISTRATION_TOKEN_LIFETIME_SECONDS
+        digest = _token_digest(token)
+        tokens[digest] = now + REGISTRATION_TOKEN_LIFETIME_SECONDS
         data["registration_tokens"] = tokens
+        updates: dict[str, str] = {
+            key: value
+            for key, value in data.get("registration_update_tokens", {}).items()
+            if key in tokens
+        }
+        if update_client_id is not None:
+            updates[digest] = update_client_id
+        data["registration_update_tokens"] = updates
     return token
 
 
@@ -163,11 +190,25 @@ def register_tool(
         if problems:
             raise RegistrationRefused(400, "invalid_client_metadata", "; ".join(problems))
         del data["registration_tokens"][digest]  # single use (§3.5.2)
+        update_client_id = data.get("registration_update_tokens", {}).pop(digest, None)
         registrations: list[dict[str, Any]] = data["tool_registrations"]
-        taken = [int(platform.deployment_id), *(int(r["deployment_id"]) for r in registrations)]
-        deployment_id = str(max(taken) + 1)
-        alphabet = string.ascii_letters + string.digits
-        client_id = "".join(secrets.choice(alphabet) for _ in range(CLIENT_ID_LENGTH))
+        updated = next(
+            (entry for entry in registrations if entry["client_id"] == update_client_id), None
+        )
+        if updated is not None:
+            # Moodle's reg-update: the tool type keeps its client id, id (deployment) and state.
+            client_id, deployment_id = updated["client_id"], updated["deployment_id"]
+            status, registered_at = updated["status"], updated["registered_at"]
+            registrations.remove(updated)
+        else:
+            taken = [
+                int(platform.deployment_id),
+                *(int(r["deployment_id"]) for r in registrations),
+            ]
+            deployment_id = str(max(taken) + 1)
+            alphabet = string.ascii_letters + string.digits
+            client_id = "".join(secrets.choice(alphabet) for _ in range(CLIENT_ID_LENGTH))
+            status, registered_at = STATUS_PENDING, now
         tool = dict(body[TOOL_CONFIGURATION])
         offered = set(platform.openid_configuration()["scopes_supported"])
         requested = str(body.get("scope") or "").split()
@@ -189,8 +230,9 @@ def register_tool(
                     for message in tool.get("messages") or []
                     if isinstance(message, dict)
                 ],
-                "status": STATUS_PENDING,
-                "registered_at": now,
+                "status": status,
+                "registered_at": registered_at,
+                "updated_at": now if updated is not None else None,
             }
         )
     return {
@@ -242,6 +284,13 @@ def tool_registrations(store: DemoPlatformStore) -> list[ToolRegistration]:
         )
         for entry in stored
     ]
+
+
+def tools_on_domain(store: DemoPlatformStore, tool_url: str) -> list[ToolRegistration]:
+    """The tools already registered for the pasted URL's domain: Moodle then asks whether to
+    update one of them or to register a new tool."""
+    domain = urlsplit(check_tool_url(tool_url)).netloc.lower()
+    return [tool for tool in tool_registrations(store) if tool.domain.lower() == domain]
 
 
 def activate_tool(store: DemoPlatformStore, client_id: str) -> ToolRegistration:

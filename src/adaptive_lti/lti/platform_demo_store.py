@@ -28,7 +28,13 @@ def _initial() -> dict[str, Any]:
         "activities": [],
         "deep_linking_nonces": {},
         "registration_tokens": {},
+        # Registration tokens (by digest) that update an existing tool: its client id.
+        "registration_update_tokens": {},
         "tool_registrations": [],
+        # Plays Moodle's default cURL security (curlsecurityblockedhosts holding 127.0.0.0/8 and
+        # localhost): the platform cannot fetch the tool's keys, so token requests and
+        # deep-linking returns fail with Moodle's HTML error pages.
+        "curl_blocks_tool": False,
     }
 
 
@@ -58,3 +64,21 @@ class DemoPlatformStore:
                     os.replace(temporary, self.path)
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+# Moodle's words when its cURL security stops it fetching the tool's key set (it gets null
+# instead of a JWKS and its jwks_helper fails on it).
+MOODLE_JWKS_FETCH_FAILURE = (
+    "Exception - mod_lti\\local\\ltiopenid\\jwks_helper::fix_jwks_alg(): Argument #1 ($jwks) "
+    "must be of type array, null given"
+)
+
+
+def curl_blocks_tool(store: DemoPlatformStore) -> bool:
+    with store.locked(write=False) as data:
+        return bool(data["curl_blocks_tool"])
+
+
+def set_curl_blocks_tool(store: DemoPlatformStore, blocked: bool) -> None:
+    with store.locked(write=True) as data:
+        data["curl_blocks_tool"] = blocked

@@ -13,7 +13,9 @@ The tool then
    refuses to do without are ``response_types`` with ``id_token``, ``initiate_login_uri``,
    ``redirect_uris``, ``client_name``, ``jwks_uri``, ``token_endpoint_auth_method`` =
    ``private_key_jwt`` and the tool configuration's ``domain`` and ``target_link_uri``;
-3. stores what the answer says (``client_id`` and the deployment id, §3.6), and
+3. stores what the answer says (``client_id`` and the deployment id, §3.6) — when the issuer
+   and that client id are known already, it updates that registration in place: Moodle's
+   *Update* of an existing tool answers with the same client id as before — and
 4. closes the registration window by posting ``{subject: "org.imsglobal.lti.close"}`` to its
    opener or parent (§3.7, done by the page in ``web/``).
 
@@ -23,6 +25,7 @@ blocking and must run off the event loop (the web route is a plain ``def``, run 
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 from collections.abc import Mapping
@@ -110,6 +113,9 @@ class CompletedRegistration:
     configuration: PlatformConfiguration
     requested_scopes: tuple[str, ...]
     granted_scope: str | None
+    # True when the platform updated a tool it had registered before (Moodle's "Update"): the
+    # tool's registration of it was updated in place, not added.
+    updated: bool = False
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
@@ -391,6 +397,15 @@ def register_with_platform(
     scopes = requested_scopes(settings, configuration)
     body = tool_registration_request(settings, scopes)
     result = post_registration(client, configuration, registration_token, body)
+    existing = lti_repo.find_registration(session, configuration.issuer, result.client_id)
+    if existing is None:
+        # Moodle's update token names the tool it updates (``sub``, scope ``reg-update``): if
+        # the platform answered another client id, that registration takes the new one.
+        updated_client_id = update_token_client_id(registration_token)
+        if updated_client_id is not None:
+            existing = lti_repo.find_registration(session, configuration.issuer, updated_client_id)
+    if existing is not None:
+        return _update_in_place(session, existing, configuration, result, scopes, now)
     status = (
         RegistrationStatus.awaiting_approval
         if settings.approval_required_for_registrations
@@ -437,6 +452,71 @@ def register_with_platform(
         configuration=configuration,
         requested_scopes=scopes,
         granted_scope=result.scope,
+    )
+
+
+# Moodle's registration token for "Update" (startltiadvregistration.php, type=2).
+UPDATE_TOKEN_SCOPE = "reg-update"  # noqa: S105 - a scope name, not a secret
+
+
+def update_token_client_id(registration_token: str | None) -> str | None:
+    """The client id a Moodle "Update" registration token names (its ``sub`` when its scope is
+    ``reg-update``), read without verifying it: it only picks which of this issuer's
+    registrations the platform's own answer updates. None for any other token."""
+    parts = (registration_token or "").split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        padded = parts[1] + "=" * (-len(parts[1]) % 4)
+        claims = json.loads(base64.urlsafe_b64decode(padded))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(claims, dict) or claims.get("scope") != UPDATE_TOKEN_SCOPE:
+        return None
+    subject = claims.get("sub")
+    return subject if isinstance(subject, str) and subject else None
+
+
+def _update_in_place(
+    session: Session,
+    existing: PlatformRegistrationInfo,
+    configuration: PlatformConfiguration,
+    result: RegistrationResult,
+    scopes: tuple[str, ...],
+    now: datetime,
+) -> CompletedRegistration:
+    """The platform updated a tool it knew (Moodle: "Update" in Manage tools, a ``reg-update``
+    token; the answer carries the client id it had): take its endpoints as they are now, add the
+    deployment it names, and keep what the tool recorded (status, other deployments, users,
+    launches, designs)."""
+    registration = lti_repo.update_registration(
+        session,
+        existing.id,
+        client_id=result.client_id if result.client_id != existing.client_id else None,
+        auth_login_url=configuration.authorization_endpoint,
+        auth_token_url=configuration.token_endpoint,
+        auth_token_audience=configuration.authorization_server,
+        jwks_url=configuration.jwks_uri,
+    )
+    deployment_id = result.deployment_id
+    if deployment_id and lti_repo.find_deployment(session, existing.id, deployment_id) is None:
+        lti_repo.add_deployment(session, existing.id, deployment_id, active=True, now=now)
+    log.info(
+        "dynamic registration updated in place: registration=%s issuer=%s client_id=%s "
+        "deployment=%s status=%s",
+        existing.id,
+        configuration.issuer,
+        result.client_id,
+        deployment_id,
+        registration.status.value,
+    )
+    return CompletedRegistration(
+        registration=registration,
+        deployment_id=deployment_id,
+        configuration=configuration,
+        requested_scopes=scopes,
+        granted_scope=result.scope,
+        updated=True,
     )
 
 

@@ -30,9 +30,11 @@ from adaptive_lti.db import grades_repo, lti_repo
 from adaptive_lti.db.session import transaction
 from adaptive_lti.lti import keys
 from adaptive_lti.lti.service_http import (
+    MOODLE_CURL_HINT,
     TEMPORARY_CLIENT_ERRORS,
     body_excerpt,
     describe_transport_error,
+    html_error_page,
     parse_json_body,
     raise_for_service_status,
 )
@@ -177,12 +179,17 @@ class ServiceTokenProvider:
         if 400 <= status < 500 and status not in TEMPORARY_CLIENT_ERRORS:
             # A set-up problem (unknown client, key not on the platform): retried, so grades
             # flow again once the administrator fixes it.
+            hint = (
+                "Check the tool's registration on the platform: the client id, and that "
+                "the platform has the tool's public key (its JWKS URL)."
+            )
+            if html_error_page(response) is not None:
+                hint = MOODLE_CURL_HINT
             raise ServiceSetupProblem(
                 f"The platform's token endpoint refused the tool (HTTP {status}"
                 + (f": {detail}" if detail else "")
                 + ").",
-                hint="Check the tool's registration on the platform: the client id, and that "
-                "the platform has the tool's public key (its JWKS URL).",
+                hint=hint,
             )
         raise_for_service_status(response, "token endpoint")
         try:

@@ -261,12 +261,23 @@ class LtiTool:
         return registration, deployment
 
     def _deployment_refusal(
-        self, registration: PlatformRegistrationInfo, deployment_id: str, *, recorded: bool
+        self,
+        registration: PlatformRegistrationInfo,
+        deployment_id: str,
+        *,
+        recorded: bool,
+        deactivated_at: datetime | None = None,
     ) -> LaunchError:
         command = (
             f"adaptive-lti platform activate-deployment {registration.id} '{deployment_id[:80]}'"
         )
-        if recorded:
+        if deactivated_at is not None:
+            message = (
+                f"The deployment {deployment_id[:80]!r} of {registration.issuer} was "
+                f"deactivated by an administrator on {deactivated_at:%Y-%m-%d %H:%M} UTC: the "
+                "tool accepts no launches from it."
+            )
+        elif recorded:
             message = (
                 f"The deployment {deployment_id[:80]!r} of {registration.issuer} is not active "
                 "yet: the tool has recorded it and is waiting for an administrator."
@@ -276,12 +287,10 @@ class LtiTool:
                 f"The deployment {deployment_id[:80]!r} of {registration.issuer} is not "
                 "registered with this tool."
             )
-        return LaunchError(
-            "deployment registered",
-            message,
-            hint=f"If this deployment is expected, an administrator can run: {command}",
-            status_code=403,
-        )
+        hint = f"If this deployment is expected, an administrator can run: {command}"
+        if deactivated_at is not None:
+            hint = f"Ask the tool's administrator whether it should be reactivated: {command}"
+        return LaunchError("deployment registered", message, hint=hint, status_code=403)
 
     def _check_deployment_at_login(
         self,
@@ -291,7 +300,12 @@ class LtiTool:
     ) -> None:
         if deployment is not None:
             if not deployment.active:
-                raise self._deployment_refusal(registration, deployment_id, recorded=True)
+                raise self._deployment_refusal(
+                    registration,
+                    deployment_id,
+                    recorded=True,
+                    deactivated_at=deployment.deactivated_at,
+                )
             return
         if self.settings.unknown_deployment_policy is UnknownDeploymentPolicy.reject:
             raise self._deployment_refusal(registration, deployment_id, recorded=False)
@@ -360,7 +374,12 @@ class LtiTool:
     ) -> DeploymentInfo:
         if deployment is not None:
             if not deployment.active:
-                raise self._deployment_refusal(registration, deployment_id, recorded=True)
+                raise self._deployment_refusal(
+                    registration,
+                    deployment_id,
+                    recorded=True,
+                    deactivated_at=deployment.deactivated_at,
+                )
             return deployment
         if self.settings.unknown_deployment_policy is UnknownDeploymentPolicy.reject:
             raise self._deployment_refusal(registration, deployment_id, recorded=False)

@@ -36,7 +36,7 @@ import random
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -55,7 +55,7 @@ from adaptive_lti.core.grading import (
     ServiceUnavailable,
     score_dedupe_key,
 )
-from adaptive_lti.db import grades_repo
+from adaptive_lti.db import grades_repo, lti_repo
 from adaptive_lti.db.session import transaction
 
 log = logging.getLogger("adaptive_lti.services.grades")
@@ -109,6 +109,12 @@ def queue_score(
     (timestamp included): queueing the same score twice stores it once. Pass your own key (an
     event id) when the same values may legitimately be sent twice.
     """
+    if resource_link_id is not None and not line_item.lineitem_url:
+        # A column the tool makes is named after the activity (the resource link's title, what
+        # the teacher sees in the course), not after the design several activities may share.
+        title = lti_repo.resource_link_title(session, resource_link_id)
+        if title:
+            line_item = replace(line_item, label=title[:255])
     stored = grades_repo.get_or_create_line_item(
         session, registration_id, line_item, now, resource_link_id=resource_link_id
     )

@@ -23,7 +23,7 @@ from adaptive_lti.core.errors import NotFoundError, PermissionDeniedError
 from adaptive_lti.core.lti import PlatformRegistrationInfo, RegistrationStatus
 from adaptive_lti.db import lti_repo
 from adaptive_lti.db.session import transaction
-from adaptive_lti.lti import keys
+from adaptive_lti.lti import keys, platform_demo_store
 from adaptive_lti.lti import platform_demo_deeplinking as deep_linking
 from adaptive_lti.lti import platform_demo_registration as dynamic_registration
 from adaptive_lti.lti.platform_demo import (
@@ -66,6 +66,9 @@ root_router = APIRouter()
 # other sites, no referrer carrying the state or hints elsewhere. Framing by the platform itself
 # is allowed: an embedded launch runs inside the course page's iframe, as Moodle's does (Moodle
 # sends "X-Frame-Options: sameorigin" unless framing is allowed site-wide).
+# The person logged in to the demo platform (Moodle's session cookie), signed like the pending
+# launch and as short lived.
+SIGNED_IN_COOKIE = "demo_platform_user"
 NO_STORE_HEADERS = {
     "Cache-Control": "no-store",
     "Referrer-Policy": "no-referrer",
@@ -219,7 +222,43 @@ def launch(
         button="Continue to the tool",
     )
     _set_pending_cookie(response, platform, codec, platform.pending_launch_for(chosen, launched))
+    # Who is logged in to the platform (Moodle's own session), for mod/lti/launch.php later.
+    response.set_cookie(
+        SIGNED_IN_COOKIE,
+        codec.encode(PendingLaunch(user_id=chosen.user_id, course_module_id="0")),
+        path=DEMO_PLATFORM_PATH,
+        httponly=True,
+        samesite="lax",
+        secure=platform.issuer.startswith("https://"),
+    )
     return response
+
+
+@router.get("/mod/lti/launch.php", name="demo_platform_moodle_launch")
+def moodle_launch(
+    request: Request,
+    platform: PlatformDep,
+    codec: CodecDep,
+    store: StoreDep,
+    course_module: Annotated[str, Query(alias="id", max_length=20)] = "",
+) -> Response:
+    """Moodle's ``mod/lti/launch.php?id=<cmid>``: a new launch of the activity for whoever is
+    logged in to the platform, with a fresh launch in progress (what a tool's "open in a new
+    window" link comes back to, since the old hint was used up)."""
+    signed_in = codec.decode(request.cookies.get(SIGNED_IN_COOKIE))
+    person = platform.person(signed_in.user_id) if signed_in is not None else None
+    if person is None:
+        raise PermissionDeniedError(
+            "You are not logged in to the demo platform in this window.",
+            hint="Open the demo platform's home page, pick a person, and launch the activity.",
+        )
+    if not course_module.isdigit():
+        raise NotFoundError(
+            "mod/lti/launch.php needs the activity's course module id (?id=7).",
+            hint="Go back to the course page and open the activity from there.",
+        )
+    activity = _activity_or_404(platform, store, course_module)
+    return launch(request, platform, codec, store, person.key, activity.course_module_id)
 
 
 @router.api_route("/auth", methods=["GET", "POST"], name="demo_platform_auth")
@@ -344,6 +383,17 @@ def _now_seconds(request: Request) -> int:
     return int(get_now(request).timestamp())
 
 
+def _moodle_error_page(request: Request, message: str) -> Response:
+    """An error page as Moodle shows one (HTTP 404, HTML), for what Moodle fails on."""
+    return templates.TemplateResponse(
+        request,
+        "demo/moodle_error.html",
+        {"message": message},
+        status_code=404,
+        headers=NO_STORE_HEADERS,
+    )
+
+
 def _check_course(platform: DemoPlatform, course_id: str) -> None:
     if course_id != platform.course.id:
         raise ServiceError(404, "not_found", f"the platform has no course {course_id!r}")
@@ -362,6 +412,9 @@ def token(
 ) -> Response:
     """OAuth 2 client credentials (Security Framework §4.1), answered as Moodle's token.php:
     JSON sent as text/html."""
+    if platform_demo_store.curl_blocks_tool(store):
+        # Moodle's token.php cannot fetch the tool's key set to check the assertion.
+        return _moodle_error_page(request, platform_demo_store.MOODLE_JWKS_FETCH_FAILURE)
     form = {
         "grant_type": grant_type,
         "client_assertion_type": client_assertion_type,
@@ -615,6 +668,9 @@ def deep_linking_return(
             "The deep linking return names no instructor of this course.",
             hint="Go back to the demo platform's home page and add the activity as the instructor.",
         )
+    if platform_demo_store.curl_blocks_tool(store):
+        # Moodle's contentitem_return.php cannot fetch the tool's key set to verify the JWT.
+        return _moodle_error_page(request, platform_demo_store.MOODLE_JWKS_FETCH_FAILURE)
     now = get_now(request)
     # The tool's public keys, read in-process: the tool is served by this same server.
     verified = deep_linking.verify_response(
@@ -658,6 +714,7 @@ def manage_tools(
             "tools": tools,
             "tool_side": tool_side,
             "awaiting_approval": RegistrationStatus.awaiting_approval,
+            "curl_blocks_tool": platform_demo_store.curl_blocks_tool(store),
             "default_tool_url": platform.tool_login_url.rsplit("/", 1)[0] + "/register",
         },
         headers=NO_STORE_HEADERS,
@@ -670,10 +727,30 @@ def start_tool_registration(
     platform: PlatformDep,
     store: StoreDep,
     tool_url: Annotated[str, Form(max_length=2_000)],
+    registration_type: Annotated[str, Form(max_length=16)] = "",
+    update_client_id: Annotated[str, Form(max_length=64)] = "",
 ) -> Response:
-    """ "Add LTI Advantage": a fresh registration token, and the tool's URL opened in a frame."""
+    """ "Add LTI Advantage": a fresh registration token, and the tool's URL opened in a frame.
+
+    As Moodle's ``startltiadvregistration.php``: when tools on that domain exist, it first asks
+    whether to update one of them (``type=2``, a ``reg-update`` token) or to register a new one
+    (``type=0``)."""
     dynamic_registration.check_tool_url(tool_url)
-    token = dynamic_registration.issue_registration_token(store, int(get_now(request).timestamp()))
+    existing = dynamic_registration.tools_on_domain(store, tool_url)
+    if existing and registration_type not in ("new", "update"):
+        return templates.TemplateResponse(
+            request,
+            "demo/tool_registration_choice.html",
+            {"platform": platform, "tool_url": tool_url, "tools": existing},
+            headers=NO_STORE_HEADERS,
+        )
+    token = dynamic_registration.issue_registration_token(
+        store,
+        int(get_now(request).timestamp()),
+        update_client_id=update_client_id
+        if registration_type == "update" and update_client_id
+        else None,
+    )
     return templates.TemplateResponse(
         request,
         "demo/tool_registration.html",
@@ -683,6 +760,18 @@ def start_tool_registration(
         },
         headers=NO_STORE_HEADERS,
     )
+
+
+@router.post("/admin/security", name="demo_platform_http_security")
+def http_security(
+    request: Request,
+    store: StoreDep,
+    curl_blocks_tool: Annotated[str, Form(max_length=8)] = "",
+) -> RedirectResponse:
+    """Site administration → General → Security → HTTP security: whether "cURL blocked hosts
+    list" holds the tool's host (Moodle's default does for a tool on localhost)."""
+    platform_demo_store.set_curl_blocks_tool(store, curl_blocks_tool == "on")
+    return RedirectResponse(str(request.url_for("demo_platform_tools")), status_code=303)
 
 
 @router.post("/admin/tools/{client_id}/activate", name="demo_platform_tools_activate")

@@ -9,6 +9,7 @@ a launch shows.
 from __future__ import annotations
 
 import contextlib
+import logging
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -16,7 +17,7 @@ from fastapi.responses import JSONResponse, Response
 
 from adaptive_lti.core.errors import InvalidInputError, NotFoundError
 from adaptive_lti.core.lti import RecordedLaunch
-from adaptive_lti.lti import keys
+from adaptive_lti.lti import fallback, keys
 from adaptive_lti.lti import session as tool_session
 from adaptive_lti.lti.adapters import FastAPIRedirect, set_cookie
 from adaptive_lti.lti.tool import AcceptedLaunch, BindingNeeded
@@ -37,6 +38,8 @@ from adaptive_lti.web.deps import (
 )
 from adaptive_lti.web.routes import deep_linking, journey, teaching
 from adaptive_lti.web.templating import templates
+
+log = logging.getLogger("adaptive_lti.web.routes.lti")
 
 router = APIRouter()
 
@@ -115,7 +118,7 @@ def launch(
         )
     if isinstance(outcome, BindingNeeded):
         LAUNCHES.labels(outcome="binding_needed").inc()
-        return _binding_page(request, outcome)
+        return _binding_page(request, session, settings.base_url, outcome)
     recorded = launch_service.record_launch(
         session,
         outcome.context,
@@ -209,7 +212,9 @@ def page_after_launch(
     )
 
 
-def _binding_page(request: Request, binding: BindingNeeded) -> Response:
+def _binding_page(
+    request: Request, session: SessionDep, tool_base_url: str, binding: BindingNeeded
+) -> Response:
     if binding.kind == "platform-storage":
         return templates.TemplateResponse(
             request,
@@ -223,11 +228,32 @@ def _binding_page(request: Request, binding: BindingNeeded) -> Response:
             },
         )
     # No way to tie this browser to its login inside the frame: offer a top-level window,
-    # where the tool's cookies are first-party. 401: the launch itself was not accepted.
+    # where the tool's cookies are first-party, starting a new launch from the platform (a
+    # Moodle hint works once). 401: the launch itself was not accepted.
+    relaunch = fallback.relaunch_for_login(
+        session, state=binding.state, id_token=binding.id_token, tool_base_url=tool_base_url
+    )
+    relaunch_url = relaunch.url if relaunch is not None else binding.relaunch_url
+    log.info(
+        "new-window fallback shown: reason=state-cookie-missing (the browser kept the tool's "
+        "cookie from the platform's frame; no platform storage) platform=%s relaunch=%s cmid=%s",
+        relaunch.platform_family if relaunch else None,
+        relaunch.route if relaunch else "login-initiation",
+        relaunch.course_module_id if relaunch else None,
+        extra={
+            "event": "lti.new_window_fallback",
+            "reason": "state-cookie-missing",
+            "storage_target": binding.storage_target,
+            "platform_origin": binding.platform_origin,
+            "platform_family": relaunch.platform_family if relaunch else None,
+            "relaunch_route": relaunch.route if relaunch else "login-initiation",
+            "course_module_id": relaunch.course_module_id if relaunch else None,
+        },
+    )
     return templates.TemplateResponse(
         request,
         "lti/new_window.html",
-        {"relaunch_url": binding.relaunch_url},
+        {"relaunch_url": relaunch_url},
         status_code=401,
     )
 
