@@ -416,3 +416,29 @@ def test_listing_and_resolving_never_mix_up_texts(session: Session) -> None:
     assert designs.get_design_version(
         session, tenant(session), "sample-programming"
     ).source_text == intro(2, title="Second")
+
+
+@pytest.mark.parametrize("action", ["bind", "deep link"])
+def test_a_session_from_a_since_deactivated_deployment_cannot_bind(
+    session: Session, action: str
+) -> None:
+    """An instructor session issued before an administrator deactivated the deployment (sessions
+    live for hours) may not bind activities or record deep-link choices through it."""
+    registration_id = register_platform(session)
+    designs.publish_design(session, tenant(session), INTRO_V1, "intro.yaml", by("a"), now=NOW)
+    lti_repo.set_deployment_active(session, registration_id, "1", active=False, now=NOW)
+    with pytest.raises(NotFoundError, match="not active"):
+        if action == "bind":
+            designs.bind_resource_link(
+                session,
+                launch_context(),
+                DesignReference("sample-programming"),
+                bound_by="x",
+                now=NOW,
+            )
+        else:
+            designs.record_deep_link(
+                session, deep_linking_launch(), DesignReference("sample-programming"), now=NOW
+            )
+    assert counts(session)["design_binding"] == 0
+    assert counts(session)["design_deep_link"] == 0

@@ -64,7 +64,13 @@ from adaptive_lti.core.errors import (
 )
 from adaptive_lti.core.lint import lint
 from adaptive_lti.core.loader import load_design
-from adaptive_lti.core.lti import LaunchContext, Person, RecordedLaunch, RoleScope
+from adaptive_lti.core.lti import (
+    LaunchContext,
+    Person,
+    RecordedLaunch,
+    RegistrationStatus,
+    RoleScope,
+)
 from adaptive_lti.db import audit_repo, designs_repo, lti_repo
 from adaptive_lti.db.audit_repo import AuditAction
 
@@ -489,14 +495,24 @@ def tenant_of(session: Session, launch: LaunchContext) -> Tenant:
 
 
 def _active_launch_place(session: Session, launch: LaunchContext) -> tuple[int, int]:
-    """``_launch_place``, refused when the launch's deployment is not active in the tool."""
-    place = _launch_place(session, launch)
-    if place is None:
+    """``_launch_place``, refused when the launch's deployment is not active in the tool (now:
+    an instructor session outlives its launch, and may outlive the deployment's deactivation)."""
+    found = lti_repo.lookup_registration(
+        session, launch.issuer, launch.client_id, launch.deployment_id
+    )
+    active = (
+        found is not None
+        and found.deployment is not None
+        and found.deployment.active
+        and found.registration.status is RegistrationStatus.active
+    )
+    if not active or found is None or found.deployment is None:
         raise NotFoundError(
             f"The deployment {launch.deployment_id!r} of {launch.issuer} is not active in the tool.",
-            hint="An administrator can activate it with 'adaptive-lti platform deployment'.",
+            hint="Ask an administrator to activate it ('adaptive-lti platform "
+            "activate-deployment'), then open the activity again.",
         )
-    return place
+    return found.registration.id, found.deployment.id
 
 
 def bind_resource_link(
