@@ -9,7 +9,6 @@ the data directory, ``./demo-data`` unless told otherwise.
 from __future__ import annotations
 
 import argparse
-import errno
 import socket
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
-from adaptive_lti.core.errors import InvalidInputError
+from adaptive_lti.cli.server import listen
 from adaptive_lti.db import migrate
 from adaptive_lti.settings import Settings
 
@@ -81,28 +80,6 @@ def demo_settings(
         updates["demo_platform_key_file"] = (data_dir / "demo-platform-key.pem").resolve()
     # model_copy skips validation: validate again (production refuses the demo platform).
     return Settings.model_validate({**environment_settings.model_dump(), **updates})
-
-
-def listen(host: str, port: int) -> socket.socket:
-    """Bind the server's socket here, so a busy port gets a clear message and --port 0 works."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as error:
-        sock.close()
-        if error.errno == errno.EADDRINUSE:
-            raise InvalidInputError(
-                f"Port {port} on {host} is already in use.",
-                hint=f"Stop what uses it, or pick another port: adaptive-lti demo --port {port + 1}",
-            ) from None
-        raise InvalidInputError(
-            f"Cannot listen on {host}:{port}: {error.strerror}.",
-            hint="Check --host and --port.",
-        ) from None
-    sock.listen(2048)
-    return sock
 
 
 def publish_example_design(app: FastAPI, path: Path = EXAMPLE_DESIGN) -> str:
@@ -172,7 +149,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
     environment_settings = Settings()
     # The socket is bound first so --port 0 can name the URL; it is closed on any refusal.
-    with listen(args.host, args.port) as sock:
+    with listen(args.host, args.port, command="demo") as sock:
         app, settings, listen_url, published = prepare_demo(args, environment_settings, sock)
         print(
             f"adaptive-lti demo: open {settings.base_url}/ in your browser\n"

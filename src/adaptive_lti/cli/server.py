@@ -70,8 +70,9 @@ def _positive(text: str) -> int:
     return value
 
 
-def listen(host: str, port: int) -> socket.socket:
-    """The server's socket, bound before the workers start (they share it)."""
+def listen(host: str, port: int, command: str = "serve") -> socket.socket:
+    """The server's socket, bound before the workers start (they share it), so a busy port gets a
+    clear message (naming ``adaptive-lti COMMAND``) and --port 0 works."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -82,7 +83,7 @@ def listen(host: str, port: int) -> socket.socket:
         if error.errno == errno.EADDRINUSE:
             raise InvalidInputError(
                 f"Port {port} on {host} is already in use.",
-                hint=f"Stop what uses it, or pick another port: adaptive-lti serve --port {port + 1}",
+                hint=f"Stop what uses it, or pick another port: adaptive-lti {command} --port {port + 1}",
             ) from None
         raise InvalidInputError(
             f"Cannot listen on {host}:{port}: {error.strerror}.", hint="Check --host and --port."

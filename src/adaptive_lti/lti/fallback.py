@@ -81,6 +81,23 @@ def _is_moodle(registration: PlatformRegistrationInfo, family: str | None) -> bo
     return urlsplit(registration.auth_login_url).path.endswith(MOODLE_AUTH_PATH)
 
 
+def login_initiation_url(
+    registration: PlatformRegistrationInfo, login: LoginStateInfo, *, tool_base_url: str
+) -> str:
+    """The tool's own login initiation again, with what the platform sent the first time."""
+    params = {
+        "iss": registration.issuer,
+        "client_id": registration.client_id,
+        "login_hint": login.login_hint,
+        "target_link_uri": login.target_link_uri,
+    }
+    if login.lti_message_hint:
+        params["lti_message_hint"] = login.lti_message_hint
+    if login.deployment_hint:
+        params["lti_deployment_id"] = login.deployment_hint
+    return tool_base_url.rstrip("/") + LOGIN_PATH + "?" + urlencode(params)
+
+
 def new_window_launch(
     registration: PlatformRegistrationInfo,
     login: LoginStateInfo,
@@ -98,18 +115,8 @@ def new_window_launch(
             platform_family=family,
             course_module_id=course_module,
         )
-    params = {
-        "iss": registration.issuer,
-        "client_id": registration.client_id,
-        "login_hint": login.login_hint,
-        "target_link_uri": login.target_link_uri,
-    }
-    if login.lti_message_hint:
-        params["lti_message_hint"] = login.lti_message_hint
-    if login.deployment_hint:
-        params["lti_deployment_id"] = login.deployment_hint
     return NewWindowLaunch(
-        url=tool_base_url.rstrip("/") + LOGIN_PATH + "?" + urlencode(params),
+        url=login_initiation_url(registration, login, tool_base_url=tool_base_url),
         route="login-initiation",
         platform_family=family,
         course_module_id=course_module,

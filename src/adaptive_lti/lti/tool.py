@@ -36,7 +36,7 @@ from adaptive_lti.core.lti import (
 )
 from adaptive_lti.db import lti_repo
 from adaptive_lti.db.session import end_read_only_transaction, transaction
-from adaptive_lti.lti import storage
+from adaptive_lti.lti import fallback, storage
 from adaptive_lti.lti.adapters import FastAPICookieService, FastAPIRequest
 from adaptive_lti.lti.claims import TARGET_LINK_URI, parse_launch_context
 from adaptive_lti.lti.platform_keys import PlatformKeys
@@ -44,7 +44,6 @@ from adaptive_lti.lti.validation import LaunchValidator
 from adaptive_lti.settings import Settings, UnknownDeploymentPolicy
 
 LAUNCH_PATH = "/lti/launch"
-LOGIN_PATH = "/lti/login"
 # Parameters a login initiation may carry (LTI Core 1.3 §4.1.1, client-side storage spec).
 LOGIN_PARAMETERS = (
     "iss",
@@ -407,17 +406,9 @@ class LtiTool:
                 "did not start in this browser.",
                 hint="Launches work once. Go back to the course page and open the activity again.",
             )
-        params = {
-            "iss": registration.issuer,
-            "client_id": registration.client_id,
-            "login_hint": login.login_hint,
-            "target_link_uri": login.target_link_uri,
-        }
-        if login.lti_message_hint:
-            params["lti_message_hint"] = login.lti_message_hint
-        if login.deployment_hint:
-            params["lti_deployment_id"] = login.deployment_hint
-        relaunch_url = self.settings.base_url.rstrip("/") + LOGIN_PATH + "?" + urlencode(params)
+        relaunch_url = fallback.login_initiation_url(
+            registration, login, tool_base_url=self.settings.base_url
+        )
         return BindingNeeded(
             # Platform storage is asked once; if it did not hold the state, a new window is left.
             kind="platform-storage" if login.storage_target and not storage_tried else "new-window",
