@@ -25,5 +25,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("lti_deployment") as table:
-        table.drop_column("deactivated_at")
+    if op.get_bind().dialect.name == "sqlite":
+        # Not batch mode: it would copy and drop lti_deployment, and the drop cascades to every
+        # row that references a deployment (contexts, launches, learners' enrolments and events).
+        # SQLite drops a plain column in place since 3.35.
+        op.execute("ALTER TABLE lti_deployment DROP COLUMN deactivated_at")
+        return
+    op.drop_column("lti_deployment", "deactivated_at")

@@ -58,7 +58,7 @@ def test_every_admin_command_is_recorded_with_who_and_where(
         capsys, "design", "publish", str(design), "--by", "Dana", "--platform", str(first["id"])
     )
     assert published[0] == 0
-    run_json(capsys, "platform", "remove", str(second["id"]))
+    run_json(capsys, "platform", "remove", str(second["id"]), "--yes")
 
     records = run_json(capsys, "audit")
     assert [(r["action"], r["registration_id"], r["target"]) for r in records] == [

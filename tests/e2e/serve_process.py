@@ -62,6 +62,32 @@ def serve_environment(
     return env
 
 
+def publish_demo_course(server: RunningServer) -> None:
+    """Publish the example design into the tenant of the demo platform that ``server`` mounts
+    (designs belong to one platform registration, so the platform must be registered first:
+    call this once the server is up). The app built here registers the same platform, with the
+    same key file, as the server did."""
+    from adaptive_lti.cli.demo import publish_example_design
+    from adaptive_lti.settings import Settings
+    from adaptive_lti.web.app import create_app
+
+    settings = Settings(
+        environment="test",
+        secret_key=E2E_SECRET_KEY,
+        database_url=server.database_url,
+        base_url=server.base_url,
+        demo_platform=True,
+        demo_platform_key_file=server.data_dir / "demo-platform-key.pem",
+        grade_delivery_worker=False,
+    )
+    app = create_app(settings)
+    try:
+        published = publish_example_design(app)
+        assert "not registered" not in published and "not found" not in published, published
+    finally:
+        app.state.engine.dispose()
+
+
 def start_serve(
     database_url: str,
     data_dir: Path,

@@ -20,15 +20,14 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, func, select
 
-from adaptive_lti.cli.demo import publish_example_design
 from adaptive_lti.db import migrate
 from adaptive_lti.db.session import normalise_database_url
 from adaptive_lti.db.tables import Launch
-from adaptive_lti.settings import Settings
 from tests.e2e.conftest import DemoPlatformClient, RunningServer, forms_of
 from tests.e2e.serve_process import (
     PrivatePostgres,
     free_port,
+    publish_demo_course,
     remove_private_postgres,
     serve_environment,
     start_private_postgres,
@@ -49,9 +48,8 @@ def private_postgres() -> Iterator[PrivatePostgres]:
 
 def _serve_on(database_url: str, data_dir: Path, **options: object) -> RunningServer:
     migrate.upgrade(database_url)
-    publish_example_design(Settings(database_url=database_url, environment="test"))
     port = free_port()
-    return start_serve(
+    server = start_serve(
         database_url,
         data_dir,
         base_url=f"http://127.0.0.1:{port}",
@@ -60,6 +58,8 @@ def _serve_on(database_url: str, data_dir: Path, **options: object) -> RunningSe
         migrate=False,
         **options,  # type: ignore[arg-type]
     )
+    publish_demo_course(server)
+    return server
 
 
 def _launch_rows(database_url: str) -> int:

@@ -22,10 +22,8 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from adaptive_lti.cli.demo import publish_example_design
 from adaptive_lti.db import migrate
 from adaptive_lti.db.session import normalise_database_url
-from adaptive_lti.settings import Settings
 from tests.e2e.conftest import DemoPlatformClient, RunningServer, path_of, recorded_launches
 from tests.e2e.journey_walker import JourneyWalker, Persona, example_design
 from tests.e2e.serve_process import (
@@ -34,6 +32,7 @@ from tests.e2e.serve_process import (
     free_port,
     make_self_signed_certificate,
     nginx_binary,
+    publish_demo_course,
     start_nginx,
     start_serve,
     trusting,
@@ -77,7 +76,6 @@ def deployment(
     cert, key = make_self_signed_certificate(root)
     database_url = new_database_url("postgresql")  # type: ignore[operator]
     migrate.upgrade(database_url)
-    publish_example_design(Settings(database_url=database_url, environment="test"))
     # The public origin both processes must know: nginx's port, chosen before they start.
     https_port = free_port()
     public_url = f"https://127.0.0.1:{https_port}"
@@ -104,6 +102,7 @@ def deployment(
                     extra_env=extra,
                 )
             )
+        publish_demo_course(tools[0])
         upstreams = [tool.url.removeprefix("http://") for tool in tools]
         nginx = start_nginx(binary, root / "nginx", upstreams, cert, key, https_port)
         yield Deployment(nginx, tools, database_url, cert)

@@ -23,6 +23,7 @@ from adaptive_lti.db.session import (
 )
 from adaptive_lti.services import designs
 from adaptive_lti.web.deps import DatabaseAdmission
+from tests.design_samples import by, tenant
 from tests.e2e.conftest import forms_of
 from tests.lti.harness import LtiHarness, harness
 from tests.lti.scripted_platform import LTI
@@ -73,7 +74,12 @@ def counted(
         with harness(factory, url, isolate=False, grade_delivery_worker=False) as lti:
             with transaction(factory) as session:
                 designs.publish_design(
-                    session, EXAMPLE.read_text(), "design.yaml", "tests", now=lti.clock.now
+                    session,
+                    tenant(session),
+                    EXAMPLE.read_text(),
+                    "design.yaml",
+                    by("tests"),
+                    now=lti.clock.now,
                 )
             checkouts.watch(engine)
             yield lti, checkouts
