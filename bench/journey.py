@@ -75,16 +75,27 @@ RADIO = re.compile(rb'name="(attribute-[^"]+)" value="([^"]+)"')
 TARGET_P99_MS = 50.0
 
 
+# Forms every journey page has (its navigation posts the session too): not the step's own form.
+NAVIGATION_ACTIONS = frozenset({"/journey", "/journey/progress"})
+
+
 def page_form(body: bytes) -> tuple[str, dict[str, str]]:
-    """The journey page's form: its action and hidden fields."""
-    action = FORM.search(body)
-    if action is None:
+    """The journey page's own form (the step's, else the first): its action and hidden fields."""
+    forms = [
+        (urlsplit(html.unescape(match.group(1).decode())).path, match.start())
+        for match in FORM.finditer(body)
+    ]
+    if not forms:
         raise LaunchFailed("no form on the page: " + body[:300].decode(errors="replace"))
+    action, start = next(
+        ((path, at) for path, at in forms if path not in NAVIGATION_ACTIONS), forms[0]
+    )
+    end = body.find(b"</form>", start)
     fields = {
         html.unescape(name.decode()): html.unescape(value.decode())
-        for name, value in HIDDEN.findall(body)
+        for name, value in HIDDEN.findall(body[start : end if end >= 0 else len(body)])
     }
-    return urlsplit(html.unescape(action.group(1).decode())).path, fields
+    return action, fields
 
 
 @dataclass
