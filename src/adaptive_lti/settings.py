@@ -6,6 +6,7 @@ import time, so tests build their own ``Settings`` and nothing global changes un
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Self
@@ -16,6 +17,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # Values that were once defaults or are typed by habit: refused as a configured secret anywhere.
 PLACEHOLDER_SECRETS = frozenset({"change-me", "changeme", "secret", "secret-key", "development"})
 MIN_PRODUCTION_SECRET_LENGTH = 32
+
+
+# An origin as CSP and browsers write it: scheme, host, optional port; nothing else.
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 
 
 class Environment(StrEnum):
@@ -114,6 +119,10 @@ class Settings(BaseSettings):
         "https://purl.imsglobal.org/spec/lti-ags/scope/result.readonly",
         "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly",
     )
+    # Origins besides the registered platforms' own that may show the tool in a frame (CSP
+    # frame-ancestors): Canvas and Blackboard serve course pages from the institution's host,
+    # not their issuer's. A JSON list: ["https://school.instructure.com"].
+    frame_ancestors: tuple[str, ...] = ()
     # The identity claims asked for (Moodle sends names and email only when they are listed).
     registration_claims: tuple[str, ...] = (
         "iss",
@@ -177,6 +186,17 @@ class Settings(BaseSettings):
                 "cannot be set in production"
             )
         return self
+
+    @field_validator("frame_ancestors")
+    @classmethod
+    def _frame_ancestors_are_origins(cls, origins: tuple[str, ...]) -> tuple[str, ...]:
+        for origin in origins:
+            if not _ORIGIN.fullmatch(origin):
+                raise ValueError(
+                    f"ADAPTIVE_LTI_FRAME_ANCESTORS: {origin!r} is not an origin; give scheme and "
+                    'host (and port) only, e.g. ["https://school.instructure.com"]'
+                )
+        return origins
 
     @field_validator("metrics_token")
     @classmethod

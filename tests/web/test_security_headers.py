@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
 from adaptive_lti.db import migrate
@@ -80,6 +81,29 @@ def test_frame_ancestors_follow_the_registered_platforms(
         ancestors = policy_of(lti.client.get("/healthz"))["frame-ancestors"].split()
         assert ancestors[0] == "'self'"
         assert "https://vle.other-school.example:8443" in ancestors
+
+
+def test_configured_frame_ancestors_are_added_to_the_registered_platforms(
+    session_factory: sessionmaker[Session], db_url: str
+) -> None:
+    """Canvas serves course pages from the institution's host, not its issuer's: an
+    administrator names such hosts in ADAPTIVE_LTI_FRAME_ANCESTORS."""
+    with harness(
+        session_factory, db_url, frame_ancestors=("https://school.instructure.com",)
+    ) as lti:
+        ancestors = policy_of(lti.client.get("/healthz"))["frame-ancestors"].split()
+        assert ancestors[0] == "'self'"
+        assert "https://school.instructure.com" in ancestors
+        assert len(ancestors) > 2  # the registered platform's origin is still there
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["https://school.example/path", "school.example", "*", "https://a.example 'unsafe-inline'"],
+)
+def test_a_frame_ancestor_must_be_an_origin(value: str) -> None:
+    with pytest.raises(ValidationError, match="ADAPTIVE_LTI_FRAME_ANCESTORS"):
+        Settings(frame_ancestors=(value,))
 
 
 def test_hsts_in_production_only(tmp_path: Path) -> None:

@@ -183,9 +183,9 @@ def platform_origins(session: Session) -> list[str]:
 
     Moodle, Sakai and D2L serve their pages from their issuer's host. Canvas and Blackboard do
     not (issuer ``canvas.instructure.com``, pages on ``school.instructure.com``): framing from
-    such hosts needs their origin recorded (for example from the launch's
-    ``launch_presentation.return_url``, LTI Core 1.3 §5.4.4) or configured, which is not done
-    yet."""
+    such hosts needs their origin configured (``ADAPTIVE_LTI_FRAME_ANCESTORS``, added by the
+    middleware) or, later, recorded from the launch's ``launch_presentation.return_url`` (LTI
+    Core 1.3 §5.4.4)."""
     origins: set[str] = set()
     for registration in lti_repo.list_registrations(session):
         for url in (registration.issuer, registration.auth_login_url):
@@ -233,7 +233,8 @@ class SecurityHeadersMiddleware:
             if self._policy is not None:
                 return self._policy
             origins = []
-        self._policy = content_security_policy(origins)
+        configured: Settings = scope["app"].state.settings
+        self._policy = content_security_policy(sorted({*origins, *configured.frame_ancestors}))
         self._policy_expires = time.monotonic() + FRAME_ANCESTORS_TTL_SECONDS
         return self._policy
 
