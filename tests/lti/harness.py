@@ -23,6 +23,7 @@ from adaptive_lti.db.session import make_engine, make_session_factory, transacti
 from adaptive_lti.db.tables import Context, Deployment, Launch, LoginState, ResourceLink, User
 from adaptive_lti.settings import Settings, UnknownDeploymentPolicy
 from adaptive_lti.web.app import create_app
+from adaptive_lti.web.observability import RefusalTally
 from tests.database_checksum import table_checksums
 from tests.lti.scripted_platform import LAUNCH_URL, LEARNER, TOOL_BASE, ScriptedPlatform
 
@@ -182,6 +183,7 @@ def harness(
     register: bool = True,
     static: bool = False,
     isolate: bool = True,
+    refusal_write_interval: float | None = 0.0,
     **settings_overrides: Any,
 ) -> Iterator[LtiHarness]:
     """An app whose sessions come from ``session_factory`` (the test's rolled-back connection,
@@ -196,6 +198,7 @@ def harness(
                 register=register,
                 static=static,
                 isolate=False,
+                refusal_write_interval=refusal_write_interval,
                 **settings_overrides,
             ) as isolated,
         ):
@@ -205,6 +208,12 @@ def harness(
     clock = Clock()
     app = create_app(tool_settings(db_url, **settings_overrides))
     app.state.session_factory = session_factory
+    if refusal_write_interval is not None:
+        # Refusal counts written with each refusal, not by a timer a second later: the test's
+        # sessions share one connection, and a timer's write in the middle of a test's own
+        # session would interleave their savepoints (which no real request, with a connection
+        # of its own, can). tests/web/test_observability.py tests the batching itself.
+        app.state.refusal_tally = RefusalTally(interval_seconds=refusal_write_interval)
     app.state.http_transport = platform.transport()
     app.state.clock = clock
     if register:

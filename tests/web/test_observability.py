@@ -7,7 +7,7 @@ import io
 import logging
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -123,7 +123,28 @@ def recorded_refusals(
         time.sleep(0.05)
 
 
-def test_a_burst_of_refusals_is_written_in_few_statements(h: LtiHarness) -> None:
+@pytest.fixture
+def batching_h(new_database_url: Callable[[str], str], backend: str) -> Iterator[LtiHarness]:
+    """The app's own refusal batching (a timer writes the rest of a burst), on a database of its
+    own: a connection per session, as in production, so the timer's write meets no test session."""
+    url = new_database_url(backend)
+    migrate.upgrade(url)
+    engine = make_engine(url)
+    try:
+        with harness(
+            make_session_factory(engine),
+            url,
+            isolate=False,
+            refusal_write_interval=None,
+            metrics_token=TOKEN,
+        ) as lti:
+            yield lti
+    finally:
+        engine.dispose()
+
+
+def test_a_burst_of_refusals_is_written_in_few_statements(batching_h: LtiHarness) -> None:
+    h = batching_h
     bind = h.session_factory.kw["bind"]
     engine: Engine = bind if isinstance(bind, Engine) else bind.engine
     writes: list[str] = []
@@ -355,7 +376,7 @@ def test_refusals_not_yet_written_are_written_at_shutdown(
     session_factory: sessionmaker[Session], db_url: str
 ) -> None:
     with isolated_database(session_factory, db_url) as (factory, url):
-        with harness(factory, url, isolate=False) as lti:
+        with harness(factory, url, isolate=False, refusal_write_interval=None) as lti:
             for _ in range(5):
                 assert lti.launch("not.a.token", "state").status_code == 401
         # The app has stopped (before the write interval was over): nothing is lost.
