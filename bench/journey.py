@@ -37,6 +37,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -128,19 +129,61 @@ async def launch_page(browser: Browser, platform: DemoPlatform, person: DemoPers
     return response.body
 
 
+class AnswerTally(Protocol):
+    answers: int
+    answer_ms: list[float]
+
+
+def right_answers() -> dict[str, str]:
+    """The example design's right choice (its index, as the form posts it) per question id."""
+    design = load_design_file(EXAMPLE_DESIGN).design
+    return {
+        question.id: str(question.choices.index(question.answer))
+        for activity in design.activities.values()
+        if isinstance(activity, Check)
+        for question in activity.questions
+    }
+
+
+async def walk_to_the_diagnostic_score(
+    browser: Browser,
+    platform: DemoPlatform,
+    person: DemoPerson,
+    right_answer: dict[str, str],
+    tally: AnswerTally,
+) -> None:
+    """One learner's journey: launch, the intake if asked, the diagnostic answered right until
+    its score shows; each answer's time goes to ``tally``."""
+    body = await launch_page(browser, platform, person)
+    action, fields = page_form(body)
+    if action == "/journey/intake":
+        answers: dict[str, str] = {}
+        for name, value in RADIO.findall(body):
+            answers.setdefault(name.decode(), value.decode())
+        body = (await browser.request("POST", action, {**fields, **answers})).body
+        action, fields = page_form(body)
+    while action == "/journey/answer" and fields.get("activity") == "diagnostic":
+        started = time.perf_counter()
+        response = await browser.request(
+            "POST", action, {**fields, "choice": right_answer[fields["question"]]}
+        )
+        if response.status != 200:
+            raise LaunchFailed(f"answer got {response.status}: {response.body[:300]!r}")
+        tally.answer_ms.append((time.perf_counter() - started) * 1000)
+        tally.answers += 1
+        if b"Your score:" in response.body:
+            return
+        action, fields = page_form(response.body)
+    raise LaunchFailed(f"the diagnostic was not offered (form {action})")
+
+
 async def run_journeys(
     url: str, key_file: str, concurrency: int, seconds: float, people: int, worker: int
 ) -> JourneyResult:
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     platform = DemoPlatform.for_tool(url, load_or_create_platform_key(Path(key_file)))
-    design = load_design_file(EXAMPLE_DESIGN).design
-    right_answer = {
-        question.id: str(question.choices.index(question.answer))
-        for activity in design.activities.values()
-        if isinstance(activity, Check)
-        for question in activity.questions
-    }
+    right_answer = right_answers()
     learners = synthetic_learners(people)
     result = JourneyResult()
     deadline = time.perf_counter() + seconds
@@ -149,28 +192,7 @@ async def run_journeys(
     counter = iter(range(first, first + 10**12))
 
     async def journey(browser: Browser, person: DemoPerson) -> None:
-        body = await launch_page(browser, platform, person)
-        action, fields = page_form(body)
-        if action == "/journey/intake":
-            answers: dict[str, str] = {}
-            for name, value in RADIO.findall(body):
-                answers.setdefault(name.decode(), value.decode())
-            response = await browser.request("POST", action, {**fields, **answers})
-            body = response.body
-            action, fields = page_form(body)
-        while action == "/journey/answer" and fields.get("activity") == "diagnostic":
-            started = time.perf_counter()
-            response = await browser.request(
-                "POST", action, {**fields, "choice": right_answer[fields["question"]]}
-            )
-            if response.status != 200:
-                raise LaunchFailed(f"answer got {response.status}: {response.body[:300]!r}")
-            result.answer_ms.append((time.perf_counter() - started) * 1000)
-            result.answers += 1
-            if b"Your score:" in response.body:
-                return
-            action, fields = page_form(response.body)
-        raise LaunchFailed(f"the diagnostic was not offered (form {action})")
+        await walk_to_the_diagnostic_score(browser, platform, person, right_answer, result)
 
     async def virtual_learner() -> None:
         browser = Browser(host, port)

@@ -37,11 +37,9 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adaptive_lti.core.design import Check
-from adaptive_lti.core.loader import load_design_file
 from adaptive_lti.lti.platform_demo import DemoPerson, DemoPlatform, load_or_create_platform_key
 from bench.harness import fresh_database, percentile, run_on_clients, running_server
-from bench.journey import EXAMPLE_DESIGN, RADIO, launch_page, measure_journeys, page_form
+from bench.journey import measure_journeys, right_answers, walk_to_the_diagnostic_score
 from bench.launch import Browser, LaunchFailed, measure, synthetic_learners
 
 
@@ -83,13 +81,7 @@ async def soak_async(
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     platform = DemoPlatform.for_tool(url, load_or_create_platform_key(Path(key_file)))
-    design = load_design_file(EXAMPLE_DESIGN).design
-    right_answer = {
-        question.id: str(question.choices.index(question.answer))
-        for activity in design.activities.values()
-        if isinstance(activity, Check)
-        for question in activity.questions
-    }
+    right_answer = right_answers()
     learners = synthetic_learners(100)
     result = SoakResult()
     started = time.perf_counter()
@@ -98,27 +90,7 @@ async def soak_async(
     first = secrets.randbelow(10**9) * 1_000_000 + worker * 100_000
 
     async def journey(browser: Browser, person: DemoPerson) -> None:
-        body = await launch_page(browser, platform, person)
-        action, fields = page_form(body)
-        if action == "/journey/intake":
-            answers: dict[str, str] = {}
-            for name, value in RADIO.findall(body):
-                answers.setdefault(name.decode(), value.decode())
-            body = (await browser.request("POST", action, {**fields, **answers})).body
-            action, fields = page_form(body)
-        while action == "/journey/answer" and fields.get("activity") == "diagnostic":
-            began = time.perf_counter()
-            response = await browser.request(
-                "POST", action, {**fields, "choice": right_answer[fields["question"]]}
-            )
-            if response.status != 200:
-                raise LaunchFailed(f"answer got {response.status}: {response.body[:300]!r}")
-            result.answer_ms.append((time.perf_counter() - began) * 1000)
-            result.answers += 1
-            if b"Your score:" in response.body:
-                return
-            action, fields = page_form(response.body)
-        raise LaunchFailed(f"the diagnostic was not offered (form {action})")
+        await walk_to_the_diagnostic_score(browser, platform, person, right_answer, result)
 
     async def paced_learner() -> None:
         browser = Browser(host, port)
