@@ -4,33 +4,17 @@ refused like another learner's, and neither writes anything (SQLite and PostgreS
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy.orm import Session, sessionmaker
 
-from adaptive_lti.db.session import transaction
-from adaptive_lti.services import designs
-from tests.design_samples import by, tenant
-from tests.lti.harness import LtiHarness, harness
+from tests.lti.harness import LtiHarness
 from tests.lti.scripted_platform import LTI
-from tests.web.test_journey_pages import EXAMPLE, form_at
 
+from tests.web.test_journey_pages import form_at
 
-@pytest.fixture
-def h(session_factory: sessionmaker[Session], db_url: str) -> Iterator[LtiHarness]:
-    with harness(session_factory, db_url) as lti:
-        with transaction(lti.session_factory) as session:
-            designs.publish_design(
-                session,
-                tenant(session),
-                EXAMPLE.read_text(),
-                "design.yaml",
-                by("tests"),
-                now=lti.clock.now,
-            )
-        yield lti
+# The journey pages' harness (a fixture, used by name): the example design in the sample tenant.
+from tests.web.test_journey_pages import h as h
 
 
 def on_activity(resource_link_id: str) -> Any:
