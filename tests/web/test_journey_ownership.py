@@ -10,7 +10,6 @@ import pytest
 
 from tests.lti.harness import LtiHarness
 from tests.lti.scripted_platform import LTI
-
 from tests.web.test_journey_pages import form_at
 
 # The journey pages' harness (a fixture, used by name): the example design in the sample tenant.
