@@ -37,9 +37,39 @@ def render_reference(schema: dict[str, Any]) -> str:
     """The Markdown reference for a design JSON Schema: the top level first, then each definition."""
     definitions: dict[str, Any] = schema.get("$defs", {})
     sections = [INTRODUCTION, _section("The design file", "design-file", schema)]
-    for name in sorted(definitions):
+    for name in _in_reading_order(schema, definitions):
         sections.append(_section(name, _anchor(name), definitions[name]))
     return "\n".join(sections)
+
+
+def _in_reading_order(schema: dict[str, Any], definitions: dict[str, Any]) -> list[str]:
+    """Definitions in the order a reader meets them from the top of the file (breadth first),
+    then any the schema defines but nothing references, by name."""
+    order: list[str] = []
+    queue = _references(schema)
+    while queue:
+        name = queue.pop(0)
+        if name in definitions and name not in order:
+            order.append(name)
+            queue.extend(_references(definitions[name]))
+    return order + sorted(set(definitions) - set(order))
+
+
+def _references(node: Any) -> list[str]:
+    """The definition names a schema node refers to, in document order (not below $defs)."""
+    if isinstance(node, dict):
+        found: list[str] = []
+        for key, value in node.items():
+            if key == "$defs":
+                continue
+            if key == "$ref" and isinstance(value, str):
+                found.append(value.rsplit("/", 1)[-1])
+            else:
+                found.extend(_references(value))
+        return found
+    if isinstance(node, list):
+        return [name for item in node for name in _references(item)]
+    return []
 
 
 def _section(title: str, anchor: str, node: dict[str, Any]) -> str:
@@ -56,26 +86,26 @@ def _section(title: str, anchor: str, node: dict[str, Any]) -> str:
             lines += [f"Allowed: {allowed}.", ""]
         return "\n".join(lines)
     required = set(node.get("required", []))
+    # The description column only where the schema describes some field (pydantic fields
+    # without a description would otherwise leave an empty column on every row).
+    described = any(spec.get("description") for spec in properties.values())
+    header = ["field", "type", "required", "default", "allowed values and limits"]
     lines += [
-        "| field | type | required | default | allowed values and limits | description |",
-        "|---|---|---|---|---|---|",
+        "| " + " | ".join(header + ["description"] * described) + " |",
+        "|" + "---|" * (len(header) + described),
     ]
     for field, spec in properties.items():
         default = f"`{_json(spec['default'])}`" if "default" in spec else ""
-        lines.append(
-            "| "
-            + " | ".join(
-                [
-                    f"`{field}`",
-                    _type_of(spec),
-                    "required" if field in required else "optional",
-                    default,
-                    _allowed(spec),
-                    _one_line(spec.get("description", "")),
-                ]
-            )
-            + " |"
-        )
+        cells = [
+            f"`{field}`",
+            _type_of(spec),
+            "required" if field in required else "optional",
+            default,
+            _allowed(spec),
+        ]
+        if described:
+            cells.append(_one_line(spec.get("description", "")))
+        lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     return "\n".join(lines)
 
@@ -130,9 +160,9 @@ def _allowed(spec: dict[str, Any]) -> str:
         "exclusiveMaximum": "less than {}",
         "minLength": "at least {} characters",
         "maxLength": "at most {} characters",
-        "minItems": "at least {} items",
-        "maxItems": "at most {} items",
-        "minProperties": "at least {} entries",
+        "minItems": "at least {} item(s)",
+        "maxItems": "at most {} item(s)",
+        "minProperties": "at least {} entry (entries)",
         "pattern": "matches `{}`",
     }
     for key, text in limits.items():
@@ -161,7 +191,5 @@ def _one_line(text: str) -> str:
 
 def on_files(files: Files, config: MkDocsConfig) -> Files:
     """Add the generated reference page before the navigation is built."""
-    files.append(
-        File.generated(config, REFERENCE_PAGE, content=render_reference(json_schema()))
-    )
+    files.append(File.generated(config, REFERENCE_PAGE, content=render_reference(json_schema())))
     return files
