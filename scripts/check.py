@@ -54,7 +54,9 @@ def ensure_nginx() -> None:
 
 def main() -> None:
     tool = lambda name: str(BIN / name)  # noqa: E731 - the venv's own executables
-    run("ruff lint", tool("ruff"), "check", "src", "tests", "bench", "migrations", "scripts", "docs")
+    run(
+        "ruff lint", tool("ruff"), "check", "src", "tests", "bench", "migrations", "scripts", "docs"
+    )
     run(
         "ruff format",
         tool("ruff"),
