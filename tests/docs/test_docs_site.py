@@ -9,6 +9,7 @@ links true is shown to be able to fail.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -70,10 +71,20 @@ def schema_property_names(node: Any) -> set[str]:
     return names
 
 
-def test_the_site_builds_strictly(built_site: Path) -> None:
+def test_the_site_builds_strictly_and_reads_offline(built_site: Path) -> None:
     assert (built_site / "index.html").is_file()
     for audience in ("administrators", "designers", "instructors", "operators", "contributors"):
         assert (built_site / audience / "index.html").is_file(), audience
+    # No fonts, styles or scripts from another site (theme.font: false, no fetching plugins).
+    external = re.compile(r"<(?:link|script)\b[^>]*\b(?:href|src)=\"(?:https?:)?//", re.IGNORECASE)
+    pages = sorted(built_site.rglob("*.html"))
+    assert len(pages) > 20
+    fetching = [
+        str(page.relative_to(built_site))
+        for page in pages
+        if external.search(page.read_text("utf-8"))
+    ]
+    assert fetching == []
 
 
 def test_the_reference_names_every_field_and_definition_of_the_schema(built_site: Path) -> None:
