@@ -3,7 +3,10 @@
 ruff (lint and format), mypy strict on src/, import-linter (the layers), then pytest: core, db,
 service and web tests on SQLite and PostgreSQL, end-to-end tests through the real server, and
 browser tests in Chromium and the deployment tests behind nginx (both installed from Debian's
-packages when missing and allowed).
+packages when missing and allowed). The documentation site is built by a test
+(tests/docs/test_docs_site.py runs ``mkdocs build --strict`` into a temporary directory), not by a
+step here: pytest then reports it with the rest, ``pytest tests/docs`` runs it alone, and the same
+test proves that a broken link fails the build.
 Usage: python scripts/check.py [pytest arguments...]
 """
 
@@ -51,7 +54,9 @@ def ensure_nginx() -> None:
 
 def main() -> None:
     tool = lambda name: str(BIN / name)  # noqa: E731 - the venv's own executables
-    run("ruff lint", tool("ruff"), "check", "src", "tests", "bench", "migrations", "scripts")
+    run(
+        "ruff lint", tool("ruff"), "check", "src", "tests", "bench", "migrations", "scripts", "docs"
+    )
     run(
         "ruff format",
         tool("ruff"),
@@ -62,6 +67,7 @@ def main() -> None:
         "bench",
         "migrations",
         "scripts",
+        "docs",
     )
     run("mypy (strict)", tool("mypy"))
     run("import-linter", tool("lint-imports"))

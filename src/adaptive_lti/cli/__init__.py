@@ -1,8 +1,11 @@
-"""The ``adaptive-lti`` command line, for course designers and administrators.
+"""The ``adaptive-lti`` command line, for course designers, administrators and operators.
 
-Each module in this package adds its own subcommands through ``register(subparsers)``;
+Each module in this package adds its own subcommands through ``register(subparsers)`` (designs,
+platforms and keys, grades, audit and learners, the server and the database, the demo);
 ``main`` builds the parser and turns the project's errors into a clear message and exit code 1
 (2 for usage errors, as argparse does).
+May import: every layer (it is the outermost one); the command line is the operator's, so it
+acts on any tenant given ``--platform ID``.
 """
 
 from __future__ import annotations
