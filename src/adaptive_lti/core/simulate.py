@@ -125,7 +125,7 @@ def parse_personas(text: str, filename: str = "<personas>") -> PersonasFile:
             lines.append(f"{filename}: {where}: {problem['msg']}")
         raise PersonaError(
             "\n".join(lines),
-            hint="see the personas format at the top of core/simulate.py or in the README",
+            hint="see the personas format in the designers guide (docs/designers/simulator.md)",
         ) from None
 
 

@@ -32,7 +32,7 @@ def readyz(request: Request) -> JSONResponse:
 
 @router.get("/metrics", include_in_schema=False)
 def prometheus_metrics(request: Request, settings: SettingsDep) -> Response:
-    """Prometheus text format; see the README's Observability section for who may read it."""
+    """Prometheus text format; docs/operators/observability.md says who may read it."""
     observability.require_metrics_access(request, settings)
     body, content_type = observability.render_metrics(request.app)
     return Response(body, media_type=content_type, headers={"Cache-Control": "no-store"})
