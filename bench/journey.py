@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from adaptive_lti.core.design import Check
 from adaptive_lti.core.loader import load_design_file
-from adaptive_lti.lti.platform_demo import (
+from adaptive_lti.demo.platform import (
     DemoPerson,
     DemoPlatform,
     load_or_create_platform_key,

@@ -11,7 +11,7 @@ What it does, per database:
    - the ceiling: ``GET /healthz`` (the server's cheapest endpoint), as fast as they can;
    - full launches: ``POST /lti/login`` (OIDC login initiation, answered by a redirect carrying
      state and nonce) -> an id_token signed *by the load generator* with the demo platform's key
-     (``lti/platform_demo.py``: the same claims and signing code the demo platform uses) ->
+     (``demo/platform.py``: the same claims and signing code the demo platform uses) ->
      ``POST /lti/launch`` -> every redirect followed to the learner's page (200). So the measured
      server does only the tool's work; ``--through-platform`` sends each launch through the demo
      platform's pages and auth endpoint instead (two more requests, served by the same process).
@@ -46,7 +46,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adaptive_lti.lti.platform_demo import (
+from adaptive_lti.demo.platform import (
     DEMO_PEOPLE,
     ROLE_LEARNER,
     DemoPerson,

@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adaptive_lti.lti.platform_demo import DemoPerson, DemoPlatform, load_or_create_platform_key
+from adaptive_lti.demo.platform import DemoPerson, DemoPlatform, load_or_create_platform_key
 from bench.harness import fresh_database, percentile, run_on_clients, running_server
 from bench.journey import measure_journeys, right_answers, walk_to_the_diagnostic_score
 from bench.launch import Browser, LaunchFailed, measure, synthetic_learners

@@ -67,9 +67,9 @@ def publish_demo_course(server: RunningServer) -> None:
     (designs belong to one platform registration, so the platform must be registered first:
     call this once the server is up). The app built here registers the same platform, with the
     same key file, as the server did."""
+    from adaptive_lti.cli.app import build_app
     from adaptive_lti.cli.demo import publish_example_design
     from adaptive_lti.settings import Settings
-    from adaptive_lti.web.app import create_app
 
     settings = Settings(
         environment="test",
@@ -80,7 +80,7 @@ def publish_demo_course(server: RunningServer) -> None:
         demo_platform_key_file=server.data_dir / "demo-platform-key.pem",
         grade_delivery_worker=False,
     )
-    app = create_app(settings)
+    app = build_app(settings)
     try:
         published = publish_example_design(app)
         assert "not registered" not in published and "not found" not in published, published

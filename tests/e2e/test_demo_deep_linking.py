@@ -17,8 +17,8 @@ import jwt
 from adaptive_lti.core.catalogue import BindingMethod, Tenant
 from adaptive_lti.db import designs_repo, lti_repo
 from adaptive_lti.db.session import make_engine, make_session_factory
+from adaptive_lti.demo.platform import DEMO_CLIENT_ID
 from adaptive_lti.lti import keys
-from adaptive_lti.lti.platform_demo import DEMO_CLIENT_ID
 from tests.e2e.conftest import (
     DemoPlatformClient,
     Form,

@@ -21,8 +21,8 @@ from adaptive_lti.core.grading import ActivityProgress, GradingProgress, LineIte
 from adaptive_lti.db import lti_repo
 from adaptive_lti.db.session import make_engine, make_session_factory, transaction
 from adaptive_lti.db.tables import ServiceAccessToken
+from adaptive_lti.demo.platform import AGS_SCOPES
 from adaptive_lti.lti.ags import open_ags_client
-from adaptive_lti.lti.platform_demo import AGS_SCOPES
 from adaptive_lti.services.grades import queue_score
 from tests.e2e.conftest import DemoPlatformClient, RunningServer
 

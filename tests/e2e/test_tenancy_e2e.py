@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from adaptive_lti.db import lti_repo
 from adaptive_lti.db.session import make_engine, make_session_factory, transaction
 from adaptive_lti.db.tables import DesignOwner, DesignVersion
-from adaptive_lti.lti.platform_demo import DEMO_CLIENT_ID
+from adaptive_lti.demo.platform import DEMO_CLIENT_ID
 from tests.design_samples import INTRO_V1
 from tests.e2e.conftest import RunningServer
 from tests.e2e.test_deep_linking_e2e import launch

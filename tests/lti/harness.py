@@ -18,11 +18,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from adaptive_lti.cli.app import build_app
 from adaptive_lti.db import migrate
 from adaptive_lti.db.session import make_engine, make_session_factory, transaction
 from adaptive_lti.db.tables import Context, Deployment, Launch, LoginState, ResourceLink, User
 from adaptive_lti.settings import Settings, UnknownDeploymentPolicy
-from adaptive_lti.web.app import create_app
 from adaptive_lti.web.observability import RefusalTally
 from tests.database_checksum import table_checksums
 from tests.lti.scripted_platform import LAUNCH_URL, LEARNER, TOOL_BASE, ScriptedPlatform
@@ -206,7 +206,7 @@ def harness(
         return
     platform = platform or ScriptedPlatform()
     clock = Clock()
-    app = create_app(tool_settings(db_url, **settings_overrides))
+    app = build_app(tool_settings(db_url, **settings_overrides))
     app.state.session_factory = session_factory
     if refusal_write_interval is not None:
         # Refusal counts written with each refusal, not by a timer a second later: the test's

@@ -1,7 +1,7 @@
 """``adaptive-lti demo``: the tool and the built-in demo LTI platform in one server, on SQLite.
 
 It migrates the database, makes the tool's signing key if there is none, mounts the demo
-platform (which registers itself with the tool on start: ``web/routes/demo_platform.py``) and
+platform (which registers itself with the tool on start: ``demo/routes.py``) and
 serves both with uvicorn. Everything the demo keeps (database, the demo platform's key) lives in
 the data directory, ``./demo-data`` unless told otherwise.
 """
@@ -93,7 +93,7 @@ def publish_example_design(app: FastAPI, path: Path = EXAMPLE_DESIGN) -> str:
     from adaptive_lti.core.loader import load_design_file
     from adaptive_lti.db import lti_repo
     from adaptive_lti.db.session import transaction
-    from adaptive_lti.lti.platform_demo import ROLE_INSTRUCTOR
+    from adaptive_lti.demo.platform import ROLE_INSTRUCTOR
     from adaptive_lti.services import designs as design_service
 
     if not path.is_file():
@@ -178,7 +178,7 @@ def prepare_demo(
     args: argparse.Namespace, environment_settings: Settings, sock: socket.socket
 ) -> tuple[FastAPI, Settings, str, str]:
     """Settings for the bound socket, the migrated database, the example design, the app."""
-    from adaptive_lti.web.app import create_app
+    from adaptive_lti.cli.app import build_app
 
     port = sock.getsockname()[1]
     browser_host = "127.0.0.1" if args.host in WILDCARD_HOSTS else args.host
@@ -193,7 +193,7 @@ def prepare_demo(
     )
     args.data_dir.mkdir(parents=True, exist_ok=True)
     migrate.upgrade(settings.database_url)
-    app = create_app(settings)
+    app = build_app(settings)
     published = publish_example_design(app)
     ensure_tool_key(app.state.session_factory, settings)
     return app, settings, listen_url, published

@@ -20,7 +20,7 @@ from adaptive_lti.core.errors import InvalidInputError
 from adaptive_lti.db import migrate
 from adaptive_lti.settings import Settings
 
-APP_FACTORY = "adaptive_lti.web.app:create_app"
+APP_FACTORY = "adaptive_lti.cli.app:create_served_app"
 
 
 def register(subparsers: Any) -> None:

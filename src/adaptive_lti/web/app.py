@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,7 +19,6 @@ from adaptive_lti.web.deps import DatabaseAdmission
 from adaptive_lti.web.grade_delivery import start_score_delivery
 from adaptive_lti.web.routes import (
     deep_linking,
-    demo_platform,
     designs,
     health,
     journey,
@@ -31,7 +30,11 @@ from adaptive_lti.web.routes import (
 WEB_DIR = Path(__file__).resolve().parent
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, mounts: Sequence[Callable[[FastAPI], None]] = ()
+) -> FastAPI:
+    """The tool's app. ``mounts`` is the one hook for parts built apart from the tool (the demo
+    platform, wired in ``cli/app.py``): each is called with the finished app and adds its routes."""
     settings = settings or Settings()
     engine = make_engine(
         settings.database_url,
@@ -91,6 +94,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(designs.router)
     app.include_router(registration.router)
     app.include_router(teaching.router)
-    if settings.demo_platform:
-        demo_platform.mount(app, settings)
+    for mount in mounts:
+        mount(app)
     return app

@@ -9,7 +9,7 @@ asked. The tool sends the browser back there with a form POST of one field, ``JW
 this module verifies (§4.5.1, lti-security.md row 18):
 
 - RS256 with a ``kid`` the tool publishes (its JWKS, read in-process: see
-  ``platform_demo_services`` for why the server does not fetch its own URL);
+  ``demo.services`` for why the server does not fetch its own URL);
 - ``iss`` = the client id the platform gave the tool, ``aud`` = the platform's issuer;
 - ``iat``/``exp`` present and current, a ``nonce`` never seen before (kept until it expires);
 - ``message_type`` = ``LtiDeepLinkingResponse``, ``version`` 1.3.0, the platform's
@@ -32,14 +32,14 @@ from urllib.parse import urlencode, urlsplit
 import jwt
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from adaptive_lti.lti.platform_demo import (
+from adaptive_lti.demo.platform import (
     LTI_CLAIM,
     DemoActivity,
     DemoPerson,
     DemoPlatform,
     DemoPlatformError,
 )
-from adaptive_lti.lti.platform_demo_store import DemoPlatformStore
+from adaptive_lti.demo.store import DemoPlatformStore
 
 CONTENT_ITEMS_CLAIM = "https://purl.imsglobal.org/spec/lti-dl/claim/content_items"
 DATA_CLAIM = "https://purl.imsglobal.org/spec/lti-dl/claim/data"

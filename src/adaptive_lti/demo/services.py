@@ -35,7 +35,7 @@ import jwt
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from adaptive_lti.core.errors import AdaptiveLtiError
-from adaptive_lti.lti.platform_demo import AGS_SCOPES, DemoPerson, DemoPlatform
+from adaptive_lti.demo.platform import AGS_SCOPES, DemoPerson, DemoPlatform
 
 NRPS_SCOPE = "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly"
 SCOPE_LINEITEM = AGS_SCOPES[0]

@@ -2,7 +2,7 @@
 linking, the deep-linking response nonces it has seen, and the tools administrators registered by
 dynamic registration (with their single-use registration tokens).
 
-Like the gradebook (``platform_demo_services.DemoGradebook``) it is a JSON file beside the demo's
+Like the gradebook (``services.DemoGradebook``) it is a JSON file beside the demo's
 database, locked while read or changed and replaced atomically, so it survives a restart and is
 shared by the processes of one demo. Moodle keeps the same things in its own tables
 (``course_modules``/``lti``, ``lti_types``/``lti_types_config``); the tool's database is not the

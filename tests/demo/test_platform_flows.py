@@ -12,8 +12,17 @@ import jwt
 import pytest
 
 from adaptive_lti.core.errors import InvalidInputError, NotFoundError
-from adaptive_lti.lti import platform_demo_registration as registration
-from adaptive_lti.lti.platform_demo import (
+from adaptive_lti.demo import dynamic_registration as registration
+from adaptive_lti.demo.deep_linking import (
+    CONTENT_ITEMS_CLAIM,
+    DATA_CLAIM,
+    DeepLinkingResponseError,
+    ReturnSessionCodec,
+    add_activities,
+    added_activities,
+    verify_response,
+)
+from adaptive_lti.demo.platform import (
     DEEP_LINKING_SETTINGS_CLAIM,
     DEMO_PEOPLE,
     LTI_CLAIM,
@@ -24,16 +33,7 @@ from adaptive_lti.lti.platform_demo import (
     PlatformKey,
     generate_private_key_pem,
 )
-from adaptive_lti.lti.platform_demo_deeplinking import (
-    CONTENT_ITEMS_CLAIM,
-    DATA_CLAIM,
-    DeepLinkingResponseError,
-    ReturnSessionCodec,
-    add_activities,
-    added_activities,
-    verify_response,
-)
-from adaptive_lti.lti.platform_demo_store import DemoPlatformStore
+from adaptive_lti.demo.store import DemoPlatformStore
 
 TOOL = "http://tool.test:8000"
 NOW = 1_795_346_097

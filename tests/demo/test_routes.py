@@ -12,10 +12,10 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
+from adaptive_lti.cli.app import build_app
 from adaptive_lti.db import migrate
-from adaptive_lti.lti.platform_demo import PENDING_LAUNCH_COOKIE, DemoPlatform
+from adaptive_lti.demo.platform import PENDING_LAUNCH_COOKIE, DemoPlatform
 from adaptive_lti.settings import Settings
-from adaptive_lti.web.app import create_app
 
 BASE = "http://testserver"
 
@@ -36,7 +36,7 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings), base_url=BASE) as client:
+    with TestClient(build_app(settings), base_url=BASE) as client:
         yield client
 
 
@@ -200,7 +200,7 @@ def test_jwks_and_openid_configuration(client: TestClient) -> None:
 
 def test_the_platform_is_absent_unless_asked_for(settings: Settings) -> None:
     plain = settings.model_copy(update={"demo_platform": False})
-    with TestClient(create_app(plain), base_url=BASE) as client:
+    with TestClient(build_app(plain), base_url=BASE) as client:
         assert client.get("/demo-platform/").status_code == 404
 
 

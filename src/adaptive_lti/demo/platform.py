@@ -16,7 +16,7 @@ Who is "logged in to the platform" is a short-lived signed cookie set when a per
 the home page (``PendingLaunch``), as Moodle keeps the pending launch in its session: the
 authorization endpoint only signs a token for that person and that activity.
 
-This module holds the protocol and the JOSE work; ``web/routes/demo_platform.py`` serves it.
+This module holds the protocol and the JOSE work; ``demo/routes.py`` serves it.
 """
 
 from __future__ import annotations
@@ -25,13 +25,11 @@ import base64
 import contextlib
 import hashlib
 import json
-import logging
 import os
 import secrets
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -40,13 +38,8 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy.orm import Session
 
-from adaptive_lti.core.errors import AdaptiveLtiError, ConflictError
-from adaptive_lti.core.lti import RegistrationStatus
-from adaptive_lti.db import lti_repo
-
-log = logging.getLogger("adaptive_lti.lti.platform_demo")
+from adaptive_lti.core.errors import AdaptiveLtiError
 
 # Where the platform is mounted in the tool's server.
 DEMO_PLATFORM_PATH = "/demo-platform"
@@ -743,54 +736,4 @@ class DemoPlatform:
         """An RS256 JWS with the platform key's ``kid`` (Security Framework §5.1.3, §6.1)."""
         return jwt.encode(
             dict(claims), self.key.private_key, algorithm="RS256", headers={"kid": self.key.kid}
-        )
-
-
-# --- registration with the tool ---------------------------------------------------------------
-
-
-def register_with_tool(session: Session, platform: DemoPlatform, now: datetime) -> None:
-    """Register the demo platform with the tool, as an admin would with ``platform add``.
-
-    Idempotent, and safe when several server processes start at once. The platform's public key
-    is registered as a static key set: a launch then needs no HTTP call from the tool to its own
-    server. A registration made with another key (the key file was deleted) is replaced.
-    """
-    jwks = platform.key.public_jwks()
-    found = lti_repo.find_registration(session, platform.issuer, platform.client_id)
-    if found is not None and (
-        found.static_jwks is None
-        or dict(found.static_jwks) != jwks
-        or (found.auth_login_url, found.auth_token_url) != (platform.auth_url, platform.token_url)
-    ):
-        log.warning(
-            "the demo platform's key or endpoints changed since it was registered: registering "
-            "it again (launches recorded under the old registration are removed)"
-        )
-        lti_repo.remove_registration(session, found.id)
-        found = None
-    if found is None:
-        try:
-            lti_repo.add_registration(
-                session,
-                issuer=platform.issuer,
-                client_id=platform.client_id,
-                auth_login_url=platform.auth_url,
-                auth_token_url=platform.token_url,
-                static_jwks=jwks,
-                name="adaptive-lti demo platform",
-                deployment_ids=[platform.deployment_id],
-                now=now,
-            )
-        except ConflictError:
-            # Another process registered it at the same moment: theirs is the same.
-            return
-        log.info("registered the demo platform %s with the tool", platform.issuer)
-        return
-    if found.status is not RegistrationStatus.active:
-        lti_repo.set_registration_status(session, found.id, RegistrationStatus.active)
-    deployment = lti_repo.find_deployment(session, found.id, platform.deployment_id)
-    if deployment is None or not deployment.active:
-        lti_repo.set_deployment_active(
-            session, found.id, platform.deployment_id, active=True, now=now
         )

@@ -37,8 +37,8 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from adaptive_lti.core.errors import InvalidInputError, NotFoundError
-from adaptive_lti.lti.platform_demo import DemoPlatform
-from adaptive_lti.lti.platform_demo_store import DemoPlatformStore
+from adaptive_lti.demo.platform import DemoPlatform
+from adaptive_lti.demo.store import DemoPlatformStore
 
 TOOL_CONFIGURATION = "https://purl.imsglobal.org/spec/lti-tool-configuration"
 REGISTRATION_TOKEN_LIFETIME_SECONDS = 3600

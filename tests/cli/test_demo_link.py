@@ -6,14 +6,10 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
+from adaptive_lti.cli.demo_link import register_with_tool
 from adaptive_lti.core.lti import RegistrationStatus
 from adaptive_lti.db import lti_repo
-from adaptive_lti.lti.platform_demo import (
-    DemoPlatform,
-    PlatformKey,
-    generate_private_key_pem,
-    register_with_tool,
-)
+from adaptive_lti.demo.platform import DemoPlatform, PlatformKey, generate_private_key_pem
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 

@@ -1,11 +1,11 @@
-"""HTTP routes of the built-in demo LTI platform (protocol in ``lti/platform_demo.py``).
+"""HTTP routes of the built-in demo LTI platform (protocol in ``demo/platform.py``).
 
-Mounted only when ``Settings.demo_platform`` is on: the platform's home page (``/demo-platform/``,
+Mounted through the app factory's hook (``cli/app.py``) when ``Settings.demo_platform`` is on: the platform's home page (``/demo-platform/``,
 and ``/`` redirects there), the button that starts a launch as a demo person, the OIDC
 authorization endpoint, the platform's JWKS and OpenID configuration; the teacher's "Add an
-activity" by deep linking and its return address (``lti/platform_demo_deeplinking.py``); the
+activity" by deep linking and its return address (``demo/deep_linking.py``); the
 administrator's "Manage tools" page that registers a tool by dynamic registration and the
-registration endpoint the tool posts to (``lti/platform_demo_registration.py``).
+registration endpoint the tool posts to (``demo/dynamic_registration.py``).
 """
 
 from __future__ import annotations
@@ -13,20 +13,19 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, FastAPI, Form, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from adaptive_lti.core.errors import NotFoundError, PermissionDeniedError
 from adaptive_lti.core.lti import PlatformRegistrationInfo, RegistrationStatus
-from adaptive_lti.db import lti_repo
-from adaptive_lti.db.session import transaction
-from adaptive_lti.lti import keys, platform_demo_store
-from adaptive_lti.lti import platform_demo_deeplinking as deep_linking
-from adaptive_lti.lti import platform_demo_registration as dynamic_registration
-from adaptive_lti.lti.platform_demo import (
+from adaptive_lti.demo import deep_linking, dynamic_registration
+from adaptive_lti.demo.platform import (
     DEEP_LINKING_COURSE_MODULE_ID,
     DEMO_PLATFORM_PATH,
     PENDING_LAUNCH_COOKIE,
@@ -38,9 +37,8 @@ from adaptive_lti.lti.platform_demo import (
     PendingLaunch,
     PendingLaunchCodec,
     load_or_create_platform_key,
-    register_with_tool,
 )
-from adaptive_lti.lti.platform_demo_services import (
+from adaptive_lti.demo.services import (
     NRPS_SCOPE,
     SCOPE_LINEITEM,
     SCOPE_LINEITEM_READONLY,
@@ -54,10 +52,19 @@ from adaptive_lti.lti.platform_demo_services import (
     memberships_json,
     result_json,
 )
-from adaptive_lti.lti.platform_demo_store import STORE_FILE_NAME, DemoPlatformStore
-from adaptive_lti.settings import Settings
-from adaptive_lti.web.deps import SessionDep, get_now
-from adaptive_lti.web.templating import templates
+from adaptive_lti.demo.store import (
+    MOODLE_JWKS_FETCH_FAILURE,
+    STORE_FILE_NAME,
+    DemoPlatformStore,
+    curl_blocks_tool,
+    set_curl_blocks_tool,
+)
+from adaptive_lti.demo.tool_link import ToolLink
+
+DEMO_DIR = Path(__file__).resolve().parent
+# The demo's own pages and files: a separate site from the tool's, as a VLE is.
+templates = Jinja2Templates(directory=DEMO_DIR / "templates")
+STATIC_ROUTE_NAME = "demo_platform_static"
 
 router = APIRouter(prefix=DEMO_PLATFORM_PATH, tags=["demo platform"])
 root_router = APIRouter()
@@ -76,27 +83,43 @@ NO_STORE_HEADERS = {
 }
 
 
-def mount(app: FastAPI, settings: Settings) -> DemoPlatform:
-    """Build the demo platform for this server, register it with the tool, serve its routes."""
-    key = load_or_create_platform_key(settings.demo_platform_key_file)
-    platform = DemoPlatform.for_tool(settings.base_url, key)
-    with transaction(app.state.session_factory) as session:
-        register_with_tool(session, platform, datetime.now(UTC))
-        # The demo signs with the tool's secret: configured, or made and kept as the tool's.
-        secret = keys.tool_secret(session, settings)
+def mount(app: FastAPI, *, base_url: str, key_file: Path, tool: ToolLink) -> DemoPlatform:
+    """Build the demo platform for the tool at ``base_url``, register it with the tool, and serve
+    its routes and files from ``app``. Its key, gradebook and store live beside ``key_file``."""
+    key = load_or_create_platform_key(key_file)
+    platform = DemoPlatform.for_tool(base_url, key)
+    tool.register_platform(platform, datetime.now(UTC))
+    # The demo signs with the tool's secret: configured, or made and kept as the tool's.
+    secret = tool.signing_secret()
     app.state.demo_platform = platform
+    app.state.demo_tool = tool
     app.state.demo_pending_launch_codec = PendingLaunchCodec(secret)
     app.state.demo_access_tokens = AccessTokens(platform, secret)
     app.state.demo_gradebook = DemoGradebook(
-        settings.demo_platform_key_file.with_name("demo-platform-gradebook.json"), platform
+        key_file.with_name("demo-platform-gradebook.json"), platform
     )
-    app.state.demo_store = DemoPlatformStore(
-        settings.demo_platform_key_file.with_name(STORE_FILE_NAME)
-    )
+    app.state.demo_store = DemoPlatformStore(key_file.with_name(STORE_FILE_NAME))
     app.state.demo_return_codec = deep_linking.ReturnSessionCodec(secret)
+    app.mount(
+        DEMO_PLATFORM_PATH + "/static",
+        StaticFiles(directory=DEMO_DIR / "static"),
+        name=STATIC_ROUTE_NAME,
+    )
     app.include_router(router)
     app.include_router(root_router)
     return platform
+
+
+def get_now(request: Request) -> datetime:
+    """The server's clock: tests move it with ``app.state.clock``, as the tool's."""
+    clock = getattr(request.app.state, "clock", None)
+    now: datetime = clock() if clock is not None else datetime.now(UTC)
+    return now
+
+
+def get_tool(request: Request) -> ToolLink:
+    tool: ToolLink = request.app.state.demo_tool
+    return tool
 
 
 def get_platform(request: Request) -> DemoPlatform:
@@ -135,6 +158,7 @@ ReturnCodecDep = Annotated[deep_linking.ReturnSessionCodec, Depends(get_return_c
 CodecDep = Annotated[PendingLaunchCodec, Depends(get_codec)]
 TokensDep = Annotated[AccessTokens, Depends(get_access_tokens)]
 GradebookDep = Annotated[DemoGradebook, Depends(get_gradebook)]
+ToolDep = Annotated[ToolLink, Depends(get_tool)]
 
 
 def _form_post_page(
@@ -142,7 +166,7 @@ def _form_post_page(
 ) -> Response:
     return templates.TemplateResponse(
         request,
-        "demo/form_post.html",
+        "form_post.html",
         {"form": form, "heading": heading, "explanation": explanation, "button": button},
         headers=NO_STORE_HEADERS,
     )
@@ -157,7 +181,7 @@ def root() -> RedirectResponse:
 def home(request: Request, platform: PlatformDep, store: StoreDep) -> Response:
     return templates.TemplateResponse(
         request,
-        "demo/home.html",
+        "home.html",
         {
             "platform": platform,
             "learners": [person for person in platform.people if not person.is_instructor],
@@ -349,7 +373,7 @@ def course_page(request: Request, platform: PlatformDep, person: str) -> Respons
     chosen = _person_or_404(platform, person)
     return templates.TemplateResponse(
         request,
-        "demo/course.html",
+        "course.html",
         {"platform": platform, "person": chosen},
         headers=NO_STORE_HEADERS,
     )
@@ -363,7 +387,7 @@ def framed_launch(
     return launch(request, platform, codec, store, _person_or_404(platform, person).key)
 
 
-# --- LTI Advantage services (lti/platform_demo_services.py) ---------------------------------------
+# --- LTI Advantage services (demo/services.py) ---------------------------------------
 
 MEDIA_LINEITEM = "application/vnd.ims.lis.v2.lineitem+json"
 MEDIA_LINEITEM_CONTAINER = "application/vnd.ims.lis.v2.lineitemcontainer+json"
@@ -387,7 +411,7 @@ def _moodle_error_page(request: Request, message: str) -> Response:
     """An error page as Moodle shows one (HTTP 404, HTML), for what Moodle fails on."""
     return templates.TemplateResponse(
         request,
-        "demo/moodle_error.html",
+        "moodle_error.html",
         {"message": message},
         status_code=404,
         headers=NO_STORE_HEADERS,
@@ -403,7 +427,7 @@ def _check_course(platform: DemoPlatform, course_id: str) -> None:
 def token(
     request: Request,
     tokens: TokensDep,
-    session: SessionDep,
+    tool_link: ToolDep,
     store: StoreDep,
     grant_type: Annotated[str, Form(max_length=100)] = "",
     client_assertion_type: Annotated[str, Form(max_length=200)] = "",
@@ -412,9 +436,9 @@ def token(
 ) -> Response:
     """OAuth 2 client credentials (Security Framework §4.1), answered as Moodle's token.php:
     JSON sent as text/html."""
-    if platform_demo_store.curl_blocks_tool(store):
+    if curl_blocks_tool(store):
         # Moodle's token.php cannot fetch the tool's key set to check the assertion.
-        return _moodle_error_page(request, platform_demo_store.MOODLE_JWKS_FETCH_FAILURE)
+        return _moodle_error_page(request, MOODLE_JWKS_FETCH_FAILURE)
     form = {
         "grant_type": grant_type,
         "client_assertion_type": client_assertion_type,
@@ -427,7 +451,7 @@ def token(
             for tool in dynamic_registration.tool_registrations(store)
             if tool.status == dynamic_registration.STATUS_ACTIVE
         ]
-        answer = tokens.issue(form, keys.published_jwks(session), _now_seconds(request), registered)
+        answer = tokens.issue(form, tool_link.published_jwks(), _now_seconds(request), registered)
     except ServiceError as error:
         return _service_error(error)
     return JSONResponse(answer, media_type="text/html; charset=utf-8")
@@ -603,7 +627,7 @@ def gradebook_page(request: Request, platform: PlatformDep, gradebook: Gradebook
     }
     return templates.TemplateResponse(
         request,
-        "demo/gradebook.html",
+        "gradebook.html",
         {
             "platform": platform,
             "items": items,
@@ -613,7 +637,7 @@ def gradebook_page(request: Request, platform: PlatformDep, gradebook: Gradebook
     )
 
 
-# --- deep linking: the teacher adds an activity (lti/platform_demo_deeplinking.py) -----------------
+# --- deep linking: the teacher adds an activity (demo/deep_linking.py) -----------------
 
 
 def _instructor_or_403(platform: DemoPlatform, person: str) -> DemoPerson:
@@ -656,7 +680,7 @@ def deep_linking_return(
     store: StoreDep,
     gradebook: GradebookDep,
     return_codec: ReturnCodecDep,
-    session: SessionDep,
+    tool_link: ToolDep,
     sesskey: Annotated[str, Query(max_length=2_000)] = "",
     jwt_field: Annotated[str, Form(alias="JWT", max_length=64_000)] = "",
 ) -> Response:
@@ -668,13 +692,13 @@ def deep_linking_return(
             "The deep linking return names no instructor of this course.",
             hint="Go back to the demo platform's home page and add the activity as the instructor.",
         )
-    if platform_demo_store.curl_blocks_tool(store):
+    if curl_blocks_tool(store):
         # Moodle's contentitem_return.php cannot fetch the tool's key set to verify the JWT.
-        return _moodle_error_page(request, platform_demo_store.MOODLE_JWKS_FETCH_FAILURE)
+        return _moodle_error_page(request, MOODLE_JWKS_FETCH_FAILURE)
     now = get_now(request)
     # The tool's public keys, read in-process: the tool is served by this same server.
     verified = deep_linking.verify_response(
-        platform, jwt_field, keys.published_jwks(session), int(now.timestamp()), store
+        platform, jwt_field, tool_link.published_jwks(), int(now.timestamp()), store
     )
     created = deep_linking.add_activities(
         store,
@@ -686,35 +710,35 @@ def deep_linking_return(
     )
     return templates.TemplateResponse(
         request,
-        "demo/deep_linking_done.html",
+        "deep_linking_done.html",
         {"platform": platform, "created": created, "verified": verified, "teacher": teacher},
         headers=NO_STORE_HEADERS,
     )
 
 
-# --- dynamic registration: the administrator's Manage tools (platform_demo_registration.py) -------
+# --- dynamic registration: the administrator's Manage tools (demo/dynamic_registration.py) -------
 
 
 @router.get("/admin/tools", name="demo_platform_tools")
 def manage_tools(
-    request: Request, platform: PlatformDep, store: StoreDep, session: SessionDep
+    request: Request, platform: PlatformDep, store: StoreDep, tool_link: ToolDep
 ) -> Response:
     """Site administration → Manage tools: the "Tool URL" box and the tools registered so far,
-    each with what the tool says of the registration (the tool shares this server's database)."""
+    each with what the tool says of the registration (the tool shares this server's process)."""
     tools = dynamic_registration.tool_registrations(store)
-    tool_side: dict[str, PlatformRegistrationInfo | None] = {}
-    for tool in tools:
-        found = lti_repo.find_registration(session, platform.issuer, tool.client_id)
-        tool_side[tool.client_id] = found
+    tool_side: dict[str, PlatformRegistrationInfo | None] = {
+        tool.client_id: tool_link.registration_at_tool(platform.issuer, tool.client_id)
+        for tool in tools
+    }
     return templates.TemplateResponse(
         request,
-        "demo/tools.html",
+        "tools.html",
         {
             "platform": platform,
             "tools": tools,
             "tool_side": tool_side,
             "awaiting_approval": RegistrationStatus.awaiting_approval,
-            "curl_blocks_tool": platform_demo_store.curl_blocks_tool(store),
+            "curl_blocks_tool": curl_blocks_tool(store),
             "default_tool_url": platform.tool_login_url.rsplit("/", 1)[0] + "/register",
         },
         headers=NO_STORE_HEADERS,
@@ -740,7 +764,7 @@ def start_tool_registration(
     if existing and registration_type not in ("new", "update"):
         return templates.TemplateResponse(
             request,
-            "demo/tool_registration_choice.html",
+            "tool_registration_choice.html",
             {"platform": platform, "tool_url": tool_url, "tools": existing},
             headers=NO_STORE_HEADERS,
         )
@@ -753,7 +777,7 @@ def start_tool_registration(
     )
     return templates.TemplateResponse(
         request,
-        "demo/tool_registration.html",
+        "tool_registration.html",
         {
             "platform": platform,
             "start_url": dynamic_registration.registration_start_url(tool_url, platform, token),
@@ -770,7 +794,7 @@ def http_security(
 ) -> RedirectResponse:
     """Site administration → General → Security → HTTP security: whether "cURL blocked hosts
     list" holds the tool's host (Moodle's default does for a tool on localhost)."""
-    platform_demo_store.set_curl_blocks_tool(store, curl_blocks_tool == "on")
+    set_curl_blocks_tool(store, curl_blocks_tool == "on")
     return RedirectResponse(str(request.url_for("demo_platform_tools")), status_code=303)
 
 

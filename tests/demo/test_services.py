@@ -12,13 +12,13 @@ import jwt
 import pytest
 from fastapi.testclient import TestClient
 
+from adaptive_lti.cli.app import build_app
 from adaptive_lti.db import migrate
 from adaptive_lti.db.session import transaction
+from adaptive_lti.demo.platform import DemoPlatform
+from adaptive_lti.demo.services import NRPS_SCOPE, SUPPORTED_SCOPES
 from adaptive_lti.lti import keys
-from adaptive_lti.lti.platform_demo import DemoPlatform
-from adaptive_lti.lti.platform_demo_services import NRPS_SCOPE, SUPPORTED_SCOPES
 from adaptive_lti.settings import Settings
-from adaptive_lti.web.app import create_app
 
 BASE = "http://testserver"
 SCORE = "https://purl.imsglobal.org/spec/lti-ags/scope/score"
@@ -39,7 +39,7 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
         demo_platform_key_file=tmp_path / "demo-platform.pem",
         secret_key="s" * 40,
     )
-    app = create_app(settings)
+    app = build_app(settings)
     with transaction(app.state.session_factory) as session:
         keys.ensure_signing_key(session, settings, datetime.now(UTC))
     with TestClient(app, base_url=BASE) as client:

@@ -11,7 +11,7 @@ import jwt
 import pytest
 from jwcrypto.jwk import JWK
 
-from adaptive_lti.lti.platform_demo import (
+from adaptive_lti.demo.platform import (
     BASIC_OUTCOME_CLAIM,
     DEMO_PEOPLE,
     LTI_CLAIM,
