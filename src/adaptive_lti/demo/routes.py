@@ -105,6 +105,7 @@ def mount(app: FastAPI, *, base_url: str, key_file: Path, tool: ToolLink) -> Dem
         StaticFiles(directory=DEMO_DIR / "static"),
         name=STATIC_ROUTE_NAME,
     )
+    app.add_exception_handler(ServiceError, _service_error)
     app.include_router(router)
     app.include_router(root_router)
     return platform
@@ -117,48 +118,22 @@ def get_now(request: Request) -> datetime:
     return now
 
 
-def get_tool(request: Request) -> ToolLink:
-    tool: ToolLink = request.app.state.demo_tool
-    return tool
+def _app_state(attribute: str) -> Any:
+    """A dependency that hands a handler one of the parts ``mount`` put on ``app.state``."""
+
+    def dependency(request: Request) -> Any:
+        return getattr(request.app.state, attribute)
+
+    return Depends(dependency)
 
 
-def get_platform(request: Request) -> DemoPlatform:
-    platform: DemoPlatform = request.app.state.demo_platform
-    return platform
-
-
-def get_codec(request: Request) -> PendingLaunchCodec:
-    codec: PendingLaunchCodec = request.app.state.demo_pending_launch_codec
-    return codec
-
-
-def get_access_tokens(request: Request) -> AccessTokens:
-    tokens: AccessTokens = request.app.state.demo_access_tokens
-    return tokens
-
-
-def get_gradebook(request: Request) -> DemoGradebook:
-    gradebook: DemoGradebook = request.app.state.demo_gradebook
-    return gradebook
-
-
-def get_store(request: Request) -> DemoPlatformStore:
-    store: DemoPlatformStore = request.app.state.demo_store
-    return store
-
-
-def get_return_codec(request: Request) -> deep_linking.ReturnSessionCodec:
-    codec: deep_linking.ReturnSessionCodec = request.app.state.demo_return_codec
-    return codec
-
-
-PlatformDep = Annotated[DemoPlatform, Depends(get_platform)]
-StoreDep = Annotated[DemoPlatformStore, Depends(get_store)]
-ReturnCodecDep = Annotated[deep_linking.ReturnSessionCodec, Depends(get_return_codec)]
-CodecDep = Annotated[PendingLaunchCodec, Depends(get_codec)]
-TokensDep = Annotated[AccessTokens, Depends(get_access_tokens)]
-GradebookDep = Annotated[DemoGradebook, Depends(get_gradebook)]
-ToolDep = Annotated[ToolLink, Depends(get_tool)]
+PlatformDep = Annotated[DemoPlatform, _app_state("demo_platform")]
+StoreDep = Annotated[DemoPlatformStore, _app_state("demo_store")]
+ReturnCodecDep = Annotated[deep_linking.ReturnSessionCodec, _app_state("demo_return_codec")]
+CodecDep = Annotated[PendingLaunchCodec, _app_state("demo_pending_launch_codec")]
+TokensDep = Annotated[AccessTokens, _app_state("demo_access_tokens")]
+GradebookDep = Annotated[DemoGradebook, _app_state("demo_gradebook")]
+ToolDep = Annotated[ToolLink, _app_state("demo_tool")]
 
 
 def _form_post_page(
@@ -396,7 +371,9 @@ MEDIA_MEMBERSHIPS = "application/vnd.ims.lti-nrps.v2.membershipcontainer+json"
 READ_LINE_ITEMS = (SCOPE_LINEITEM, SCOPE_LINEITEM_READONLY)
 
 
-def _service_error(error: ServiceError) -> JSONResponse:
+def _service_error(request: Request, error: Exception) -> JSONResponse:
+    """Service refusals as the platform answers them: JSON, with RFC 6750's challenge on 401."""
+    assert isinstance(error, ServiceError)
     headers = (
         {"WWW-Authenticate": f'Bearer error="{error.error}"'} if error.status_code == 401 else {}
     )
@@ -418,9 +395,19 @@ def _moodle_error_page(request: Request, message: str) -> Response:
     )
 
 
-def _check_course(platform: DemoPlatform, course_id: str) -> None:
+def _check_course(platform: PlatformDep, course_id: str) -> None:
     if course_id != platform.course.id:
         raise ServiceError(404, "not_found", f"the platform has no course {course_id!r}")
+
+
+def _service_access(*needed: str) -> Any:
+    """A dependency for an AGS call: the course exists and the bearer token grants a scope."""
+
+    def check(request: Request, course_id: str, platform: PlatformDep, tokens: TokensDep) -> None:
+        _check_course(platform, course_id)
+        tokens.check(request.headers.get("authorization"), needed, _now_seconds(request))
+
+    return Depends(check)
 
 
 @router.post("/token", name="demo_platform_token")
@@ -445,131 +432,93 @@ def token(
         "client_assertion": client_assertion,
         "scope": scope,
     }
-    try:
-        registered = [
-            tool.client_id
-            for tool in dynamic_registration.tool_registrations(store)
-            if tool.status == dynamic_registration.STATUS_ACTIVE
-        ]
-        answer = tokens.issue(form, tool_link.published_jwks(), _now_seconds(request), registered)
-    except ServiceError as error:
-        return _service_error(error)
+    registered = [
+        tool.client_id
+        for tool in dynamic_registration.tool_registrations(store)
+        if tool.status == dynamic_registration.STATUS_ACTIVE
+    ]
+    answer = tokens.issue(form, tool_link.published_jwks(), _now_seconds(request), registered)
     return JSONResponse(answer, media_type="text/html; charset=utf-8")
 
 
-@router.get("/services/{course_id}/lineitems", name="demo_platform_line_items")
+@router.get(
+    "/services/{course_id}/lineitems",
+    name="demo_platform_line_items",
+    dependencies=[_service_access(*READ_LINE_ITEMS)],
+)
 def line_items(
-    request: Request,
-    course_id: str,
     platform: PlatformDep,
-    tokens: TokensDep,
     gradebook: GradebookDep,
     resource_link_id: str | None = None,
     resource_id: str | None = None,
     tag: str | None = None,
 ) -> Response:
     """AGS §3.2: the course's line items, filtered as the query asks."""
-    try:
-        _check_course(platform, course_id)
-        tokens.check(request.headers.get("authorization"), READ_LINE_ITEMS, _now_seconds(request))
-        urls = ServiceUrls(platform)
-        items = [
-            line_item_json(urls, item)
-            for item in gradebook.line_items()
-            if (resource_link_id is None or item.resource_link_id == resource_link_id)
-            and (resource_id is None or item.resource_id == resource_id)
-            and (tag is None or item.tag == tag)
-        ]
-    except ServiceError as error:
-        return _service_error(error)
+    urls = ServiceUrls(platform)
+    items = [
+        line_item_json(urls, item)
+        for item in gradebook.line_items()
+        if (resource_link_id is None or item.resource_link_id == resource_link_id)
+        and (resource_id is None or item.resource_id == resource_id)
+        and (tag is None or item.tag == tag)
+    ]
     return JSONResponse(items, media_type=MEDIA_LINEITEM_CONTAINER)
 
 
-@router.post("/services/{course_id}/lineitems", name="demo_platform_add_line_item")
+@router.post(
+    "/services/{course_id}/lineitems",
+    name="demo_platform_add_line_item",
+    dependencies=[_service_access(SCOPE_LINEITEM)],
+)
 def add_line_item(
-    request: Request,
-    course_id: str,
-    body: Annotated[dict[str, Any], Body()],
-    platform: PlatformDep,
-    tokens: TokensDep,
-    gradebook: GradebookDep,
+    body: Annotated[dict[str, Any], Body()], platform: PlatformDep, gradebook: GradebookDep
 ) -> Response:
     """AGS §3.2.4: a new line item (a new gradebook column)."""
-    try:
-        _check_course(platform, course_id)
-        tokens.check(request.headers.get("authorization"), (SCOPE_LINEITEM,), _now_seconds(request))
-        item = gradebook.add_line_item(body)
-    except ServiceError as error:
-        return _service_error(error)
+    item = gradebook.add_line_item(body)
     return JSONResponse(
         line_item_json(ServiceUrls(platform), item), status_code=201, media_type=MEDIA_LINEITEM
     )
 
 
-@router.get("/services/{course_id}/lineitems/{item_id}/lineitem", name="demo_platform_line_item")
-def line_item(
-    request: Request,
-    course_id: str,
-    item_id: str,
-    platform: PlatformDep,
-    tokens: TokensDep,
-    gradebook: GradebookDep,
-) -> Response:
-    try:
-        _check_course(platform, course_id)
-        tokens.check(request.headers.get("authorization"), READ_LINE_ITEMS, _now_seconds(request))
-        item = gradebook.line_item(item_id)
-    except ServiceError as error:
-        return _service_error(error)
+@router.get(
+    "/services/{course_id}/lineitems/{item_id}/lineitem",
+    name="demo_platform_line_item",
+    dependencies=[_service_access(*READ_LINE_ITEMS)],
+)
+def line_item(item_id: str, platform: PlatformDep, gradebook: GradebookDep) -> Response:
+    item = gradebook.line_item(item_id)
     return JSONResponse(line_item_json(ServiceUrls(platform), item), media_type=MEDIA_LINEITEM)
 
 
 @router.post(
-    "/services/{course_id}/lineitems/{item_id}/lineitem/scores", name="demo_platform_scores"
+    "/services/{course_id}/lineitems/{item_id}/lineitem/scores",
+    name="demo_platform_scores",
+    dependencies=[_service_access(SCOPE_SCORE)],
 )
 def post_score(
-    request: Request,
-    course_id: str,
     item_id: str,
     body: Annotated[dict[str, Any], Body()],
     platform: PlatformDep,
-    tokens: TokensDep,
     gradebook: GradebookDep,
 ) -> Response:
     """AGS §3.4: a score for one learner; refused for people who cannot be graded."""
-    try:
-        _check_course(platform, course_id)
-        tokens.check(request.headers.get("authorization"), (SCOPE_SCORE,), _now_seconds(request))
-        gradable = {person.user_id for person in platform.people if not person.is_instructor}
-        gradebook.record_score(item_id, body, gradable)
-    except ServiceError as error:
-        return _service_error(error)
+    gradable = {person.user_id for person in platform.people if not person.is_instructor}
+    gradebook.record_score(item_id, body, gradable)
     return Response(status_code=200)
 
 
 @router.get(
-    "/services/{course_id}/lineitems/{item_id}/lineitem/results", name="demo_platform_results"
+    "/services/{course_id}/lineitems/{item_id}/lineitem/results",
+    name="demo_platform_results",
+    dependencies=[_service_access(SCOPE_RESULT_READONLY)],
 )
 def results(
-    request: Request,
-    course_id: str,
-    item_id: str,
-    platform: PlatformDep,
-    tokens: TokensDep,
-    gradebook: GradebookDep,
-    user_id: str | None = None,
+    item_id: str, platform: PlatformDep, gradebook: GradebookDep, user_id: str | None = None
 ) -> Response:
     """AGS §3.3: the results of a line item, as the platform stored them (rescaled)."""
-    try:
-        _check_course(platform, course_id)
-        tokens.check(
-            request.headers.get("authorization"), (SCOPE_RESULT_READONLY,), _now_seconds(request)
-        )
-        item = gradebook.line_item(item_id)
-        urls = ServiceUrls(platform)
-        body = [result_json(urls, item, result) for result in gradebook.results(item_id, user_id)]
-    except ServiceError as error:
-        return _service_error(error)
+    item = gradebook.line_item(item_id)
+    urls = ServiceUrls(platform)
+    body = [result_json(urls, item, result) for result in gradebook.results(item_id, user_id)]
     return JSONResponse(body, media_type=MEDIA_RESULT_CONTAINER)
 
 
@@ -587,18 +536,15 @@ def memberships(
 ) -> Response:
     """NRPS 2.0 §2: the course's members, with Moodle's short role names. The binding is the
     tool type (deployment): the built-in one or one registered by dynamic registration."""
-    try:
-        _check_course(platform, course_id)
-        deployments = {platform.deployment_id} | {
-            tool.deployment_id
-            for tool in dynamic_registration.tool_registrations(store)
-            if tool.status == dynamic_registration.STATUS_ACTIVE
-        }
-        if binding not in deployments:
-            raise ServiceError(404, "not_found", f"the course has no tool binding {binding!r}")
-        tokens.check(request.headers.get("authorization"), (NRPS_SCOPE,), _now_seconds(request))
-    except ServiceError as error:
-        return _service_error(error)
+    _check_course(platform, course_id)
+    deployments = {platform.deployment_id} | {
+        tool.deployment_id
+        for tool in dynamic_registration.tool_registrations(store)
+        if tool.status == dynamic_registration.STATUS_ACTIVE
+    }
+    if binding not in deployments:
+        raise ServiceError(404, "not_found", f"the course has no tool binding {binding!r}")
+    tokens.check(request.headers.get("authorization"), (NRPS_SCOPE,), _now_seconds(request))
     return JSONResponse(
         memberships_json(ServiceUrls(platform), platform.people), media_type=MEDIA_MEMBERSHIPS
     )
