@@ -7,12 +7,10 @@ events, snapshots), grade delivery (line items, outbox).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from sqlalchemy import (
-    JSON,
     Boolean,
-    DateTime,
     Float,
     ForeignKey,
     ForeignKeyConstraint,
@@ -58,7 +56,10 @@ __all__ = [
 # launches tell us (users, contexts, resource links, launches). Times are stored in UTC.
 # ---------------------------------------------------------------------------------------------
 
-TIMESTAMP = DateTime(timezone=True)
+# The column types the declarations below share (SQLAlchemy 2's Annotated mapping; datetimes and
+# JSON values are mapped in ``Base.type_annotation_map``).
+IntPK = Annotated[int, mapped_column(Integer, primary_key=True)]
+OptionalText = Annotated[str | None, mapped_column(Text)]
 
 
 def _cascading_fk(target: str, **column: Any) -> MappedColumn[Any]:
@@ -67,32 +68,39 @@ def _cascading_fk(target: str, **column: Any) -> MappedColumn[Any]:
     return mapped_column(ForeignKey(target, ondelete="CASCADE"), index=True, **column)
 
 
+class SeenBetween:
+    """When a launch first and last named this user, course or activity."""
+
+    first_seen_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+
+
 class PlatformRegistration(Base):
     """One platform registration: an (issuer, client_id) pair and the platform's endpoints."""
 
     __tablename__ = "lti_registration"
     __table_args__ = (UniqueConstraint("issuer", "client_id"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[IntPK]
     issuer: Mapped[str] = mapped_column(String(255))
     client_id: Mapped[str] = mapped_column(String(255))
     name: Mapped[str] = mapped_column(String(255), default="")
     auth_login_url: Mapped[str] = mapped_column(Text)
     auth_token_url: Mapped[str] = mapped_column(Text)
     # OAuth 2 token audience when it differs from the token URL (LTI Advantage, Security §4.1).
-    auth_token_audience: Mapped[str | None] = mapped_column(Text, nullable=True)
+    auth_token_audience: Mapped[OptionalText]
     # Either a JWKS URL or a static key set (JSON text) verifies the platform's id_tokens.
-    jwks_url: Mapped[str | None] = mapped_column(Text, nullable=True)
-    static_jwks: Mapped[str | None] = mapped_column(Text, nullable=True)
+    jwks_url: Mapped[OptionalText]
+    static_jwks: Mapped[OptionalText]
     # "active", or "awaiting-approval" for a dynamic registration an admin has not approved.
     status: Mapped[str] = mapped_column(String(32), default="active")
     # JWKS cache: the last key set fetched, when, until when HTTP caching allows it, and the
     # last forced refetch (an unknown kid), which is rate limited.
-    jwks_cache: Mapped[str | None] = mapped_column(Text, nullable=True)
-    jwks_fetched_at: Mapped[datetime | None] = mapped_column(TIMESTAMP, nullable=True)
-    jwks_expires_at: Mapped[datetime | None] = mapped_column(TIMESTAMP, nullable=True)
-    jwks_forced_refetch_at: Mapped[datetime | None] = mapped_column(TIMESTAMP, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(TIMESTAMP)
+    jwks_cache: Mapped[OptionalText]
+    jwks_fetched_at: Mapped[datetime | None]
+    jwks_expires_at: Mapped[datetime | None]
+    jwks_forced_refetch_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
 
 
 class Deployment(Base):
@@ -101,13 +109,13 @@ class Deployment(Base):
     __tablename__ = "lti_deployment"
     __table_args__ = (UniqueConstraint("registration_id", "deployment_id"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[IntPK]
     registration_id: Mapped[int] = _cascading_fk("lti_registration.id")
     deployment_id: Mapped[str] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
-    created_at: Mapped[datetime] = mapped_column(TIMESTAMP)
+    created_at: Mapped[datetime]
     # When an administrator deactivated it (null: active, or recorded and never activated).
-    deactivated_at: Mapped[datetime | None] = mapped_column(TIMESTAMP, nullable=True)
+    deactivated_at: Mapped[datetime | None]
 
 
 class ToolKey(Base):
@@ -117,13 +125,13 @@ class ToolKey(Base):
 
     kid: Mapped[str] = mapped_column(String(64), primary_key=True)
     # The PEM in the database, or the path of a 0600 file when Settings.key_dir is set.
-    private_key_pem: Mapped[str | None] = mapped_column(Text, nullable=True)
-    private_key_path: Mapped[str | None] = mapped_column(Text, nullable=True)
-    public_jwk: Mapped[dict[str, Any]] = mapped_column(JSON)
+    private_key_pem: Mapped[OptionalText]
+    private_key_path: Mapped[OptionalText]
+    public_jwk: Mapped[dict[str, Any]]
     # "active" keys are published; the newest active key signs. "retired" keys are neither.
     status: Mapped[str] = mapped_column(String(16), default="active")
-    created_at: Mapped[datetime] = mapped_column(TIMESTAMP)
-    retired_at: Mapped[datetime | None] = mapped_column(TIMESTAMP, nullable=True)
+    created_at: Mapped[datetime]
+    retired_at: Mapped[datetime | None]
 
 
 class ToolSecret(Base):
@@ -134,7 +142,7 @@ class ToolSecret(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     secret: Mapped[str] = mapped_column(String(128))
-    created_at: Mapped[datetime] = mapped_column(TIMESTAMP)
+    created_at: Mapped[datetime]
 
 
 class LoginState(Base):
@@ -147,64 +155,58 @@ class LoginState(Base):
     registration_id: Mapped[int] = _cascading_fk("lti_registration.id")
     target_link_uri: Mapped[str] = mapped_column(Text)
     login_hint: Mapped[str] = mapped_column(Text)
-    lti_message_hint: Mapped[str | None] = mapped_column(Text, nullable=True)
+    lti_message_hint: Mapped[OptionalText]
     deployment_hint: Mapped[str | None] = mapped_column(String(255), nullable=True)
     # The platform's postMessage storage frame when it sent lti_storage_target.
     storage_target: Mapped[str | None] = mapped_column(String(255), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(TIMESTAMP)
-    expires_at: Mapped[datetime] = mapped_column(TIMESTAMP, index=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
 
 
-class User(Base):
+class User(SeenBetween, Base):
     """A person as a platform knows them: ``sub`` is unique per issuer (LTI Core 1.3 §5.3.6)."""
 
     __tablename__ = "lti_user"
     __table_args__ = (UniqueConstraint("registration_id", "subject"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[IntPK]
     registration_id: Mapped[int] = _cascading_fk("lti_registration.id")
     subject: Mapped[str] = mapped_column(String(255))
-    given_name: Mapped[str | None] = mapped_column(Text, nullable=True)
-    family_name: Mapped[str | None] = mapped_column(Text, nullable=True)
-    name: Mapped[str | None] = mapped_column(Text, nullable=True)
-    email: Mapped[str | None] = mapped_column(Text, nullable=True)
-    person_sourcedid: Mapped[str | None] = mapped_column(Text, nullable=True)
+    given_name: Mapped[OptionalText]
+    family_name: Mapped[OptionalText]
+    name: Mapped[OptionalText]
+    email: Mapped[OptionalText]
+    person_sourcedid: Mapped[OptionalText]
     # Moodle's ext.user_username.
-    username: Mapped[str | None] = mapped_column(Text, nullable=True)
-    first_seen_at: Mapped[datetime] = mapped_column(TIMESTAMP)
-    last_seen_at: Mapped[datetime] = mapped_column(TIMESTAMP)
+    username: Mapped[OptionalText]
 
 
-class Context(Base):
+class Context(SeenBetween, Base):
     """A course (LTI Core 1.3 §5.4.1): its id is unique within a deployment."""
 
     __tablename__ = "lti_context"
     __table_args__ = (UniqueConstraint("deployment_id", "context_id"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[IntPK]
     deployment_id: Mapped[int] = _cascading_fk("lti_deployment.id")
     context_id: Mapped[str] = mapped_column(String(255))
-    label: Mapped[str | None] = mapped_column(Text, nullable=True)
-    title: Mapped[str | None] = mapped_column(Text, nullable=True)
-    types: Mapped[list[str]] = mapped_column(JSON)
-    first_seen_at: Mapped[datetime] = mapped_column(TIMESTAMP)
-    last_seen_at: Mapped[datetime] = mapped_column(TIMESTAMP)
+    label: Mapped[OptionalText]
+    title: Mapped[OptionalText]
+    types: Mapped[list[str]]
 
 
-class ResourceLink(Base):
+class ResourceLink(SeenBetween, Base):
     """An activity placed in a course (LTI Core 1.3 §5.3.5), unique within a deployment."""
 
     __tablename__ = "lti_resource_link"
     __table_args__ = (UniqueConstraint("deployment_id", "resource_link_id"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[IntPK]
     deployment_id: Mapped[int] = _cascading_fk("lti_deployment.id")
     context_id: Mapped[int | None] = _cascading_fk("lti_context.id", nullable=True)
     resource_link_id: Mapped[str] = mapped_column(String(255))
-    title: Mapped[str | None] = mapped_column(Text, nullable=True)
-    description: Mapped[str | None] = mapped_column(Text, nullable=True)
-    first_seen_at: Mapped[datetime] = mapped_column(TIMESTAMP)
-    last_seen_at: Mapped[datetime] = mapped_column(TIMESTAMP)
+    title: Mapped[OptionalText]
+    description: Mapped[OptionalText]
 
 
 class Launch(Base):
@@ -212,7 +214,7 @@ class Launch(Base):
 
     __tablename__ = "lti_launch"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[IntPK]
     registration_id: Mapped[int] = _cascading_fk("lti_registration.id")
     deployment_id: Mapped[int] = _cascading_fk("lti_deployment.id")
     user_id: Mapped[int | None] = _cascading_fk("lti_user.id", nullable=True)
@@ -221,19 +223,19 @@ class Launch(Base):
     message_type: Mapped[str] = mapped_column(String(64))
     target_link_uri: Mapped[str] = mapped_column(Text)
     # Roles as sent (normalised to full URIs, unknown ones kept) and their short forms.
-    roles: Mapped[list[str]] = mapped_column(JSON)
-    roles_short: Mapped[list[str]] = mapped_column(JSON)
-    custom: Mapped[dict[str, Any]] = mapped_column(JSON)
+    roles: Mapped[list[str]]
+    roles_short: Mapped[list[str]]
+    custom: Mapped[dict[str, Any]]
     locale: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # Service and vendor claims, kept as sent (null when absent).
-    ags_endpoint: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
-    nrps: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
-    deep_linking_settings: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
-    basic_outcome: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
-    ext: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
-    tool_platform: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
-    launch_presentation: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
-    launched_at: Mapped[datetime] = mapped_column(TIMESTAMP, index=True)
+    ags_endpoint: Mapped[dict[str, Any] | None]
+    nrps: Mapped[dict[str, Any] | None]
+    deep_linking_settings: Mapped[dict[str, Any] | None]
+    basic_outcome: Mapped[dict[str, Any] | None]
+    ext: Mapped[dict[str, Any] | None]
+    tool_platform: Mapped[dict[str, Any] | None]
+    launch_presentation: Mapped[dict[str, Any] | None]
+    launched_at: Mapped[datetime] = mapped_column(index=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -254,13 +256,13 @@ class LineItem(Base):
     __tablename__ = "lti_line_item"
     __table_args__ = (UniqueConstraint("registration_id", "binding_key"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[IntPK]
     registration_id: Mapped[int] = _cascading_fk("lti_registration.id")
     resource_link_id: Mapped[int | None] = _cascading_fk("lti_resource_link.id", nullable=True)
     binding_key: Mapped[str] = mapped_column(String(64))
     # The line-items container (the AGS claim's ``lineitems``) and the line item itself.
-    lineitems_url: Mapped[str | None] = mapped_column(Text, nullable=True)
-    lineitem_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    lineitems_url: Mapped[OptionalText]
+    lineitem_url: Mapped[OptionalText]
     label: Mapped[str] = mapped_column(Text)
     score_maximum: Mapped[float] = mapped_column(Float)
     # The tool's own identifiers of the column (AGS ``resourceId`` and ``tag``).
@@ -269,9 +271,9 @@ class LineItem(Base):
     # The platform's resource link id (AGS ``resourceLinkId``) a created column is attached to.
     platform_resource_link_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
     # The AGS scopes the launch granted (AGS 2.0 §3.1): service tokens ask for no others.
-    granted_scopes: Mapped[list[str]] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(TIMESTAMP)
-    updated_at: Mapped[datetime] = mapped_column(TIMESTAMP)
+    granted_scopes: Mapped[list[str]]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
 
 
 class ScoreOutbox(Base):
@@ -288,24 +290,24 @@ class ScoreOutbox(Base):
         Index("ix_lti_score_outbox_status_next_attempt_at", "status", "next_attempt_at"),
     )
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[IntPK]
     registration_id: Mapped[int] = _cascading_fk("lti_registration.id")
     line_item_id: Mapped[int] = _cascading_fk("lti_line_item.id")
     # The platform's user id (the launch's ``sub``), the score's ``userId``.
     user_sub: Mapped[str] = mapped_column(String(255))
     # scoreGiven, scoreMaximum, activityProgress, gradingProgress, timestamp, comment.
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    payload: Mapped[dict[str, Any]]
     # "pending", "delivered" or "failed" (permanently: the platform refused it, or too many tries).
     status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime] = mapped_column(TIMESTAMP)
+    next_attempt_at: Mapped[datetime]
     # Why the last attempt failed, in words an instructor can act on.
-    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    last_error: Mapped[OptionalText]
     claim_token: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    claim_expires_at: Mapped[datetime | None] = mapped_column(TIMESTAMP, nullable=True)
+    claim_expires_at: Mapped[datetime | None]
     dedupe_key: Mapped[str] = mapped_column(String(128))
-    created_at: Mapped[datetime] = mapped_column(TIMESTAMP)
-    delivered_at: Mapped[datetime | None] = mapped_column(TIMESTAMP, nullable=True)
+    created_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]
 
 
 class ServiceAccessToken(Base):
@@ -314,13 +316,13 @@ class ServiceAccessToken(Base):
     __tablename__ = "lti_service_token"
     __table_args__ = (UniqueConstraint("registration_id", "scopes"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[IntPK]
     registration_id: Mapped[int] = _cascading_fk("lti_registration.id")
     # The scopes asked for, sorted and space separated: one cached token per scope set.
     scopes: Mapped[str] = mapped_column(String(1024))
     access_token: Mapped[str] = mapped_column(Text)
-    expires_at: Mapped[datetime] = mapped_column(TIMESTAMP)
-    created_at: Mapped[datetime] = mapped_column(TIMESTAMP)
+    expires_at: Mapped[datetime]
+    created_at: Mapped[datetime]
 
 
 class RosterMember(Base):
@@ -329,25 +331,25 @@ class RosterMember(Base):
     __tablename__ = "lti_roster_member"
     __table_args__ = (UniqueConstraint("context_id", "user_sub"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[IntPK]
     registration_id: Mapped[int] = _cascading_fk("lti_registration.id")
     context_id: Mapped[int] = _cascading_fk("lti_context.id")
     # The member's ``user_id``: the same value as the ``sub`` of their launches.
     user_sub: Mapped[str] = mapped_column(String(255))
-    name: Mapped[str | None] = mapped_column(Text, nullable=True)
-    given_name: Mapped[str | None] = mapped_column(Text, nullable=True)
-    family_name: Mapped[str | None] = mapped_column(Text, nullable=True)
-    email: Mapped[str | None] = mapped_column(Text, nullable=True)
+    name: Mapped[OptionalText]
+    given_name: Mapped[OptionalText]
+    family_name: Mapped[OptionalText]
+    email: Mapped[OptionalText]
     # Moodle's ext_user_username.
-    username: Mapped[str | None] = mapped_column(Text, nullable=True)
-    lis_person_sourcedid: Mapped[str | None] = mapped_column(Text, nullable=True)
+    username: Mapped[OptionalText]
+    lis_person_sourcedid: Mapped[OptionalText]
     # Roles as full URIs, and their short forms ("Learner", "Instructor").
-    roles: Mapped[list[str]] = mapped_column(JSON)
-    roles_short: Mapped[list[str]] = mapped_column(JSON)
+    roles: Mapped[list[str]]
+    roles_short: Mapped[list[str]]
     # "active", "inactive" (the platform says so, or the member left the list) or "deleted".
     status: Mapped[str] = mapped_column(String(16))
-    first_synced_at: Mapped[datetime] = mapped_column(TIMESTAMP)
-    synced_at: Mapped[datetime] = mapped_column(TIMESTAMP)
+    first_synced_at: Mapped[datetime]
+    synced_at: Mapped[datetime]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -380,8 +382,8 @@ class Design(Base):
     design_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     # The title of the latest published version.
     title: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(TIMESTAMP)
-    updated_at: Mapped[datetime] = mapped_column(TIMESTAMP)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
 
 
 class DesignOwner(Base):
@@ -392,12 +394,12 @@ class DesignOwner(Base):
     __tablename__ = "design_owner"
     __table_args__ = (_design_fk(),)
 
-    registration_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    registration_id: Mapped[IntPK]
     design_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     subject: Mapped[str] = mapped_column(String(255), primary_key=True)
     # Who they are, as the launch that made them owner named them.
     name: Mapped[str] = mapped_column(Text)
-    granted_at: Mapped[datetime] = mapped_column(TIMESTAMP)
+    granted_at: Mapped[datetime]
 
 
 class DesignVersion(Base):
@@ -406,7 +408,7 @@ class DesignVersion(Base):
     __tablename__ = "design_version"
     __table_args__ = (UniqueConstraint("registration_id", "design_id", "version"), _design_fk())
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[IntPK]
     registration_id: Mapped[int] = mapped_column(Integer)
     design_id: Mapped[str] = mapped_column(String(64))
     version: Mapped[int] = mapped_column(Integer)
@@ -415,13 +417,13 @@ class DesignVersion(Base):
     source: Mapped[str] = mapped_column(Text)
     # Markdown of pages written as ``file:`` beside the design, by activity id, so a published
     # version is self-contained. Part of the content hash.
-    page_bodies: Mapped[dict[str, str]] = mapped_column(JSON)
+    page_bodies: Mapped[dict[str, str]]
     content_hash: Mapped[str] = mapped_column(String(64))
     # {"errors": 0, "warnings": n, "messages": [...]}: what the linter said at publication.
-    lint_summary: Mapped[dict[str, Any]] = mapped_column(JSON)
+    lint_summary: Mapped[dict[str, Any]]
     # Whether the design sends a grade (deep linking then asks the platform for a line item).
     sends_grade: Mapped[bool] = mapped_column(Boolean)
-    published_at: Mapped[datetime] = mapped_column(TIMESTAMP)
+    published_at: Mapped[datetime]
     published_by: Mapped[str] = mapped_column(String(255))
 
 
@@ -431,7 +433,7 @@ class DesignBinding(Base):
     __tablename__ = "design_binding"
     __table_args__ = (UniqueConstraint("deployment_id", "resource_link_id"), _design_fk())
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[IntPK]
     registration_id: Mapped[int] = _cascading_fk("lti_registration.id")
     deployment_id: Mapped[int] = _cascading_fk("lti_deployment.id")
     # The platform's resource link id and context id, as sent in the launch.
@@ -444,7 +446,7 @@ class DesignBinding(Base):
     bound_by: Mapped[str] = mapped_column(Text)
     # "deep-link", "custom-param" or "instructor" (core.catalogue.BindingMethod).
     method: Mapped[str] = mapped_column(String(32))
-    bound_at: Mapped[datetime] = mapped_column(TIMESTAMP)
+    bound_at: Mapped[datetime]
 
 
 class DesignDeepLink(Base):
@@ -453,7 +455,7 @@ class DesignDeepLink(Base):
     __tablename__ = "design_deep_link"
     __table_args__ = (_design_fk(),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[IntPK]
     registration_id: Mapped[int] = _cascading_fk("lti_registration.id")
     deployment_id: Mapped[int] = _cascading_fk("lti_deployment.id")
     context_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
@@ -461,9 +463,9 @@ class DesignDeepLink(Base):
     design_id: Mapped[str] = mapped_column(String(64), index=True)
     pinned_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_by: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(TIMESTAMP)
+    created_at: Mapped[datetime]
     # Set when the first launch of the activity it created bound it.
-    used_at: Mapped[datetime | None] = mapped_column(TIMESTAMP, nullable=True)
+    used_at: Mapped[datetime | None]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -480,7 +482,7 @@ class LearnerEnrolment(Base):
     __tablename__ = "learner_enrolment"
     __table_args__ = (UniqueConstraint("resource_link_id", "user_id", "design_id"), _design_fk())
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[IntPK]
     registration_id: Mapped[int] = _cascading_fk("lti_registration.id")
     deployment_id: Mapped[int] = _cascading_fk("lti_deployment.id")
     context_id: Mapped[int | None] = _cascading_fk("lti_context.id", nullable=True)
@@ -496,10 +498,10 @@ class LearnerEnrolment(Base):
     # The version the learner is on: the one they started, until a migration moves them.
     design_version: Mapped[int] = mapped_column(Integer)
     # The AGS claim of the learner's latest launch (where scores go), null when grading is off.
-    ags_endpoint: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    ags_endpoint: Mapped[dict[str, Any] | None]
     locale: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    started_at: Mapped[datetime] = mapped_column(TIMESTAMP)
-    last_launch_at: Mapped[datetime] = mapped_column(TIMESTAMP)
+    started_at: Mapped[datetime]
+    last_launch_at: Mapped[datetime]
 
 
 class LearnerEvent(Base):
@@ -508,21 +510,21 @@ class LearnerEvent(Base):
     __tablename__ = "learner_event"
     __table_args__ = (UniqueConstraint("enrolment_id", "sequence"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[IntPK]
     enrolment_id: Mapped[int] = _cascading_fk("learner_enrolment.id")
     # 0, 1, 2, ... per enrolment, without gaps.
     sequence: Mapped[int] = mapped_column(Integer)
     event_type: Mapped[str] = mapped_column(String(32))
     # ``core.events.event_to_dict`` of the event (its own ``at`` included).
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    payload: Mapped[dict[str, Any]]
     # The design version the event was decided on.
     design_version: Mapped[int] = mapped_column(Integer)
-    occurred_at: Mapped[datetime] = mapped_column(TIMESTAMP, index=True)
+    occurred_at: Mapped[datetime] = mapped_column(index=True)
     # Who made it happen when it was not the learner (an instructor's override or reset).
-    actor: Mapped[str | None] = mapped_column(Text, nullable=True)
+    actor: Mapped[OptionalText]
     # Free text that came with the event and is not part of the engine's event: a reflection's
     # answer (the event says only that the reflection was completed).
-    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    note: Mapped[OptionalText]
     # The decision that followed, in the words of the rule that fired (for traces and analytics).
     decision_kind: Mapped[str] = mapped_column(String(16))
     decision_rule: Mapped[str] = mapped_column(Text)
@@ -537,14 +539,14 @@ class LearnerSnapshot(Base):
         ForeignKey("learner_enrolment.id", ondelete="CASCADE"), primary_key=True
     )
     # ``core.learner.LearnerState.to_dict`` and the engine's current decision (explanation too).
-    state: Mapped[dict[str, Any]] = mapped_column(JSON)
-    decision: Mapped[dict[str, Any]] = mapped_column(JSON)
+    state: Mapped[dict[str, Any]]
+    decision: Mapped[dict[str, Any]]
     # "activity", "choose", "input" or "completed".
     decision_kind: Mapped[str] = mapped_column(String(16))
     activity: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # The branch cases the learner is on, outermost first, joined with " / ".
-    route: Mapped[str | None] = mapped_column(Text, nullable=True)
-    flags: Mapped[list[str]] = mapped_column(JSON)
+    route: Mapped[OptionalText]
+    flags: Mapped[list[str]]
     needs_help: Mapped[bool] = mapped_column(Boolean, default=False)
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     grade: Mapped[float | None] = mapped_column(Float, nullable=True)
@@ -552,7 +554,7 @@ class LearnerSnapshot(Base):
     passed: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     # How many events the log holds: the next event's sequence number.
     event_count: Mapped[int] = mapped_column(Integer)
-    updated_at: Mapped[datetime] = mapped_column(TIMESTAMP, index=True)
+    updated_at: Mapped[datetime] = mapped_column(index=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -569,16 +571,16 @@ class RefusalCount(Base):
     __tablename__ = "lti_refusal_count"
     __table_args__ = (UniqueConstraint("hour", "step", "check"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[IntPK]
     # The start of the hour (UTC) the refusals fell in.
-    hour: Mapped[datetime] = mapped_column(TIMESTAMP)
+    hour: Mapped[datetime]
     # "login", "launch" or "other".
     step: Mapped[str] = mapped_column(String(16))
     check: Mapped[str] = mapped_column(String(64))
     count: Mapped[int] = mapped_column(Integer, default=0)
     # The last refusal's message (shortened), so the administrator sees what was wrong.
     last_message: Mapped[str] = mapped_column(Text, default="")
-    last_at: Mapped[datetime] = mapped_column(TIMESTAMP)
+    last_at: Mapped[datetime]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -596,8 +598,8 @@ class AuditRecord(Base):
         Index("ix_audit_record_registration_id_occurred_at", "registration_id", "occurred_at"),
     )
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    occurred_at: Mapped[datetime] = mapped_column(TIMESTAMP, index=True)
+    id: Mapped[IntPK]
+    occurred_at: Mapped[datetime] = mapped_column(index=True)
     # The platform user's ``sub`` when a platform user acted (null for the command line).
     actor_subject: Mapped[str | None] = mapped_column(String(255), nullable=True)
     # The platform user's name, or "cli:<os user>" for the command line.
@@ -607,4 +609,4 @@ class AuditRecord(Base):
     # "design.publish", "learner.move", ... (``db.audit_repo.AuditAction``).
     action: Mapped[str] = mapped_column(String(64), index=True)
     target: Mapped[str] = mapped_column(Text)
-    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    details: Mapped[dict[str, Any]]
