@@ -395,7 +395,7 @@ def _moodle_error_page(request: Request, message: str) -> Response:
     )
 
 
-def _check_course(platform: PlatformDep, course_id: str) -> None:
+def _check_course(platform: DemoPlatform, course_id: str) -> None:
     if course_id != platform.course.id:
         raise ServiceError(404, "not_found", f"the platform has no course {course_id!r}")
 

@@ -20,13 +20,8 @@ written, so it survives a restart and is shared by the processes of one demo.
 
 from __future__ import annotations
 
-import fcntl
-import json
 import math
-import os
-import tempfile
-from collections.abc import Collection, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +31,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from adaptive_lti.core.errors import AdaptiveLtiError
 from adaptive_lti.demo.platform import AGS_SCOPES, DemoPerson, DemoPlatform
+from adaptive_lti.demo.store import LockedJsonDocument
 
 NRPS_SCOPE = "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly"
 SCOPE_LINEITEM = AGS_SCOPES[0]
@@ -226,6 +222,7 @@ class DemoGradebook:
     def __init__(self, path: Path, platform: DemoPlatform) -> None:
         self.path = path
         self.platform = platform
+        self._document = LockedJsonDocument(path, self._initial)
 
     def _initial(self) -> dict[str, Any]:
         activity = self.platform.activity
@@ -240,30 +237,8 @@ class DemoGradebook:
             }
         return {"line_items": line_items, "results": {}}
 
-    @contextmanager
-    def _locked(self, write: bool) -> Iterator[dict[str, Any]]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        lock_path = self.path.with_name(self.path.name + ".lock")
-        with lock_path.open("a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX if write else fcntl.LOCK_SH)
-            try:
-                data = (
-                    json.loads(self.path.read_text(encoding="utf-8"))
-                    if self.path.exists()
-                    else self._initial()
-                )
-                yield data
-                if write:
-                    # Write beside and rename: a crash never leaves half a gradebook.
-                    descriptor, temporary = tempfile.mkstemp(dir=self.path.parent)
-                    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-                        json.dump(data, handle, indent=1, sort_keys=True)
-                    os.replace(temporary, self.path)
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
-
     def line_items(self) -> list[LineItem]:
-        with self._locked(write=False) as data:
+        with self._document.locked(write=False) as data:
             return [_line_item(item_id, item) for item_id, item in data["line_items"].items()]
 
     def line_item(self, item_id: str) -> LineItem:
@@ -279,7 +254,7 @@ class DemoGradebook:
             raise ServiceError(400, "invalid_request", "a line item needs a label")
         if maximum is None or maximum <= 0:
             raise ServiceError(400, "invalid_request", "scoreMaximum must be a number above 0")
-        with self._locked(write=True) as data:
+        with self._document.locked(write=True) as data:
             item_id = str(max((int(key) for key in data["line_items"]), default=0) + 1)
             data["line_items"][item_id] = {
                 "label": label.strip()[:255],
@@ -329,7 +304,7 @@ class DemoGradebook:
             activity_progress=str(activity),
             grading_progress=str(grading),
         )
-        with self._locked(write=True) as data:
+        with self._document.locked(write=True) as data:
             data["results"].setdefault(item_id, {})[user_id] = {
                 "result_score": result.result_score,
                 "comment": result.comment,
@@ -341,7 +316,7 @@ class DemoGradebook:
 
     def results(self, item_id: str, user_id: str | None = None) -> list[Result]:
         item = self.line_item(item_id)
-        with self._locked(write=False) as data:
+        with self._document.locked(write=False) as data:
             stored = data["results"].get(item_id, {})
         return [
             Result(

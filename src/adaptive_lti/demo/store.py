@@ -15,7 +15,7 @@ import fcntl
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -38,11 +38,13 @@ def _initial() -> dict[str, Any]:
     }
 
 
-class DemoPlatformStore:
-    """A JSON document under an exclusive (write) or shared (read) file lock."""
+class LockedJsonDocument:
+    """A JSON document under an exclusive (write) or shared (read) file lock, starting as
+    ``initial()`` and replaced atomically when changed. The store and the gradebook are two."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, initial: Callable[[], dict[str, Any]]) -> None:
         self.path = path
+        self._initial = initial
 
     @contextmanager
     def locked(self, *, write: bool) -> Iterator[dict[str, Any]]:
@@ -53,17 +55,25 @@ class DemoPlatformStore:
         with lock_path.open("a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX if write else fcntl.LOCK_SH)
             try:
-                data = _initial()
+                data = self._initial()
                 if self.path.exists():
                     data.update(json.loads(self.path.read_text(encoding="utf-8")))
                 yield data
                 if write:
+                    # Write beside and rename: a crash never leaves half a document.
                     descriptor, temporary = tempfile.mkstemp(dir=self.path.parent)
                     with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
                         json.dump(data, handle, indent=1, sort_keys=True)
                     os.replace(temporary, self.path)
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+class DemoPlatformStore(LockedJsonDocument):
+    """What the platform keeps besides its gradebook (this module's docstring)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, _initial)
 
 
 # Moodle's words when its cURL security stops it fetching the tool's key set (it gets null
