@@ -69,3 +69,26 @@ def test_stop_ends_the_pass_after_the_score_in_hand(own_database: sessionmaker[S
     assert by_status.get("pending", 0) == 10 - delivered
     assert claimed == 0, "no score is left claimed by the stopped worker"
     ags.close()
+
+
+def test_a_database_that_cannot_be_reached_is_one_log_line_and_the_loop_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Nothing listens on port 9 (discard): every pass fails to connect, as when PostgreSQL restarts.
+    engine = make_engine("postgresql+psycopg://postgres@127.0.0.1:9/none?connect_timeout=2")
+    factory = make_session_factory(engine)
+    clock = FakeClock()
+    ags = service_clients(factory, new_platform(clock=clock), clock)[0]
+    worker = grades.ScoreDeliveryWorker(factory, ags, interval=0.05, clock=clock)
+    with caplog.at_level("WARNING", logger=grades.log.name):
+        worker.start()
+        deadline = time.monotonic() + 10
+        while worker.passes < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        worker.stop(timeout=10)
+    engine.dispose()
+    ags.close()
+    assert worker.passes >= 2, "the loop survives a database it cannot reach"
+    lines = [r for r in caplog.records if r.name == grades.log.name]
+    assert lines and all("could not reach the database" in r.getMessage() for r in lines)
+    assert all(r.exc_info is None for r in lines), "no traceback for an expected outage"

@@ -40,6 +40,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from adaptive_lti.core.errors import AdaptiveLtiError
@@ -320,6 +321,13 @@ class ScoreDeliveryWorker:
             try:
                 report = self.run_once()
                 full = report.attempted >= self._batch_size
+            except (OperationalError, InterfaceError) as error:
+                # The database is down or restarting: expected in operations, one line suffices.
+                log.warning(
+                    "score delivery pass could not reach the database (%s); trying again in %ss",
+                    type(error.orig).__name__ if error.orig is not None else type(error).__name__,
+                    self._interval,
+                )
             except Exception:  # the loop must survive anything; the log says what happened
                 log.exception("score delivery pass failed; trying again in %ss", self._interval)
             self.passes += 1
