@@ -8,6 +8,7 @@ from textwrap import dedent, indent
 import pytest
 
 from adaptive_lti.core import engine
+from adaptive_lti.core.constructs import split
 from adaptive_lti.core.design import SplitSpec
 from adaptive_lti.core.engine import ChoiceOffered, DesignCompleted, NeedsInput, NextActivity
 from adaptive_lti.core.errors import EngineError
@@ -348,14 +349,14 @@ def test_split_weights_are_respected_and_do_not_use_the_salted_hash() -> None:
     spec = SplitSpec.model_validate(
         {"id": "pilot", "variants": {"control": {"weight": 1}, "treatment": {"weight": 3}}}
     )
-    counts = Counter(engine.split_variant(f"k{n}", "design", spec) for n in range(4000))
+    counts = Counter(split.split_variant(f"k{n}", "design", spec) for n in range(4000))
     assert 0.70 < counts["treatment"] / 4000 < 0.80
     # A fixed answer: sha256-based, the same in every process and on every machine.
-    assert engine.split_variant("learner-1", "constructs", spec) == engine.split_variant(
+    assert split.split_variant("learner-1", "constructs", spec) == split.split_variant(
         "learner-1", "constructs", spec
     )
-    assert [engine.split_variant(f"k{n}", "design", spec) for n in range(6)] == [
-        engine.split_variant(f"k{n}", "design", spec) for n in range(6)
+    assert [split.split_variant(f"k{n}", "design", spec) for n in range(6)] == [
+        split.split_variant(f"k{n}", "design", spec) for n in range(6)
     ]
 
 

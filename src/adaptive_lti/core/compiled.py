@@ -14,17 +14,14 @@ from dataclasses import dataclass, field
 
 from adaptive_lti.core.conditions import Condition, ConditionError, Symbol, ValueType
 from adaptive_lti.core.conditions import compile_condition as compile_text
+from adaptive_lti.core.constructs import construct_of
 from adaptive_lti.core.design import (
     Activity,
     AttributeType,
     Branch,
     Check,
-    Choose,
     Design,
     Intake,
-    Remediate,
-    Review,
-    Split,
     Step,
 )
 from adaptive_lti.core.source import SourceMap
@@ -53,12 +50,9 @@ def iter_steps(steps: tuple[Step, ...], path: Path) -> Iterator[tuple[Path, Step
     for index, step in enumerate(steps):
         here = (*path, index)
         yield here, step
-        if isinstance(step, Branch):
-            for case_index, case in enumerate(step.branch):
-                yield from iter_steps(case.then, (*here, "branch", case_index, "then"))
-        elif isinstance(step, Split):
-            for name, variant in step.split.variants.items():
-                yield from iter_steps(variant.then, (*here, "split", "variants", name, "then"))
+        if not isinstance(step, str):
+            for container, nested in construct_of(step).children(step, here):
+                yield from iter_steps(nested, container)
 
 
 _SCORE = Symbol(ValueType.number, minimum=0.0, maximum=1.0)
@@ -90,8 +84,8 @@ def design_symbols(design: Design) -> dict[str, Symbol]:
         symbols[f"mastery.{skill_id}"] = Symbol(ValueType.number, minimum=0.0, maximum=1.0)
         symbols[f"mastered.{skill_id}"] = Symbol(ValueType.boolean)
     for _, step in iter_steps(design.route, ("route",)):
-        if isinstance(step, Split):
-            symbols[f"group.{step.split.id}"] = Symbol(ValueType.choice, tuple(step.split.variants))
+        if not isinstance(step, str):
+            symbols.update(construct_of(step).symbols(step))
     return symbols
 
 
@@ -134,19 +128,7 @@ def _step_references(step: Step) -> list[tuple[str, str]]:
     """(field, activity id) pairs a step refers to."""
     if isinstance(step, str):
         return [("", step)]
-    if isinstance(step, Remediate):
-        spec = step.remediate
-        refs = [("check", spec.check), ("lesson", spec.lesson)]
-        if spec.support:
-            refs.append(("support", spec.support))
-        return refs
-    if isinstance(step, Choose):
-        return [("from", a) for a in step.choose.from_] + [
-            ("required", a) for a in step.choose.required
-        ]
-    if isinstance(step, Review):
-        return [("activity", step.review.activity), ("of", step.review.of)]
-    return []
+    return construct_of(step).references(step)
 
 
 def compile_design(design: Design) -> tuple[CompiledDesign | None, list[CompileProblem]]:
@@ -195,7 +177,7 @@ def compile_design(design: Design) -> tuple[CompiledDesign | None, list[CompileP
     for path, step in iter_steps(design.route, ("route",)):
         for field_name, activity_id in _step_references(step):
             if activity_id not in design.activities:
-                where = path if not field_name else (*path, _step_key(step), field_name)
+                where = path if not field_name else (*path, construct_of(step).key, field_name)
                 problems.append(
                     CompileProblem(
                         where,
@@ -240,13 +222,3 @@ def compile_design(design: Design) -> tuple[CompiledDesign | None, list[CompileP
         {text: tuple(paths) for text, paths in condition_paths.items()},
     )
     return compiled, []
-
-
-def _step_key(step: Step) -> str:
-    if isinstance(step, Remediate):
-        return "remediate"
-    if isinstance(step, Choose):
-        return "choose"
-    if isinstance(step, Review):
-        return "review"
-    return ""

@@ -24,10 +24,9 @@ stores the state it returns only together with a recorded event: a launch is an 
 
 from __future__ import annotations
 
-import hashlib
 import weakref
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -35,21 +34,20 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from adaptive_lti.core import learner as model
 from adaptive_lti.core.compiled import CompiledDesign, iter_steps
-from adaptive_lti.core.conditions import SECONDS_PER_UNIT, format_value
+from adaptive_lti.core.conditions import format_value
+from adaptive_lti.core.constructs import construct_of
+from adaptive_lti.core.constructs.base import DONE, ROUTE, score_text, title_of
+from adaptive_lti.core.constructs.choose import apply_choice
+from adaptive_lti.core.constructs.review import start_due_review
 from adaptive_lti.core.design import (
     Activity,
     Branch,
     Check,
     Choice,
-    Choose,
     DesignMoveOn,
     Intake,
     MoveOn,
-    Remediate,
-    Review,
     ReviewSpec,
-    Split,
-    SplitSpec,
     Step,
 )
 from adaptive_lti.core.errors import EngineError
@@ -155,7 +153,15 @@ DECISION_ADAPTER: TypeAdapter[Decision] = TypeAdapter(Decision)
 
 # --- an index of the design, built once per compiled design ---------------------------------------
 
-ROUTE: StepPath = ("route",)
+
+@dataclass
+class IndexTables:
+    """What the constructs add to the index (``Construct.index``) while it is built."""
+
+    locations: dict[str, list[Cursor]] = field(default_factory=dict)  # activity -> override spots
+    cases: dict[str, list[tuple[StepPath, int]]] = field(default_factory=dict)  # name -> cases
+    choices: dict[str, StepPath] = field(default_factory=dict)  # choose id -> its step
+    reviews: list[tuple[StepPath, ReviewSpec]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -188,60 +194,32 @@ def _build_index(design: CompiledDesign) -> _Index:
     steps: dict[StepPath, Step] = {}
     containers: dict[StepPath, tuple[Step, ...]] = {ROUTE: design.design.route}
     owner: dict[StepPath, StepPath] = {}
-    reviews: list[tuple[StepPath, ReviewSpec]] = []
-    cases: dict[str, list[tuple[StepPath, int]]] = {}
-    choices: dict[str, StepPath] = {}
-    locations: dict[str, list[Cursor]] = {}
+    tables = IndexTables()
     for path, step in iter_steps(design.design.route, ROUTE):
         steps[path] = step
         if isinstance(step, str):
-            locations.setdefault(step, []).append(Cursor(step=path))
-        elif isinstance(step, Branch):
-            for case_index, case in enumerate(step.branch):
-                container = (*path, "branch", case_index, "then")
-                containers[container], owner[container] = case.then, path
-                cases.setdefault(case.name or f"case {case_index + 1}", []).append(
-                    (path, case_index)
-                )
-        elif isinstance(step, Split):
-            for name, variant in step.split.variants.items():
-                container = (*path, "split", "variants", name, "then")
-                containers[container], owner[container] = variant.then, path
-        elif isinstance(step, Remediate):
-            spec = step.remediate
-            for phase, activity in (
-                ("check", spec.check),
-                ("lesson", spec.lesson),
-                ("support", spec.support),
-            ):
-                if activity is not None:
-                    locations.setdefault(activity, []).append(Cursor(step=path, phase=phase))
-        elif isinstance(step, Choose):
-            choices[step.choose.id] = path
-        elif isinstance(step, Review):
-            reviews.append((path, step.review))
+            tables.locations.setdefault(step, []).append(Cursor(step=path))
+            continue
+        construct = construct_of(step)
+        for container, nested in construct.children(step, path):
+            containers[container], owner[container] = nested, path
+        construct.index(step, path, tables)
     order = {path: number for number, path in enumerate(steps)}
     cursors = {path: Cursor(step=path) for path in steps}
     return _Index(
-        steps, containers, owner, tuple(reviews), cases, choices, locations, order, cursors
+        steps,
+        containers,
+        owner,
+        tuple(tables.reviews),
+        tables.cases,
+        tables.choices,
+        tables.locations,
+        order,
+        cursors,
     )
 
 
 # --- helpers -------------------------------------------------------------------------------------
-
-
-def split_variant(learner_key: str, design_id: str, spec: SplitSpec) -> str:
-    """The learner's variant: stable across runs and processes (sha256, not the salted hash())."""
-    digest = hashlib.sha256(f"{learner_key}\x1f{design_id}\x1f{spec.id}".encode()).digest()
-    total = sum(variant.weight for variant in spec.variants.values())
-    point = int.from_bytes(digest[:8], "big") / 2.0**64 * total
-    cumulative = 0.0
-    names = list(spec.variants)
-    for name in names:
-        cumulative += spec.variants[name].weight
-        if point < cumulative:
-            return name
-    return names[-1]
 
 
 def _move_on(activity: Activity) -> MoveOn:
@@ -252,28 +230,14 @@ def _move_on(activity: Activity) -> MoveOn:
     return MoveOn.completed
 
 
-def _duration_seconds(text: str) -> float:
-    return float(text[:-1]) * SECONDS_PER_UNIT[text[-1]]
-
-
-def _title(design: CompiledDesign, activity_id: str) -> str:
-    return design.design.activities[activity_id].title
-
-
-def _score_text(score: float | None) -> str:
-    return format_value(score)
-
-
 _UNEXPLAINED = Explanation(
     rule="", learner_text="", instructor_detail="(not explained: decided with explain=False)"
 )
 
 # --- the walk ------------------------------------------------------------------------------------
 
-_DONE = None  # a slot returns None when its activity is done and the route may move on
 
-
-class _Walk:
+class Walk:
     """One decision: a mutable working copy of the routing part of the state, then one copy back."""
 
     __slots__ = (
@@ -404,7 +368,7 @@ class _Walk:
                 if decision is not None:
                     return decision
                 continue
-            if (self.may_interrupt or self.offer is None) and self.start_due_review():
+            if (self.may_interrupt or self.offer is None) and start_due_review(self):
                 continue
             if self.cursor is None:
                 self.cursor = Cursor(step=(*ROUTE, 0))
@@ -425,18 +389,7 @@ class _Walk:
             if decision is None:
                 self.advance_from(path)
             return decision
-        if isinstance(step, Branch):
-            self.visit_branch(path, step)
-            return None
-        if isinstance(step, Remediate):
-            return self.visit_remediate(cursor, step)
-        if isinstance(step, Choose):
-            return self.visit_choose(cursor, step.choose)
-        if isinstance(step, Split):
-            self.visit_split(path, step.split)
-            return None
-        assert isinstance(step, Review)
-        return self.visit_review(cursor, step.review)
+        return construct_of(step).visit(self, cursor, step)
 
     # -- one activity --
 
@@ -463,7 +416,7 @@ class _Walk:
                         detail=f"intake '{activity_id}' at {where} skipped: "
                         f"{', '.join(activity.ask)} already known",
                     )
-                return _DONE
+                return DONE
             return self.needs_input(activity_id, activity, missing, path)
         offer = self.offer
         if (
@@ -479,9 +432,9 @@ class _Walk:
                             f"'{activity_id}' not passed: try again",
                             path,
                             learner=f"Your {lower_title(activity.title)} score was "
-                            f"{_score_text(outcome.score)}, below the pass mark "
+                            f"{score_text(outcome.score)}, below the pass mark "
                             f"{format_value(activity.pass_mark)}: try again.",
-                            detail=f"'{activity_id}' at {where}: score {_score_text(outcome.score)} "
+                            detail=f"'{activity_id}' at {where}: score {score_text(outcome.score)} "
                             f"< pass_mark {format_value(activity.pass_mark)}, move_on "
                             f"{_move_on(activity).value}: offered again",
                             values={f"{activity_id}.score": outcome.score},
@@ -498,7 +451,7 @@ class _Walk:
                         detail=f"'{activity_id}' at {where}: not passed and no attempts left; "
                         "the route moves on",
                     )
-            return _DONE
+            return DONE
         if offer is None or offer.activity != activity_id:
             if _move_on(activity) is MoveOn.not_applicable:
                 if self.explain:
@@ -507,7 +460,7 @@ class _Walk:
                         path,
                         detail=f"'{activity_id}' at {where} skipped: move_on not-applicable",
                     )
-                return _DONE
+                return DONE
             if self.attempts_left(activity, outcome.attempts) == 0:
                 if self.explain:
                     self.note(
@@ -516,7 +469,7 @@ class _Walk:
                         detail=f"'{activity_id}' at {where} skipped: all "
                         f"{outcome.attempts} attempts used",
                     )
-                return _DONE
+                return DONE
             self.offer = Offer(activity=activity_id, baseline=outcome.attempts, reason=reason)
             if self.explain:
                 self.note(
@@ -540,275 +493,6 @@ class _Walk:
         return None
 
     # -- composite steps --
-
-    def visit_branch(self, path: StepPath, step: Branch) -> None:
-        where = path_text(path)
-        rejected: list[tuple[str, str, dict[str, Value]]] = []
-        for case_index, case in enumerate(step.branch):
-            name = case.name or f"case {case_index + 1}"
-            rule = f'branch case "{name}" of {where}'
-            values: dict[str, Value] = {}
-            if case.otherwise:
-                holds = True
-            else:
-                assert case.when is not None
-                holds, values = self.design.condition(case.when).explain(self.lookup)
-            if not holds:
-                assert case.when is not None
-                rejected.append((name, case.when, values))
-                if self.explain:
-                    self.note(
-                        rule,
-                        (*path, "branch", case_index),
-                        condition=case.when,
-                        result=False,
-                        values=values,
-                        detail=f"{rule} (case {case_index + 1} of {len(step.branch)}): "
-                        f"when {case.when} -> false; read {values_text(values)}",
-                    )
-                continue
-            taken = RouteTaken(
-                branch=where,
-                case=name,
-                index=case_index,
-                condition=case.when,
-                values=values,
-                rejected=tuple(rejected),
-            )
-            self.routes = {**self.routes, where: taken}
-            condition = f"when {case.when} -> true" if case.when else "otherwise"
-            if self.explain:
-                self.note(
-                    rule,
-                    (*path, "branch", case_index),
-                    condition=case.when,
-                    result=True,
-                    values=values,
-                    learner=self.route_sentence(taken) if self.explain else "",
-                    detail=f"{rule} (case {case_index + 1} of {len(step.branch)}) fired: {condition}; "
-                    f"read {values_text(values)}",
-                )
-            self.enter((*path, "branch", case_index, "then"), path)
-            return
-        if self.explain:
-            self.note(
-                f"no case of the branch at {where} applies",
-                path,
-                detail=f"branch at {where}: no case holds and there is no 'otherwise'; "
-                "the route continues after it",
-            )
-        self.advance_from(path)
-
-    def visit_remediate(self, cursor: Cursor, step: Remediate) -> Decision | None:
-        spec = step.remediate
-        path, key = cursor.step, path_text(cursor.step)
-        phase = cursor.phase or "check"
-        rounds = self.remediation.get(key, 0)
-        if phase == "check":
-            reason: OfferReason = "recheck" if rounds else "route"
-            decision = self.slot(spec.check, reason, path, gate=False)
-            if decision is not None:
-                return decision
-            score = self.state.outcome(spec.check).score
-            title = lower_title(_title(self.design, spec.check))
-            values: dict[str, Value] = {f"{spec.check}.score": score}
-            if score is not None and score >= spec.below:
-                if self.explain:
-                    self.note(
-                        f"remediation at {key}: check passed",
-                        path,
-                        values=values,
-                        detail=f"remediate at {key}: {spec.check}.score {_score_text(score)} >= "
-                        f"{format_value(spec.below)} after {rounds} remedial round(s); continue",
-                    )
-                self.advance_from(path)
-                return None
-            if rounds < spec.max:
-                self.remediation = {**self.remediation, key: rounds + 1}
-                if self.explain:
-                    self.note(
-                        f"remediation at {key}: round {rounds + 1} of {spec.max}",
-                        path,
-                        values=values,
-                        learner=f"Your {title} score was {_score_text(score)} (below "
-                        f"{format_value(spec.below)}): work through "
-                        f"{lower_title(_title(self.design, spec.lesson))}, then take the check again "
-                        f"(round {rounds + 1} of {spec.max}).",
-                        detail=f"remediate at {key}: {spec.check}.score {_score_text(score)} < "
-                        f"{format_value(spec.below)}; remedial round {rounds + 1} of {spec.max}: "
-                        f"'{spec.lesson}' then '{spec.check}' again",
-                    )
-                self.offer = None
-                self.cursor = Cursor(step=path, phase="lesson")
-                return None
-            learner = (
-                f"Your {title} score was {_score_text(score)}, still below "
-                f"{format_value(spec.below)} after {spec.max} remedial rounds"
-            )
-            if spec.flag is not None:
-                self.flags = {
-                    **self.flags,
-                    spec.flag: f"'{spec.check}' below {format_value(spec.below)} after "
-                    f"{spec.max} remedial rounds (last score {_score_text(score)})",
-                }
-                learner += ": your instructor has been told, so they can help"
-            if self.explain:
-                self.note(
-                    f"remediation at {key}: rounds exhausted",
-                    path,
-                    values=values,
-                    learner=learner + ".",
-                    detail=f"remediate at {key}: {spec.check}.score {_score_text(score)} < "
-                    f"{format_value(spec.below)} after {spec.max} round(s) (max); "
-                    + (f"flag '{spec.flag}' raised; " if spec.flag else "")
-                    + (f"support '{spec.support}' next" if spec.support else "continue"),
-                )
-            self.offer = None
-            if spec.support is not None:
-                self.cursor = Cursor(step=path, phase="support")
-            else:
-                self.advance_from(path)
-            return None
-        if phase == "lesson":
-            decision = self.slot(spec.lesson, "remediation", path, gate=False)
-            if decision is not None:
-                return decision
-            self.offer = None
-            self.cursor = Cursor(step=path, phase="check")
-            return None
-        assert spec.support is not None
-        decision = self.slot(spec.support, "support", path, gate=False)
-        if decision is None:
-            self.advance_from(path)
-        return decision
-
-    def visit_choose(self, cursor: Cursor, spec: Choice) -> Decision | None:
-        path = cursor.step
-        picked = self.choices.get(spec.id)
-        if picked is None:
-            return self.choice_offered(spec, path)
-        items = list(dict.fromkeys((*spec.required, *picked)))
-        if cursor.item >= len(items):
-            self.advance_from(path)
-            return None
-        decision = self.slot(items[cursor.item], "choice", path, gate=True)
-        if decision is None:
-            self.offer = None
-            self.cursor = Cursor(step=path, phase="items", item=cursor.item + 1)
-        return decision
-
-    def visit_split(self, path: StepPath, spec: SplitSpec) -> None:
-        variant = self.groups.get(spec.id)
-        assigned_now = variant is None
-        if variant is None:
-            variant = split_variant(self.learner_key, self.design.id, spec)
-            self.set_group(spec.id, variant)
-        weights = ", ".join(f"{name} {v.weight:g}" for name, v in spec.variants.items())
-        if self.explain:
-            self.note(
-                f'split "{spec.id}" at {path_text(path)}: variant "{variant}"',
-                path,
-                values={f"group.{spec.id}": variant},
-                detail=f'split "{spec.id}" at {path_text(path)}: variant "{variant}" '
-                + ("assigned by a stable hash of learner, design and split" if assigned_now else "")
-                + ("" if assigned_now else "(kept from the first assignment)")
-                + f"; weights {weights}",
-            )
-        self.enter((*path, "split", "variants", variant, "then"), path)
-
-    def review_due(self, spec: ReviewSpec) -> tuple[bool, float | None]:
-        completed_at = self.state.outcome(spec.of).completed_at
-        if completed_at is None:
-            return False, None
-        elapsed = (self.now - completed_at).total_seconds()
-        return elapsed >= _duration_seconds(spec.after), elapsed
-
-    def review_done(self, spec: ReviewSpec) -> bool:
-        """The review activity was completed once the review was due (not merely before)."""
-        of_at = self.state.outcome(spec.of).completed_at
-        done_at = self.state.outcome(spec.activity).completed_at
-        if of_at is None or done_at is None:
-            return False
-        return (done_at - of_at).total_seconds() >= _duration_seconds(spec.after)
-
-    def visit_review(self, cursor: Cursor, spec: ReviewSpec) -> Decision | None:
-        path, key = cursor.step, path_text(cursor.step)
-        if key in self.reviews:
-            self.advance_from(path)
-            return None
-        if cursor.phase == "review":
-            decision = self.slot(spec.activity, "review", path, gate=False)
-            if decision is None:
-                self.reviews = {**self.reviews, key: "done"}
-                self.advance_from(path)
-            return decision
-        due, elapsed = self.review_due(spec)
-        values: dict[str, Value] = {f"since({spec.of})": elapsed}
-        if due:
-            self.note_review(spec, key, elapsed)
-            self.offer = None
-            self.cursor = Cursor(step=path, phase="review")
-            return None
-        self.reviews = {**self.reviews, key: "skipped"}
-        if self.explain:
-            self.note(
-                f"review at {key} skipped",
-                path,
-                values=values,
-                detail=f"review at {key}: since({spec.of}) is "
-                f"{values_text(values).split(' = ')[1]} < {spec.after} when the step was reached; "
-                "skipped",
-            )
-        self.advance_from(path)
-        return None
-
-    def note_review(self, spec: ReviewSpec, key: str, elapsed: float | None) -> None:
-        values: dict[str, Value] = {f"since({spec.of})": elapsed}
-        shown = values_text(values).split(" = ")[1]
-        if self.explain:
-            self.note(
-                f"spaced review at {key} due",
-                key,
-                values=values,
-                learner=f"It has been {shown} since you completed "
-                f"{lower_title(_title(self.design, spec.of))}: a short review now helps you remember.",
-                detail=f"review at {key}: since({spec.of}) = {shown} >= {spec.after}; "
-                f"'{spec.activity}' offered",
-            )
-
-    def start_due_review(self) -> bool:
-        """Interrupt with a review that is due and whose step the learner has not yet passed."""
-        if self.cursor is None or not self.index.reviews:
-            return False
-        here = self.cursor.step
-        for path, spec in self.index.reviews:
-            key = path_text(path)
-            if key in self.reviews:
-                continue
-            if self.review_done(spec):
-                self.reviews = {**self.reviews, key: "done"}
-                continue
-            container, position = path[:-1], path[-1]
-            depth = len(container)
-            ahead = (
-                len(here) > depth
-                and here[:depth] == container
-                and isinstance(here[depth], int)
-                and here[depth] < position  # type: ignore[operator]
-            )
-            if not ahead:
-                continue
-            due, elapsed = self.review_due(spec)
-            if due:
-                self.note_review(spec, key, elapsed)
-                self.interruption = Interruption(
-                    kind="review",
-                    activity=spec.activity,
-                    key=key,
-                    baseline=self.state.outcome(spec.activity).attempts,
-                )
-                return True
-        return False
 
     def visit_interruption(self, interruption: Interruption) -> Decision | None:
         outcome = self.state.outcome(interruption.activity)
@@ -1086,66 +770,16 @@ class _Walk:
 # --- routing events ------------------------------------------------------------------------------
 
 
-def _apply_routing(walk: _Walk, design: CompiledDesign, event: Event) -> None:
+def _apply_routing(walk: Walk, design: CompiledDesign, event: Event) -> None:
     if isinstance(event, Launched):
         walk.may_interrupt = True
     elif isinstance(event, Chose):
-        _apply_choice(walk, design, event)
+        apply_choice(walk, design, event)
     elif isinstance(event, Overridden):
         _apply_override(walk, design, event)
 
 
-def _apply_choice(walk: _Walk, design: CompiledDesign, event: Chose) -> None:
-    path = walk.index.choices.get(event.choice)
-    if path is None:
-        raise EngineError(
-            f"the design has no choice '{event.choice}'",
-            hint="choices: " + (", ".join(walk.index.choices) or "none"),
-        )
-    step = walk.index.steps[path]
-    assert isinstance(step, Choose)
-    spec = step.choose
-    if event.choice in walk.choices:
-        raise EngineError(
-            f"the choice '{event.choice}' was already made "
-            f"({', '.join(walk.choices[event.choice])})",
-            hint="an instructor can override the learner's route",
-        )
-    if walk.cursor is None or walk.cursor.step != path or walk.interruption is not None:
-        raise EngineError(
-            f"the choice '{event.choice}' is not open now",
-            hint="choices are made when the route reaches them",
-        )
-    options = [a for a in spec.from_ if a not in spec.required]
-    unknown = [a for a in event.picked if a not in options]
-    if unknown:
-        raise EngineError(
-            f"{', '.join(repr(a) for a in unknown)} cannot be picked in '{event.choice}'",
-            hint="pick from: " + ", ".join(options),
-        )
-    if len(set(event.picked)) != len(event.picked):
-        raise EngineError("the same activity was picked twice", hint="pick each activity once")
-    least, most = spec.least, min(spec.most, len(options))
-    if not least <= len(event.picked) <= most:
-        count = str(least) if least == most else f"between {least} and {most}"
-        raise EngineError(
-            f"{len(event.picked)} picked in '{event.choice}', but {count} must be picked",
-            hint="pick from: " + ", ".join(options),
-        )
-    walk.choices = {**walk.choices, event.choice: event.picked}
-    walk.cursor = Cursor(step=path, phase="items", item=0)
-    walk.offer = None
-    titles = ", ".join(_title(design, a) for a in event.picked) or "nothing"
-    walk.note(
-        f"choice '{event.choice}' made",
-        path,
-        learner=f"You chose {titles}.",
-        detail=f"choice '{event.choice}' at {path_text(path)}: learner picked "
-        f"{', '.join(event.picked) or 'nothing'}",
-    )
-
-
-def _apply_override(walk: _Walk, design: CompiledDesign, event: Overridden) -> None:
+def _apply_override(walk: Walk, design: CompiledDesign, event: Overridden) -> None:
     why = f": {event.reason}" if event.reason else ""
     if event.route is not None:
         places = walk.index.cases.get(event.route, [])
@@ -1193,7 +827,7 @@ def _apply_override(walk: _Walk, design: CompiledDesign, event: Overridden) -> N
     walk.override = OverrideNote(
         by=event.by, reason=event.reason, at=event.at, target=f"activity {event.activity}"
     )
-    title = _title(design, event.activity)
+    title = title_of(design, event.activity)
     walk.note(
         f"instructor override to activity '{event.activity}'",
         "",
@@ -1215,7 +849,7 @@ def _apply_override(walk: _Walk, design: CompiledDesign, event: Overridden) -> N
         )
 
 
-def _record_enclosing_cases(walk: _Walk, step: StepPath, event: Overridden) -> None:
+def _record_enclosing_cases(walk: Walk, step: StepPath, event: Overridden) -> None:
     """An instructor who sends a learner into a branch case puts them on that case's route."""
     for position, part in enumerate(step):
         if part != "branch":
@@ -1286,7 +920,7 @@ def decide(
         state = _reset(state, event)
     elif event is not None:
         state = model.apply(design.design, state, event)
-    walk = _Walk(design, state, now, learner_key, explain)
+    walk = Walk(design, state, now, learner_key, explain)
     if event is not None:
         _apply_routing(walk, design, event)
     decision = walk.run()

@@ -66,18 +66,21 @@ from adaptive_lti.core.conditions import (
     format_duration,
 )
 from adaptive_lti.core.conditions import Not as NotNode
+from adaptive_lti.core.constructs import construct_of
+from adaptive_lti.core.constructs.base import (
+    ERROR,
+    WARNING,
+    Progress,
+    article,
+    split_marker,
+)
 from adaptive_lti.core.design import (
     Attribute,
     AttributeSource,
     AttributeType,
-    Branch,
     Check,
-    Choose,
     DesignMoveOn,
     Intake,
-    Remediate,
-    Review,
-    Split,
     Step,
 )
 from adaptive_lti.core.errors import Problem, cap_problems
@@ -85,9 +88,6 @@ from adaptive_lti.core.source import Path
 
 MAX_COMBINATIONS = 4096
 OTHER_TEXT = "(any other text)"
-
-ERROR = "error"
-WARNING = "warning"
 
 
 # --- pure reasoning helpers ------------------------------------------------------------------------
@@ -222,52 +222,6 @@ def describe_learner(values: Mapping[str, Any], symbols: Mapping[str, Symbol]) -
 # --- what learners have done at a point of the route ----------------------------------------------
 
 
-@dataclass(frozen=True)
-class Progress:
-    """Activities every learner here has completed (``must``) and that some may have (``may``).
-
-    Only the ``watched`` activities are tracked (None: all) — those whose completion something
-    asks about (a condition, a review, an intake). Tracking every activity would copy sets the
-    size of the design at every step: quadratic in the design's size.
-    """
-
-    must: frozenset[str] = frozenset()
-    may: frozenset[str] = frozenset()
-    watched: frozenset[str] | None = field(default=None, compare=False)
-
-    def _tracked(self, activities: Iterable[str]) -> frozenset[str]:
-        added = frozenset(activities)
-        return added if self.watched is None else added & self.watched
-
-    def having_done(self, *activities: str) -> Progress:
-        added = self._tracked(activities)
-        if added <= self.must:
-            return self
-        return Progress(self.must | added, self.may | added, self.watched)
-
-    def maybe_done(self, *activities: str) -> Progress:
-        added = self._tracked(activities)
-        if added <= self.may:
-            return self
-        return Progress(self.must, self.may | added, self.watched)
-
-
-def _merge(paths: Sequence[Progress]) -> Progress:
-    if not paths:
-        return Progress()
-    return Progress(
-        frozenset.intersection(*(p.must for p in paths)),
-        frozenset.union(*(p.may for p in paths)),
-        paths[0].watched,
-    )
-
-
-def _split_marker(split_id: str) -> str:
-    """Stands in ``Progress`` for "the learner has reached split ``split_id``" (no activity id
-    contains a colon)."""
-    return f"split:{split_id}"
-
-
 def watched_activities(compiled: CompiledDesign) -> frozenset[str]:
     """Activities whose completion matters to some check: read by a condition, reviewed, or
     asking attributes."""
@@ -280,16 +234,16 @@ def watched_activities(compiled: CompiledDesign) -> frozenset[str]:
             elif name.partition(".")[0] in design.activities:
                 watched.add(name.partition(".")[0])
             elif name.startswith("group."):
-                watched.add(_split_marker(name.removeprefix("group.")))
+                watched.add(split_marker(name.removeprefix("group.")))
     for _, step in iter_steps(design.route, ("route",)):
-        if isinstance(step, Review):
-            watched.add(step.review.of)
+        if not isinstance(step, str):
+            watched.update(construct_of(step).watches(step))
     watched.update(a for a, activity in design.activities.items() if isinstance(activity, Intake))
     return frozenset(watched)
 
 
 @dataclass
-class _Linter:
+class Linter:
     compiled: CompiledDesign
     problems: list[Problem] = field(default_factory=list)
     reached: set[str] = field(default_factory=set)
@@ -335,7 +289,7 @@ class _Linter:
             prefix, _, suffix = name.partition(".")
             if prefix == "group" and prefix not in design.activities:
                 # The engine assigns the group when the learner reaches the split.
-                marker = _split_marker(suffix)
+                marker = split_marker(suffix)
                 if marker not in progress.may:
                     return (None,)
                 return candidate_values(
@@ -389,7 +343,7 @@ class _Linter:
                             WARNING,
                             "no-score",
                             f"'{name}' is always unknown: '{prefix}' is "
-                            f"{_a(design.activities[prefix].kind)}, and only checks have a score",
+                            f"{article(design.activities[prefix].kind)}, and only checks have a score",
                             f"read a check's score, or use '{prefix}.completed'",
                         )
                         continue
@@ -453,293 +407,36 @@ class _Linter:
         if isinstance(step, str):
             self.mark(step, live)
             return progress.having_done(step)
-        if isinstance(step, Branch):
-            return self.branch(step, path, progress, live)
-        if isinstance(step, Remediate):
-            return self.remediate(step, path, progress, live)
-        if isinstance(step, Choose):
-            return self.choose(step, path, progress, live)
-        if isinstance(step, Split):
-            progress = progress.having_done(_split_marker(step.split.id))
-            outcomes = [
-                self.walk(variant.then, (*path, "split", "variants", name, "then"), progress, live)
-                for name, variant in step.split.variants.items()
-            ]
-            return _merge(outcomes)
-        assert isinstance(step, Review)
-        return self.review(step, path, progress, live)
+        return construct_of(step).lint(self, step, path, progress, live)
 
-    def branch(self, step: Branch, path: Path, progress: Progress, live: bool) -> Progress:
-        cases = step.branch
-        conditions = [self.compiled.conditions[c.when] for c in cases if c.when is not None]
-        learners, exhaustive = self.learners(conditions, progress)
-        taken_by = [0 for _ in cases]
-        fall_through: dict[str, Any] | None = None
-        for learner in learners:
-            for index, case in enumerate(cases):
-                if case.otherwise or self.compiled.conditions[str(case.when)].evaluate(learner):
-                    taken_by[index] += 1
-                    break
-            else:
-                fall_through = fall_through or learner
-        after: list[Progress] = []
-        for index, case in enumerate(cases):
-            case_path = (*path, "branch", index)
-            name = f"'{case.name}'" if case.name else f"{index + 1}"
-            taken = taken_by[index] > 0 or not exhaustive
-            if case.when is not None and live:
-                condition = self.compiled.conditions[case.when]
-                self.check_reads(condition, (*case_path, "when"), progress)
-                alone = self.check_condition_alone(
-                    condition, (*case_path, "when"), progress, last_case=index == len(cases) - 1
-                )
-                if not taken and alone is not False:
-                    earlier = self._shadowing_case(cases[:index], learners, condition)
-                    self.report(
-                        (*case_path, "when"),
-                        WARNING,
-                        "case-never-taken",
-                        f"case {name} is never taken: {earlier} already takes every learner "
-                        "it would",
-                        "reorder the cases or make the earlier condition narrower",
-                    )
-            elif not taken and live:
-                self.report(
-                    (*case_path, "otherwise"),
-                    WARNING,
-                    "case-never-taken",
-                    f"case {name} ('otherwise') is never taken: the cases before it cover "
-                    "every learner",
-                    "remove it, or check the conditions before it",
-                )
-            why = f"case {name} of the branch at line {self._line(path)} is never taken"
-            after.append(
-                self.walk(case.then, (*case_path, "then"), progress, live and taken)
-                if taken
-                else self._walk_dead(case.then, (*case_path, "then"), progress, why)
-            )
-        if fall_through is not None:
-            after.append(progress)
-            if live:
-                example = describe_learner(fall_through, self.compiled.symbols)
-                self.report(
-                    (*path, "branch"),
-                    ERROR,
-                    "dead-end",
-                    f"some learners match no case of this branch and have no route, e.g. {example}",
-                    "add a last case 'otherwise: true' (with 'then: []' if they should just go on)",
-                    key=True,
-                )
-        return _merge(after)
-
-    def _walk_dead(
+    def walk_dead(
         self, steps: Sequence[Step], path: Path, progress: Progress, why: str
     ) -> Progress:
         for _, step in iter_steps(tuple(steps), path):
-            for activity in _step_activities(step):
+            for activity in (
+                [step] if isinstance(step, str) else construct_of(step).activities(step)
+            ):
                 self.mark(activity, False, why)
         return self.walk(steps, path, progress, live=False)
 
-    def _shadowing_case(
-        self, earlier: Sequence[Any], learners: list[dict[str, Any]], condition: Condition
-    ) -> str:
-        for index, case in enumerate(earlier):
-            if case.otherwise:
-                return "'otherwise'"
-            earlier_condition = self.compiled.conditions[str(case.when)]
-            if all(
-                earlier_condition.evaluate(learner)
-                for learner in learners
-                if condition.evaluate(learner)
-            ):
-                return f"case '{case.name}'" if case.name else f"case {index + 1}"
-        return "the cases before it"
+    def describe(self, learner: Mapping[str, Any]) -> str:
+        return describe_learner(learner, self.compiled.symbols)
 
-    def _line(self, path: Path) -> int:
+    def line(self, path: Path) -> int:
         source = self.compiled.source
         position = source.locate(path) if source is not None else None
         return position.line if position is not None else 0
-
-    def remediate(self, step: Remediate, path: Path, progress: Progress, live: bool) -> Progress:
-        spec = step.remediate
-        design = self.compiled.design
-        here = (*path, "remediate")
-        check = design.activities[spec.check]
-        self.mark(spec.check, live)
-        triggers = spec.below > 0
-        self.mark(spec.lesson, live and triggers, "its remediation never triggers")
-        if spec.support:
-            self.mark(spec.support, live and triggers, "its remediation never triggers")
-        if not isinstance(check, Check):
-            self.report(
-                (*here, "check"),
-                ERROR,
-                "not-a-check",
-                f"'{spec.check}' is {_a(check.kind)}: remediation needs a check, whose score "
-                "decides whether to repeat",
-                "name a check activity here",
-            )
-        if spec.lesson == spec.check:
-            self.report(
-                (*here, "lesson"),
-                WARNING,
-                "loop-without-exit",
-                f"the remediation repeats '{spec.check}' with no lesson in between",
-                "name a remedial lesson, so learners are taught before they try again",
-            )
-        if not triggers:
-            self.report(
-                (*here, "below"),
-                WARNING,
-                "loop-without-exit",
-                "the remediation never triggers: no score is below 0",
-                "set 'below' to the score that needs help, e.g. 0.7",
-            )
-        if (
-            isinstance(check, Check)
-            and check.max_attempts is not None
-            and check.max_attempts < spec.max + 1
-        ):
-            self.report(
-                (*here, "max"),
-                WARNING,
-                "loop-without-exit",
-                f"the remediation may ask for {spec.max + 1} attempts at '{spec.check}', but it "
-                f"allows {check.max_attempts}",
-                f"raise max_attempts of '{spec.check}' or lower 'max'",
-            )
-        done = progress.having_done(spec.check)
-        extra = [spec.lesson] + ([spec.support] if spec.support else [])
-        return done.maybe_done(*extra) if triggers else done
-
-    def choose(self, step: Choose, path: Path, progress: Progress, live: bool) -> Progress:
-        spec = step.choose
-        here = (*path, "choose")
-        for activity in (*spec.from_, *spec.required):
-            self.mark(activity, live)
-        offered = list(dict.fromkeys(spec.from_))
-        if len(offered) != len(spec.from_):
-            twice = sorted({a for a in spec.from_ if spec.from_.count(a) > 1})
-            self.report(
-                (*here, "from"),
-                WARNING,
-                "choice-overlap",
-                f"'from' lists {', '.join(repr(a) for a in twice)} more than once",
-                "list each activity once",
-            )
-        both = [activity for activity in offered if activity in spec.required]
-        if both:
-            self.report(
-                (*here, "required"),
-                WARNING,
-                "choice-overlap",
-                f"{', '.join(repr(a) for a in both)} is both required and on offer",
-                "required activities are done by everyone: remove them from 'from'",
-            )
-        available = len([activity for activity in offered if activity not in spec.required])
-        if spec.pick is not None and spec.pick > available:
-            self.report(
-                (*here, "pick"),
-                ERROR,
-                "choice-impossible",
-                f"learners must pick {spec.pick}, but only {available} "
-                f"activit{'y is' if available == 1 else 'ies are'} on offer",
-                "offer more activities or lower 'pick'",
-            )
-        if spec.min is not None and spec.min > available:
-            self.report(
-                (*here, "min"),
-                ERROR,
-                "choice-impossible",
-                f"learners must pick at least {spec.min}, but only {available} "
-                f"activit{'y is' if available == 1 else 'ies are'} on offer",
-                "offer more activities or lower 'min'",
-            )
-        if spec.min is not None and spec.max is not None and spec.min > spec.max:
-            self.report(
-                (*here, "min"),
-                ERROR,
-                "choice-impossible",
-                f"'min' ({spec.min}) is more than 'max' ({spec.max})",
-                "swap them",
-            )
-        elif spec.max is not None and spec.max > available:
-            self.report(
-                (*here, "max"),
-                WARNING,
-                "choice-impossible",
-                f"'max' is {spec.max}, but only {available} activities are on offer",
-                f"lower 'max' to {available}",
-            )
-        if spec.least == 0 and not spec.required:
-            self.report(
-                here,
-                WARNING,
-                "choice-may-be-empty",
-                f"learners may choose nothing at '{spec.id}'",
-                "set 'min: 1' (or 'pick: 1'), or add 'required' activities",
-                key=True,
-            )
-        chosen_by_all = offered if spec.least >= available else []
-        return progress.having_done(*spec.required, *chosen_by_all).maybe_done(*offered)
-
-    def review(self, step: Review, path: Path, progress: Progress, live: bool) -> Progress:
-        spec = step.review
-        here = (*path, "review")
-        due = spec.of in progress.may
-        self.mark(spec.activity, live and due, f"its review of '{spec.of}' is never due")
-        if spec.activity == spec.of:
-            self.report(
-                (*here, "activity"),
-                WARNING,
-                "loop-without-exit",
-                f"'{spec.of}' is a review of itself",
-                "name a separate review activity (e.g. a short check on the same skills)",
-            )
-        if not due:
-            self.report(
-                (*here, "of"),
-                WARNING,
-                "review-never-due",
-                f"the review is never due: no learner has done '{spec.of}' when they reach it",
-                f"place the review after '{spec.of}' on the route",
-            )
-        return progress.maybe_done(spec.activity)
 
     # whole-design checks
 
     def can_skip(self, steps: Sequence[Step], progress: Progress) -> bool:
         """Whether some learner can get through ``steps`` without doing any activity."""
         for step in steps:
-            if isinstance(step, str | Remediate):
+            if isinstance(step, str):
                 return False
-            if isinstance(step, Choose) and (step.choose.least > 0 or step.choose.required):
-                return False
-            if isinstance(step, Split) and not any(
-                self.can_skip(variant.then, progress) for variant in step.split.variants.values()
-            ):
-                return False
-            if isinstance(step, Branch) and not self._branch_can_skip(step, progress):
+            if not construct_of(step).can_skip(self, step, progress):
                 return False
         return True
-
-    def _branch_can_skip(self, step: Branch, progress: Progress) -> bool:
-        conditions = [self.compiled.conditions[c.when] for c in step.branch if c.when is not None]
-        learners, _ = self.learners(conditions, progress)
-        # Each case's steps are judged once, not once per learner: nested branches would
-        # otherwise multiply their enumerations.
-        skippable: dict[int, bool] = {}
-        for learner in learners:
-            for index, case in enumerate(step.branch):
-                if case.otherwise or self.compiled.conditions[str(case.when)].evaluate(learner):
-                    if index not in skippable:
-                        skippable[index] = self.can_skip(case.then, progress)
-                    if skippable[index]:
-                        return True
-                    break
-            else:
-                return True
-        return False
 
     def completion(self, finished: Progress) -> None:
         design = self.compiled.design
@@ -887,7 +584,7 @@ class _Linter:
                     ("grade",),
                     ERROR,
                     "not-a-check",
-                    f"the grade is the score of '{graded}', {_a(kind)}: it has no score",
+                    f"the grade is the score of '{graded}', {article(kind)}: it has no score",
                     "grade a check (e.g. project.score), or use 'progress'",
                 )
         for index, migration in enumerate(design.migrations):
@@ -899,8 +596,8 @@ class _Linter:
                         ("migrations", index, "activities", old),
                         WARNING,
                         "migration-kind",
-                        f"the migration moves learners from '{old}' ({_a(old_activity.kind)}) to "
-                        f"'{new}' ({_a(new_activity.kind)})",
+                        f"the migration moves learners from '{old}' ({article(old_activity.kind)}) to "
+                        f"'{new}' ({article(new_activity.kind)})",
                         "map each activity to one of the same kind, so progress carries over",
                     )
 
@@ -969,31 +666,13 @@ class _Linter:
             )
 
 
-def _a(kind: str) -> str:
-    """ "a page", "an intake"."""
-    return f"an {kind}" if kind[:1] in "aeiou" else f"a {kind}"
-
-
-def _step_activities(step: Step) -> list[str]:
-    if isinstance(step, str):
-        return [step]
-    if isinstance(step, Remediate):
-        spec = step.remediate
-        return [spec.check, spec.lesson] + ([spec.support] if spec.support else [])
-    if isinstance(step, Choose):
-        return [*step.choose.from_, *step.choose.required]
-    if isinstance(step, Review):
-        return [step.review.activity]
-    return []
-
-
 _SEVERITY_ORDER = {ERROR: 0, WARNING: 1}
 
 
 def lint(compiled: CompiledDesign) -> list[Problem]:
     """The errors and warnings the linter finds, in file order: the first
     ``MAX_LISTED_PROBLEMS`` and a line counting the rest."""
-    linter = _Linter(compiled)
+    linter = Linter(compiled)
     start = Progress(watched=watched_activities(compiled))
     finished = linter.walk(compiled.design.route, ("route",), start, live=True)
     linter.completion(finished)

@@ -39,17 +39,13 @@ import yaml
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from adaptive_lti.core.compiled import CompiledDesign, compile_design
+from adaptive_lti.core.constructs import BY_KEY
 from adaptive_lti.core.design import (
     DURATION,
     IDENTIFIER,
-    Branch,
-    Choose,
     Design,
     Identifier,
     Page,
-    Remediate,
-    Review,
-    Split,
 )
 from adaptive_lti.core.errors import MAX_LISTED_PROBLEMS, DesignError, Problem, more_problems
 from adaptive_lti.core.source import Path, Position, SourceMap
@@ -58,14 +54,9 @@ MAX_DESIGN_BYTES = 5 * 1024 * 1024
 MAX_PAGE_FILE_BYTES = 1024 * 1024
 MAX_DEPTH = 64
 
-STEP_KINDS: dict[str, type[BaseModel]] = {
-    "branch": Branch,
-    "remediate": Remediate,
-    "choose": Choose,
-    "split": Split,
-    "review": Review,
-}
-STEP_SHAPES = "a step is an activity id or one of branch, remediate, choose, split, review"
+# A composite step's YAML key -> its construct (core/constructs/).
+STEP_KINDS = BY_KEY
+STEP_SHAPES = "a step is an activity id or one of " + ", ".join(STEP_KINDS)
 
 _YAML_TAG = "tag:yaml.org,2002:"
 _CONSTRUCTOR = yaml.constructor.SafeConstructor()
@@ -849,28 +840,11 @@ def _check_step(step: Any, path: Path, errors: list[tuple[Path, dict[str, Any]]]
         errors.append((path, _error("step_shape", STEP_SHAPES, step)))
         return
     kind = kinds[0]
-    model = STEP_KINDS[kind]
-    body = step[kind]
-    stripped: Any = step
-    nested: list[tuple[Any, Path]] = []
-    if kind == "branch" and isinstance(body, list):
-        cases = []
-        for case_index, case in enumerate(body):
-            if isinstance(case, dict) and "then" in case:
-                nested.append((case["then"], (*path, "branch", case_index, "then")))
-                case = {key: value for key, value in case.items() if key != "then"}
-            cases.append(case)
-        stripped = {**step, "branch": cases}
-    elif kind == "split" and isinstance(body, dict) and isinstance(body.get("variants"), dict):
-        variants = {}
-        for name, variant in body["variants"].items():
-            if isinstance(variant, dict) and "then" in variant:
-                nested.append((variant["then"], (*path, "split", "variants", name, "then")))
-                variant = {key: value for key, value in variant.items() if key != "then"}
-            variants[name] = variant
-        stripped = {**step, "split": {**body, "variants": variants}}
+    construct = STEP_KINDS[kind]
+    body, nested = construct.raw_children(step[kind], path)
+    stripped: Any = {**step, kind: body} if nested else step
     try:
-        model.model_validate(stripped)
+        construct.model.model_validate(stripped)
     except ValidationError as error:
         errors += [(path, dict(item)) for item in _without_echoes(error.errors(include_url=False))]
     for then, then_path in nested:
@@ -880,13 +854,6 @@ def _check_step(step: Any, path: Path, errors: list[tuple[Path, dict[str, Any]]]
             errors.append(
                 (then_path, _error("list_type", "then must be a list of steps", then, ()))
             )
-
-
-_REFERENCE_FIELDS = {
-    "remediate": ("check", "lesson", "support"),
-    "choose": ("from", "required"),
-    "review": ("activity", "of"),
-}
 
 
 def _raw_references(steps: list[Any], path: Path) -> list[tuple[Path, str]]:
@@ -899,11 +866,11 @@ def _raw_references(steps: list[Any], path: Path) -> list[tuple[Path, str]]:
             continue
         if not isinstance(step, dict):
             continue
-        for kind, fields in _REFERENCE_FIELDS.items():
+        for kind, construct in STEP_KINDS.items():
             body = step.get(kind)
             if not isinstance(body, dict):
                 continue
-            for name in fields:
+            for name in construct.raw_reference_fields:
                 value = body.get(name)
                 values = value if isinstance(value, list) else [value]
                 for position, item in enumerate(values):
@@ -912,17 +879,11 @@ def _raw_references(steps: list[Any], path: Path) -> list[tuple[Path, str]]:
                             (position,) if isinstance(value, list) else ()
                         )
                         found.append((where, item))
-        cases = step.get("branch")
-        for case_index, case in enumerate(cases if isinstance(cases, list) else []):
-            if isinstance(case, dict) and isinstance(case.get("then"), list):
-                found += _raw_references(case["then"], (*here, "branch", case_index, "then"))
-        split = step.get("split")
-        variants = split.get("variants") if isinstance(split, dict) else None
-        for name, variant in (variants if isinstance(variants, dict) else {}).items():
-            if isinstance(variant, dict) and isinstance(variant.get("then"), list):
-                found += _raw_references(
-                    variant["then"], (*here, "split", "variants", name, "then")
-                )
+        for kind, construct in STEP_KINDS.items():
+            _, nested = construct.raw_children(step.get(kind), here)
+            for then, then_path in nested:
+                if isinstance(then, list):
+                    found += _raw_references(then, then_path)
     return found
 
 
