@@ -17,8 +17,9 @@ import json
 from dataclasses import dataclass, field
 from xml.sax.saxutils import escape
 
-from adaptive_lti.core.conditions import format_value
-from adaptive_lti.core.design import Branch, Choose, Design, Remediate, Review, Split, Step
+from adaptive_lti.core.constructs import construct_of
+from adaptive_lti.core.constructs.base import Exit
+from adaptive_lti.core.design import Design, Step
 
 FORMATS = ("mermaid", "dot", "svg")
 
@@ -48,12 +49,8 @@ class RouteGraph:
     edges: tuple[GraphEdge, ...]
 
 
-# An edge waiting for the next node: (source node id, label, rank).
-_Exit = tuple[str, str, int]
-
-
 @dataclass
-class _Builder:
+class Drawing:
     design: Design
     nodes: list[GraphNode] = field(default_factory=list)
     edges: list[GraphEdge] = field(default_factory=list)
@@ -63,9 +60,14 @@ class _Builder:
         self.nodes.append(GraphNode(node_id, label, shape, detail))
         return node_id
 
-    def connect(self, exits: list[_Exit], target: str) -> None:
+    def connect(self, exits: list[Exit], target: str) -> None:
         for source, label, rank in exits:
             self.edges.append(GraphEdge(source, target, label, rank=rank))
+
+    def edge(
+        self, source: str, target: str, label: str = "", *, rank: int = 0, loop: bool = False
+    ) -> None:
+        self.edges.append(GraphEdge(source, target, label, loop=loop, rank=rank))
 
     def activity(self, activity_id: str) -> str:
         activity = self.design.activities.get(activity_id)
@@ -73,88 +75,22 @@ class _Builder:
         kind = activity.kind if activity is not None else "unknown"
         return self.node(title, "activity", f"{activity_id} · {kind}")
 
-    def steps(self, steps: tuple[Step, ...], exits: list[_Exit]) -> list[_Exit]:
+    def steps(self, steps: tuple[Step, ...], exits: list[Exit]) -> list[Exit]:
         for step in steps:
             exits = self.step(step, exits)
         return exits
 
-    def step(self, step: Step, exits: list[_Exit]) -> list[_Exit]:
+    def step(self, step: Step, exits: list[Exit]) -> list[Exit]:
         if isinstance(step, str):
             target = self.activity(step)
             self.connect(exits, target)
             return [(target, "", 0)]
-        if isinstance(step, Branch):
-            decision = self.node("branch", "decision")
-            self.connect(exits, decision)
-            after: list[_Exit] = []
-            for index, case in enumerate(step.branch):
-                condition = "otherwise" if case.otherwise else str(case.when)
-                label = f"{case.name}: {condition}" if case.name else condition
-                after += self.steps(case.then, [(decision, label, index)])
-            if not any(case.otherwise for case in step.branch):
-                after.append((decision, "no case holds", len(step.branch)))
-            return after
-        if isinstance(step, Remediate):
-            spec = step.remediate
-            check = self.activity(spec.check)
-            self.connect(exits, check)
-            lesson = self.activity(spec.lesson)
-            below = format_value(spec.below)
-            rounds = f"{spec.max} round{'s' if spec.max != 1 else ''}"
-            self.edges.append(GraphEdge(check, lesson, f"score < {below} (at most {rounds})"))
-            self.edges.append(GraphEdge(lesson, check, "try again", loop=True))
-            still = f"still < {below} after {rounds}"
-            if spec.flag:
-                still += f", flag {spec.flag}"
-            if spec.support:
-                support = self.activity(spec.support)
-                self.edges.append(GraphEdge(check, support, still, rank=2))
-                return [(check, f"score ≥ {below}", 1), (support, "", 0)]
-            return [(check, f"score ≥ {below}", 1), (check, still, 2)]
-        if isinstance(step, Choose):
-            choice_spec = step.choose
-            if choice_spec.pick is not None:
-                count = f"{choice_spec.pick}"
-            elif choice_spec.max is None:
-                count = f"at least {choice_spec.least}"
-            else:
-                count = f"{choice_spec.least} to {choice_spec.most}"
-            offered = len(choice_spec.from_)
-            choice = self.node(f"choose {count} of {offered}: {choice_spec.prompt}", "choice")
-            self.connect(exits, choice)
-            after = []
-            offers = [(a, "required") for a in choice_spec.required]
-            offers += [(a, "if chosen") for a in choice_spec.from_]
-            for rank, (activity_id, label) in enumerate(offers):
-                target = self.activity(activity_id)
-                self.edges.append(GraphEdge(choice, target, label, rank=rank))
-                after.append((target, "", 0))
-            return after
-        if isinstance(step, Split):
-            spec_split = step.split
-            split = self.node(f"split: {spec_split.id}", "split")
-            self.connect(exits, split)
-            total = sum(variant.weight for variant in spec_split.variants.values())
-            after = []
-            for rank, (name, variant) in enumerate(spec_split.variants.items()):
-                share = f"{name} ({variant.weight / total:.0%})"
-                after += self.steps(variant.then, [(split, share, rank)])
-            return after
-        assert isinstance(step, Review)
-        spec_review = step.review
-        review = self.activity(spec_review.activity)
-        due = f"{spec_review.after} after {spec_review.of}"
-        self.connect(
-            [(source, f"{label} · {due}" if label else due, rank) for source, label, rank in exits],
-            review,
-        )
-        skips = [(source, label or "review not due", rank) for source, label, rank in exits]
-        return [(review, "", 0), *skips]
+        return construct_of(step).draw(self, step, exits)
 
 
 def route_graph(design: Design) -> RouteGraph:
     """The route of ``design`` as nodes and labelled edges, from start to end."""
-    builder = _Builder(design)
+    builder = Drawing(design)
     start = builder.node("start", "start")
     exits = builder.steps(design.route, [(start, "", 0)])
     end = builder.node(f"completed ({design.completion.move_on.value})", "end")

@@ -26,12 +26,15 @@ from adaptive_lti.core.learner import Cursor, StepPath
 if TYPE_CHECKING:
     from adaptive_lti.core.compiled import CompiledDesign
     from adaptive_lti.core.engine import Decision, IndexTables, Walk
+    from adaptive_lti.core.graph import Drawing
     from adaptive_lti.core.lint import Linter
 
 # A location inside the design document, as keys and list indexes: ("route", 2, "branch", 0).
 Path = tuple[str | int, ...]
 
 ROUTE: StepPath = ("route",)
+# An edge of the route drawing waiting for the next node: (source node id, label, rank).
+Exit = tuple[str, str, int]
 ERROR = "error"  # the severities of a linter's problems
 WARNING = "warning"
 DONE = None  # a slot returns None when its activity is done and the route may move on
@@ -81,6 +84,12 @@ class Construct(Generic[StepT]):
 
     def visit(self, walk: Walk, cursor: Cursor, step: StepT) -> Decision | None:
         """Move the walk at this step: a decision for the learner, or None to walk on."""
+        raise NotImplementedError
+
+    # -- the route drawing (core/graph.py) --
+
+    def draw(self, drawing: Drawing, step: StepT, exits: list[Exit]) -> list[Exit]:
+        """Its nodes and edges, joined to ``exits``; the edges that leave it, for the next step."""
         raise NotImplementedError
 
     # -- the linter --

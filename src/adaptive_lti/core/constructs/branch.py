@@ -10,13 +10,14 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from adaptive_lti.core.conditions import Condition
-from adaptive_lti.core.constructs.base import ERROR, WARNING, Construct, Path, Progress, merge
+from adaptive_lti.core.constructs.base import ERROR, WARNING, Construct, Exit, Path, Progress, merge
 from adaptive_lti.core.design import Branch, Step
 from adaptive_lti.core.explanation import path_text, values_text
 from adaptive_lti.core.learner import Cursor, RouteTaken, StepPath, Value
 
 if TYPE_CHECKING:
     from adaptive_lti.core.engine import Decision, IndexTables, Walk
+    from adaptive_lti.core.graph import Drawing
     from adaptive_lti.core.lint import Linter
 
 
@@ -105,6 +106,18 @@ class BranchConstruct(Construct[Branch]):
         walk.advance_from(path)
 
         return None
+
+    def draw(self, drawing: Drawing, step: Branch, exits: list[Exit]) -> list[Exit]:
+        decision = drawing.node("branch", "decision")
+        drawing.connect(exits, decision)
+        after: list[Exit] = []
+        for index, case in enumerate(step.branch):
+            condition = "otherwise" if case.otherwise else str(case.when)
+            label = f"{case.name}: {condition}" if case.name else condition
+            after += drawing.steps(case.then, [(decision, label, index)])
+        if not any(case.otherwise for case in step.branch):
+            after.append((decision, "no case holds", len(step.branch)))
+        return after
 
     def lint(
         self, linter: Linter, step: Branch, path: Path, progress: Progress, live: bool

@@ -7,7 +7,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from adaptive_lti.core.constructs.base import ERROR, WARNING, Construct, Path, Progress, title_of
+from adaptive_lti.core.constructs.base import (
+    ERROR,
+    WARNING,
+    Construct,
+    Exit,
+    Path,
+    Progress,
+    title_of,
+)
 from adaptive_lti.core.design import Choose
 from adaptive_lti.core.errors import EngineError
 from adaptive_lti.core.events import Chose
@@ -17,6 +25,7 @@ from adaptive_lti.core.learner import Cursor, StepPath
 if TYPE_CHECKING:
     from adaptive_lti.core.compiled import CompiledDesign
     from adaptive_lti.core.engine import Decision, IndexTables, Walk
+    from adaptive_lti.core.graph import Drawing
     from adaptive_lti.core.lint import Linter
 
 
@@ -48,6 +57,26 @@ class ChooseConstruct(Construct[Choose]):
             walk.offer = None
             walk.cursor = Cursor(step=path, phase="items", item=cursor.item + 1)
         return decision
+
+    def draw(self, drawing: Drawing, step: Choose, exits: list[Exit]) -> list[Exit]:
+        choice_spec = step.choose
+        if choice_spec.pick is not None:
+            count = f"{choice_spec.pick}"
+        elif choice_spec.max is None:
+            count = f"at least {choice_spec.least}"
+        else:
+            count = f"{choice_spec.least} to {choice_spec.most}"
+        offered = len(choice_spec.from_)
+        choice = drawing.node(f"choose {count} of {offered}: {choice_spec.prompt}", "choice")
+        drawing.connect(exits, choice)
+        after = []
+        offers = [(a, "required") for a in choice_spec.required]
+        offers += [(a, "if chosen") for a in choice_spec.from_]
+        for rank, (activity_id, label) in enumerate(offers):
+            target = drawing.activity(activity_id)
+            drawing.edge(choice, target, label, rank=rank)
+            after.append((target, "", 0))
+        return after
 
     def lint(
         self, linter: Linter, step: Choose, path: Path, progress: Progress, live: bool

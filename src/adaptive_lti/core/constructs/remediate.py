@@ -12,6 +12,7 @@ from adaptive_lti.core.constructs.base import (
     ERROR,
     WARNING,
     Construct,
+    Exit,
     Path,
     Progress,
     article,
@@ -24,6 +25,7 @@ from adaptive_lti.core.learner import Cursor, OfferReason, StepPath, Value
 
 if TYPE_CHECKING:
     from adaptive_lti.core.engine import Decision, IndexTables, Walk
+    from adaptive_lti.core.graph import Drawing
     from adaptive_lti.core.lint import Linter
 
 _PHASES = ("check", "lesson", "support")
@@ -128,6 +130,24 @@ class RemediateConstruct(Construct[Remediate]):
         if decision is None:
             walk.advance_from(path)
         return decision
+
+    def draw(self, drawing: Drawing, step: Remediate, exits: list[Exit]) -> list[Exit]:
+        spec = step.remediate
+        check = drawing.activity(spec.check)
+        drawing.connect(exits, check)
+        lesson = drawing.activity(spec.lesson)
+        below = format_value(spec.below)
+        rounds = f"{spec.max} round{'s' if spec.max != 1 else ''}"
+        drawing.edge(check, lesson, f"score < {below} (at most {rounds})")
+        drawing.edge(lesson, check, "try again", loop=True)
+        still = f"still < {below} after {rounds}"
+        if spec.flag:
+            still += f", flag {spec.flag}"
+        if spec.support:
+            support = drawing.activity(spec.support)
+            drawing.edge(check, support, still, rank=2)
+            return [(check, f"score ≥ {below}", 1), (support, "", 0)]
+        return [(check, f"score ≥ {below}", 1), (check, still, 2)]
 
     def lint(
         self, linter: Linter, step: Remediate, path: Path, progress: Progress, live: bool

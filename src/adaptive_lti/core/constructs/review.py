@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from adaptive_lti.core.constructs.base import (
     WARNING,
     Construct,
+    Exit,
     Path,
     Progress,
     duration_seconds,
@@ -22,6 +23,7 @@ from adaptive_lti.core.learner import Cursor, Interruption, StepPath, Value
 
 if TYPE_CHECKING:
     from adaptive_lti.core.engine import Decision, IndexTables, Walk
+    from adaptive_lti.core.graph import Drawing
     from adaptive_lti.core.lint import Linter
 
 
@@ -73,6 +75,17 @@ class ReviewConstruct(Construct[Review]):
             )
         walk.advance_from(path)
         return None
+
+    def draw(self, drawing: Drawing, step: Review, exits: list[Exit]) -> list[Exit]:
+        spec_review = step.review
+        review = drawing.activity(spec_review.activity)
+        due = f"{spec_review.after} after {spec_review.of}"
+        drawing.connect(
+            [(source, f"{label} · {due}" if label else due, rank) for source, label, rank in exits],
+            review,
+        )
+        skips = [(source, label or "review not due", rank) for source, label, rank in exits]
+        return [(review, "", 0), *skips]
 
     def lint(
         self, linter: Linter, step: Review, path: Path, progress: Progress, live: bool

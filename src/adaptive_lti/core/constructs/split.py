@@ -10,13 +10,14 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from adaptive_lti.core.conditions import Symbol, ValueType
-from adaptive_lti.core.constructs.base import Construct, Path, Progress, merge, split_marker
+from adaptive_lti.core.constructs.base import Construct, Exit, Path, Progress, merge, split_marker
 from adaptive_lti.core.design import Split, SplitSpec, Step
 from adaptive_lti.core.explanation import path_text
 from adaptive_lti.core.learner import Cursor
 
 if TYPE_CHECKING:
     from adaptive_lti.core.engine import Decision, Walk
+    from adaptive_lti.core.graph import Drawing
     from adaptive_lti.core.lint import Linter
 
 
@@ -63,6 +64,17 @@ class SplitConstruct(Construct[Split]):
         walk.enter((*path, "split", "variants", variant, "then"), path)
 
         return None
+
+    def draw(self, drawing: Drawing, step: Split, exits: list[Exit]) -> list[Exit]:
+        spec_split = step.split
+        split = drawing.node(f"split: {spec_split.id}", "split")
+        drawing.connect(exits, split)
+        total = sum(variant.weight for variant in spec_split.variants.values())
+        after = []
+        for rank, (name, variant) in enumerate(spec_split.variants.items()):
+            share = f"{name} ({variant.weight / total:.0%})"
+            after += drawing.steps(variant.then, [(split, share, rank)])
+        return after
 
     def lint(
         self, linter: Linter, step: Split, path: Path, progress: Progress, live: bool
