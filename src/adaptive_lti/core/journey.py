@@ -15,10 +15,11 @@ from datetime import datetime
 from typing import Any, Literal
 
 from adaptive_lti.core.compiled import CompiledDesign
-from adaptive_lti.core.design import Branch, Choose, Intake, Remediate, Review, Split, Step
+from adaptive_lti.core.constructs import construct_of
+from adaptive_lti.core.design import Intake, Step
 from adaptive_lti.core.engine import Decision
 from adaptive_lti.core.events import Event
-from adaptive_lti.core.explanation import Explanation, path_text
+from adaptive_lti.core.explanation import Explanation
 from adaptive_lti.core.learner import LearnerState, StepPath
 
 ItemStatus = Literal["done", "current", "upcoming"]
@@ -150,7 +151,7 @@ def _position(path: StepPath, cursor: StepPath) -> ItemStatus | None:
     return "current"
 
 
-class _Outliner:
+class Outliner:
     def __init__(self, design: CompiledDesign, state: LearnerState) -> None:
         self.design = design
         self.state = state
@@ -183,6 +184,9 @@ class _Outliner:
             )
         )
 
+    def add_item(self, *, title: str, kind: str, status: ItemStatus) -> None:
+        self.items.append(OutlineItem(title=title, kind=kind, status=status))
+
     def walk(self, steps: tuple[Step, ...], base: StepPath, route: str | None) -> None:
         for index, step in enumerate(steps):
             path = (*base, index)
@@ -194,65 +198,13 @@ class _Outliner:
                     if known:
                         continue
                 self.activity(step, status, route)
-            elif isinstance(step, Branch):
-                taken = self.state.routes.get(path_text(path))
-                if taken is None:
-                    self.items.append(
-                        OutlineItem(title="Your route is chosen here", kind="route", status=status)
-                    )
-                    continue
-                case = step.branch[taken.index]
-                self.walk(case.then, (*path, "branch", taken.index, "then"), taken.case)
-            elif isinstance(step, Split):
-                variant = self.state.groups.get(step.split.id)
-                if variant is not None:
-                    then = step.split.variants[variant].then
-                    self.walk(then, (*path, "split", "variants", variant, "then"), route)
-            elif isinstance(step, Remediate):
-                spec = step.remediate
-                if status == "current" and self.state.offer is not None:
-                    offered = self.state.offer.activity
-                    if offered in {spec.lesson, spec.support}:
-                        self.activity(offered, "current", route)
-                        continue
-                self.activity(spec.check, status, route)
-            elif isinstance(step, Choose):
-                picked = self.state.choices.get(step.choose.id)
-                if picked is None:
-                    self.items.append(
-                        OutlineItem(title=step.choose.prompt, kind="choice", status=status)
-                    )
-                    continue
-                for activity_id in dict.fromkeys((*step.choose.required, *picked)):
-                    item_status = status
-                    if status == "current":
-                        outcome = self.state.outcome(activity_id)
-                        offered_now = self.state.offer.activity if self.state.offer else None
-                        item_status = (
-                            "current"
-                            if offered_now == activity_id
-                            else ("done" if outcome.completed else "upcoming")
-                        )
-                    self.activity(activity_id, item_status, route)
-            elif isinstance(step, Review):
-                key = path_text(path)
-                done = self.state.reviews.get(key) == "done"
-                interrupted = (
-                    self.state.interruption is not None
-                    and self.state.interruption.kind == "review"
-                    and self.state.interruption.key == key
-                )
-                if done or interrupted or status == "current":
-                    self.activity(
-                        step.review.activity,
-                        "done" if done else "current",
-                        route,
-                    )
+            else:
+                construct_of(step).outline(self, step, path, status, route)
 
 
 def outline(design: CompiledDesign, state: LearnerState) -> tuple[tuple[OutlineItem, ...], float]:
     """The learner's route, item by item, and the share of it done (0..1)."""
-    outliner = _Outliner(design, state)
+    outliner = Outliner(design, state)
     outliner.walk(design.design.route, ("route",), None)
     items = outliner.items
     if state.interruption is not None and state.interruption.kind == "assigned":

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from adaptive_lti.core.compiled import CompiledDesign
     from adaptive_lti.core.engine import Decision, IndexTables, Walk
     from adaptive_lti.core.graph import Drawing
+    from adaptive_lti.core.journey import ItemStatus, Outliner
     from adaptive_lti.core.lint import Linter
 
 # A location inside the design document, as keys and list indexes: ("route", 2, "branch", 0).
@@ -90,6 +91,14 @@ class Construct(Generic[StepT]):
 
     def draw(self, drawing: Drawing, step: StepT, exits: list[Exit]) -> list[Exit]:
         """Its nodes and edges, joined to ``exits``; the edges that leave it, for the next step."""
+        raise NotImplementedError
+
+    # -- the learner's outline of their route (core/journey.py) --
+
+    def outline(
+        self, outliner: Outliner, step: StepT, path: StepPath, status: ItemStatus, route: str | None
+    ) -> None:
+        """Add what the learner sees of this step to their outline (route: the case they are on)."""
         raise NotImplementedError
 
     # -- the linter --

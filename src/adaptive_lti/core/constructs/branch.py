@@ -18,6 +18,7 @@ from adaptive_lti.core.learner import Cursor, RouteTaken, StepPath, Value
 if TYPE_CHECKING:
     from adaptive_lti.core.engine import Decision, IndexTables, Walk
     from adaptive_lti.core.graph import Drawing
+    from adaptive_lti.core.journey import ItemStatus, Outliner
     from adaptive_lti.core.lint import Linter
 
 
@@ -118,6 +119,21 @@ class BranchConstruct(Construct[Branch]):
         if not any(case.otherwise for case in step.branch):
             after.append((decision, "no case holds", len(step.branch)))
         return after
+
+    def outline(
+        self,
+        outliner: Outliner,
+        step: Branch,
+        path: StepPath,
+        status: ItemStatus,
+        route: str | None,
+    ) -> None:
+        taken = outliner.state.routes.get(path_text(path))
+        if taken is None:
+            outliner.add_item(title="Your route is chosen here", kind="route", status=status)
+            return
+        case = step.branch[taken.index]
+        outliner.walk(case.then, (*path, "branch", taken.index, "then"), taken.case)
 
     def lint(
         self, linter: Linter, step: Branch, path: Path, progress: Progress, live: bool

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from adaptive_lti.core.compiled import CompiledDesign
     from adaptive_lti.core.engine import Decision, IndexTables, Walk
     from adaptive_lti.core.graph import Drawing
+    from adaptive_lti.core.journey import ItemStatus, Outliner
     from adaptive_lti.core.lint import Linter
 
 
@@ -77,6 +78,30 @@ class ChooseConstruct(Construct[Choose]):
             drawing.edge(choice, target, label, rank=rank)
             after.append((target, "", 0))
         return after
+
+    def outline(
+        self,
+        outliner: Outliner,
+        step: Choose,
+        path: StepPath,
+        status: ItemStatus,
+        route: str | None,
+    ) -> None:
+        picked = outliner.state.choices.get(step.choose.id)
+        if picked is None:
+            outliner.add_item(title=step.choose.prompt, kind="choice", status=status)
+            return
+        for activity_id in dict.fromkeys((*step.choose.required, *picked)):
+            item_status = status
+            if status == "current":
+                outcome = outliner.state.outcome(activity_id)
+                offered_now = outliner.state.offer.activity if outliner.state.offer else None
+                item_status = (
+                    "current"
+                    if offered_now == activity_id
+                    else ("done" if outcome.completed else "upcoming")
+                )
+            outliner.activity(activity_id, item_status, route)
 
     def lint(
         self, linter: Linter, step: Choose, path: Path, progress: Progress, live: bool

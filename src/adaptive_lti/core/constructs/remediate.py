@@ -26,6 +26,7 @@ from adaptive_lti.core.learner import Cursor, OfferReason, StepPath, Value
 if TYPE_CHECKING:
     from adaptive_lti.core.engine import Decision, IndexTables, Walk
     from adaptive_lti.core.graph import Drawing
+    from adaptive_lti.core.journey import ItemStatus, Outliner
     from adaptive_lti.core.lint import Linter
 
 _PHASES = ("check", "lesson", "support")
@@ -148,6 +149,22 @@ class RemediateConstruct(Construct[Remediate]):
             drawing.edge(check, support, still, rank=2)
             return [(check, f"score ≥ {below}", 1), (support, "", 0)]
         return [(check, f"score ≥ {below}", 1), (check, still, 2)]
+
+    def outline(
+        self,
+        outliner: Outliner,
+        step: Remediate,
+        path: StepPath,
+        status: ItemStatus,
+        route: str | None,
+    ) -> None:
+        spec = step.remediate
+        if status == "current" and outliner.state.offer is not None:
+            offered = outliner.state.offer.activity
+            if offered in {spec.lesson, spec.support}:
+                outliner.activity(offered, "current", route)
+                return
+        outliner.activity(spec.check, status, route)
 
     def lint(
         self, linter: Linter, step: Remediate, path: Path, progress: Progress, live: bool

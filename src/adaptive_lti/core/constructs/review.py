@@ -24,6 +24,7 @@ from adaptive_lti.core.learner import Cursor, Interruption, StepPath, Value
 if TYPE_CHECKING:
     from adaptive_lti.core.engine import Decision, IndexTables, Walk
     from adaptive_lti.core.graph import Drawing
+    from adaptive_lti.core.journey import ItemStatus, Outliner
     from adaptive_lti.core.lint import Linter
 
 
@@ -86,6 +87,28 @@ class ReviewConstruct(Construct[Review]):
         )
         skips = [(source, label or "review not due", rank) for source, label, rank in exits]
         return [(review, "", 0), *skips]
+
+    def outline(
+        self,
+        outliner: Outliner,
+        step: Review,
+        path: StepPath,
+        status: ItemStatus,
+        route: str | None,
+    ) -> None:
+        key = path_text(path)
+        done = outliner.state.reviews.get(key) == "done"
+        interrupted = (
+            outliner.state.interruption is not None
+            and outliner.state.interruption.kind == "review"
+            and outliner.state.interruption.key == key
+        )
+        if done or interrupted or status == "current":
+            outliner.activity(
+                step.review.activity,
+                "done" if done else "current",
+                route,
+            )
 
     def lint(
         self, linter: Linter, step: Review, path: Path, progress: Progress, live: bool

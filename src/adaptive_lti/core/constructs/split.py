@@ -13,11 +13,12 @@ from adaptive_lti.core.conditions import Symbol, ValueType
 from adaptive_lti.core.constructs.base import Construct, Exit, Path, Progress, merge, split_marker
 from adaptive_lti.core.design import Split, SplitSpec, Step
 from adaptive_lti.core.explanation import path_text
-from adaptive_lti.core.learner import Cursor
+from adaptive_lti.core.learner import Cursor, StepPath
 
 if TYPE_CHECKING:
     from adaptive_lti.core.engine import Decision, Walk
     from adaptive_lti.core.graph import Drawing
+    from adaptive_lti.core.journey import ItemStatus, Outliner
     from adaptive_lti.core.lint import Linter
 
 
@@ -75,6 +76,14 @@ class SplitConstruct(Construct[Split]):
             share = f"{name} ({variant.weight / total:.0%})"
             after += drawing.steps(variant.then, [(split, share, rank)])
         return after
+
+    def outline(
+        self, outliner: Outliner, step: Split, path: StepPath, status: ItemStatus, route: str | None
+    ) -> None:
+        variant = outliner.state.groups.get(step.split.id)
+        if variant is not None:
+            then = step.split.variants[variant].then
+            outliner.walk(then, (*path, "split", "variants", variant, "then"), route)
 
     def lint(
         self, linter: Linter, step: Split, path: Path, progress: Progress, live: bool
