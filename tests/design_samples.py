@@ -22,7 +22,7 @@ from adaptive_lti.core.lti import (
     ResourceLinkInfo,
     normalise_role,
 )
-from adaptive_lti.db import lti_repo
+from adaptive_lti.db import registrations_repo
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 ISSUER = "https://moodle.example.edu"
@@ -185,10 +185,10 @@ def deep_linking_launch(**overrides: Any) -> LaunchContext:
 def register_platform(session: Session) -> int:
     """Register the platform the sample launches come from (deployment "1"); its id. A
     platform registered already (by a harness) is kept."""
-    found = lti_repo.find_registration(session, ISSUER, CLIENT_ID)
+    found = registrations_repo.find_registration(session, ISSUER, CLIENT_ID)
     if found is not None:
         return found.id
-    registration = lti_repo.add_registration(
+    registration = registrations_repo.add_registration(
         session,
         issuer=ISSUER,
         client_id=CLIENT_ID,

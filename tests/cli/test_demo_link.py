@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from adaptive_lti.cli.demo_link import register_with_tool
 from adaptive_lti.core.lti import RegistrationStatus
-from adaptive_lti.db import lti_repo
+from adaptive_lti.db import registrations_repo
 from adaptive_lti.demo.platform import DemoPlatform, PlatformKey, generate_private_key_pem
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
@@ -23,7 +23,7 @@ def demo_platform(key: PlatformKey | None = None) -> DemoPlatform:
 def test_registers_the_platform_its_key_and_deployment_1(session: Session) -> None:
     platform = demo_platform()
     register_with_tool(session, platform, NOW)
-    found = lti_repo.find_registration(session, platform.issuer, platform.client_id)
+    found = registrations_repo.find_registration(session, platform.issuer, platform.client_id)
     assert found is not None
     assert found.issuer == "http://tool.test:8000/demo-platform"
     assert found.auth_login_url == "http://tool.test:8000/demo-platform/auth"
@@ -31,26 +31,28 @@ def test_registers_the_platform_its_key_and_deployment_1(session: Session) -> No
     assert found.static_jwks is not None
     assert dict(found.static_jwks) == platform.key.public_jwks()
     assert found.status is RegistrationStatus.active
-    deployment = lti_repo.find_deployment(session, found.id, "1")
+    deployment = registrations_repo.find_deployment(session, found.id, "1")
     assert deployment is not None and deployment.active
 
 
 def test_registering_again_changes_nothing(session: Session) -> None:
     platform = demo_platform()
     register_with_tool(session, platform, NOW)
-    before = lti_repo.find_registration(session, platform.issuer, platform.client_id)
+    before = registrations_repo.find_registration(session, platform.issuer, platform.client_id)
     register_with_tool(session, platform, NOW)
-    after = lti_repo.find_registration(session, platform.issuer, platform.client_id)
+    after = registrations_repo.find_registration(session, platform.issuer, platform.client_id)
     assert before == after
     assert after is not None
-    assert [d.deployment_id for d in lti_repo.list_deployments(session, after.id)] == ["1"]
+    assert [d.deployment_id for d in registrations_repo.list_deployments(session, after.id)] == [
+        "1"
+    ]
 
 
 def test_a_new_platform_key_replaces_the_registration(session: Session) -> None:
     register_with_tool(session, demo_platform(), NOW)
     platform = demo_platform()  # same issuer and client id, another key
     register_with_tool(session, platform, NOW)
-    found = lti_repo.find_registration(session, platform.issuer, platform.client_id)
+    found = registrations_repo.find_registration(session, platform.issuer, platform.client_id)
     assert found is not None and found.static_jwks is not None
     assert dict(found.static_jwks) == platform.key.public_jwks()
 
@@ -58,12 +60,14 @@ def test_a_new_platform_key_replaces_the_registration(session: Session) -> None:
 def test_an_inactive_deployment_or_registration_is_activated(session: Session) -> None:
     platform = demo_platform()
     register_with_tool(session, platform, NOW)
-    found = lti_repo.find_registration(session, platform.issuer, platform.client_id)
+    found = registrations_repo.find_registration(session, platform.issuer, platform.client_id)
     assert found is not None
-    lti_repo.set_deployment_active(session, found.id, "1", active=False, now=NOW)
-    lti_repo.set_registration_status(session, found.id, RegistrationStatus.awaiting_approval)
+    registrations_repo.set_deployment_active(session, found.id, "1", active=False, now=NOW)
+    registrations_repo.set_registration_status(
+        session, found.id, RegistrationStatus.awaiting_approval
+    )
     register_with_tool(session, platform, NOW)
-    again = lti_repo.find_registration(session, platform.issuer, platform.client_id)
+    again = registrations_repo.find_registration(session, platform.issuer, platform.client_id)
     assert again is not None and again.status is RegistrationStatus.active
-    deployment = lti_repo.find_deployment(session, found.id, "1")
+    deployment = registrations_repo.find_deployment(session, found.id, "1")
     assert deployment is not None and deployment.active

@@ -13,7 +13,7 @@ from adaptive_lti.cli import main
 from adaptive_lti.core.catalogue import content_hash
 from adaptive_lti.core.lint import lint
 from adaptive_lti.core.loader import load_design
-from adaptive_lti.db import lti_repo, migrate
+from adaptive_lti.db import migrate, registrations_repo
 from adaptive_lti.db.session import make_engine, make_session_factory, transaction
 from tests.design_samples import (
     INTRO_WITH_DEAD_END,
@@ -38,7 +38,7 @@ def database(new_database_url, backend: str, monkeypatch: pytest.MonkeyPatch) ->
                 (FIRST, "https://moodle.example.edu"),
                 (SECOND, "https://other.example.org"),
             ):
-                made = lti_repo.add_registration(
+                made = registrations_repo.add_registration(
                     session,
                     issuer=issuer,
                     client_id="tool",

@@ -7,7 +7,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from adaptive_lti.core.catalogue import BindingMethod, Tenant
-from adaptive_lti.db import designs_repo, lti_repo
+from adaptive_lti.db import designs_repo, registrations_repo
 from adaptive_lti.db.tables import Base, User
 from adaptive_lti.services import designs
 from adaptive_lti.services import launch as launch_service
@@ -23,7 +23,7 @@ def test_every_table_of_the_metadata_is_summed(session: Session) -> None:
 def test_an_update_the_row_counts_missed_is_caught(session: Session) -> None:
     registration_id = register_platform(session)
     context = launch_context(subject="3", name="Student One")
-    found = lti_repo.lookup_registration(session, context.issuer, context.client_id, "1")
+    found = registrations_repo.lookup_registration(session, context.issuer, context.client_id, "1")
     assert found is not None and found.deployment is not None
     launch_service.record_launch(
         session,
@@ -45,7 +45,7 @@ def test_an_update_the_row_counts_missed_is_caught(session: Session) -> None:
 def test_a_row_in_a_table_the_counts_left_out_is_caught(session: Session) -> None:
     registration_id = register_platform(session)
     designs.publish_design(session, tenant(session), intro(1), "intro.yaml", by("tests"), now=NOW)
-    found = lti_repo.lookup_registration(
+    found = registrations_repo.lookup_registration(
         session, "https://moodle.example.edu", "Xc7CLIENTIDx9", "1"
     )
     assert found is not None and found.deployment is not None

@@ -15,7 +15,7 @@ import httpx
 import jwt
 
 from adaptive_lti.core.catalogue import BindingMethod, Tenant
-from adaptive_lti.db import designs_repo, lti_repo
+from adaptive_lti.db import designs_repo, registrations_repo
 from adaptive_lti.db.session import make_engine, make_session_factory, transaction
 from adaptive_lti.services import designs
 from tests.design_samples import INTRO_V1, MOODLE_DEEP_LINKING_SETTINGS, by
@@ -34,7 +34,9 @@ def prepare(server: RunningServer, platform: ScriptedPlatform) -> None:
     engine = make_engine(server.database_url)
     try:
         with transaction(make_session_factory(engine)) as session:
-            found = lti_repo.find_registration(session, platform.issuer, platform.client_id)
+            found = registrations_repo.find_registration(
+                session, platform.issuer, platform.client_id
+            )
             if found is None:
                 found = platform.register(session, datetime.now(UTC), static=True)
             designs.publish_design(
@@ -150,9 +152,9 @@ def test_a_teacher_attaches_a_design_by_deep_linking(running_server: RunningServ
     engine = make_engine(running_server.database_url)
     try:
         with make_session_factory(engine)() as session:
-            registration = lti_repo.find_registration(session, platform.issuer, CLIENT_ID)
+            registration = registrations_repo.find_registration(session, platform.issuer, CLIENT_ID)
             assert registration is not None
-            deployment = lti_repo.find_deployment(session, registration.id, "1")
+            deployment = registrations_repo.find_deployment(session, registration.id, "1")
             assert deployment is not None
             binding = designs_repo.find_binding(
                 session, Tenant(registration.id), deployment.id, "e2e-activity"

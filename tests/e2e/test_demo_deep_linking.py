@@ -15,7 +15,7 @@ import httpx
 import jwt
 
 from adaptive_lti.core.catalogue import BindingMethod, Tenant
-from adaptive_lti.db import designs_repo, lti_repo
+from adaptive_lti.db import designs_repo, registrations_repo
 from adaptive_lti.db.session import make_engine, make_session_factory
 from adaptive_lti.demo.platform import DEMO_CLIENT_ID
 from adaptive_lti.lti import keys
@@ -138,11 +138,11 @@ def test_an_instructor_adds_an_activity_by_deep_linking_and_a_learner_is_routed_
     engine = make_engine(running_server.database_url)
     try:
         with make_session_factory(engine)() as session:
-            registration = lti_repo.find_registration(
+            registration = registrations_repo.find_registration(
                 session, running_server.base_url + "/demo-platform", DEMO_CLIENT_ID
             )
             assert registration is not None
-            deployment = lti_repo.find_deployment(session, registration.id, "1")
+            deployment = registrations_repo.find_deployment(session, registration.id, "1")
             assert deployment is not None
             binding = designs_repo.find_binding(
                 session, Tenant(registration.id), deployment.id, resource_link_id

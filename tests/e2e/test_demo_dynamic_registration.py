@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from adaptive_lti.core.lti import RegistrationStatus
-from adaptive_lti.db import lti_repo
+from adaptive_lti.db import registrations_repo
 from adaptive_lti.db.session import make_engine, make_session_factory
 from tests.e2e.conftest import (
     DemoPlatformClient,
@@ -93,11 +93,11 @@ def stored_registration(
     engine = make_engine(server.database_url)
     try:
         with make_session_factory(engine)() as session:
-            registration = lti_repo.find_registration(
+            registration = registrations_repo.find_registration(
                 session, server.base_url + "/demo-platform", client_id
             )
             assert registration is not None
-            deployments = lti_repo.list_deployments(session, registration.id)
+            deployments = registrations_repo.list_deployments(session, registration.id)
     finally:
         engine.dispose()
     active = bool(deployments) and all(deployment.active for deployment in deployments)

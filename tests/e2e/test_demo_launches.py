@@ -199,13 +199,13 @@ def test_a_login_on_one_process_and_the_launch_on_another(
 def test_the_second_process_did_not_register_the_platform_twice(
     running_server: RunningServer, second_server: RunningServer
 ) -> None:
-    from adaptive_lti.db import lti_repo
+    from adaptive_lti.db import registrations_repo
     from adaptive_lti.db.session import make_engine, make_session_factory, transaction
 
     engine = make_engine(running_server.database_url)
     try:
         with transaction(make_session_factory(engine)) as session:
-            registrations = lti_repo.list_registrations(session)
+            registrations = registrations_repo.list_registrations(session)
     finally:
         engine.dispose()
     assert [r.issuer for r in registrations] == [running_server.base_url + "/demo-platform"]

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from adaptive_lti.core.errors import PlatformServiceError
 from adaptive_lti.core.grading import ActivityProgress, GradingProgress, LineItemSpec, Score
-from adaptive_lti.db import lti_repo
+from adaptive_lti.db import registrations_repo
 from adaptive_lti.db.session import make_engine, make_session_factory, transaction
 from adaptive_lti.db.tables import ServiceAccessToken
 from adaptive_lti.demo.platform import AGS_SCOPES
@@ -39,7 +39,7 @@ def tool_sessions(running_server: RunningServer) -> Iterator[sessionmaker[Sessio
 
 def demo_registration_id(server: RunningServer, sessions: sessionmaker[Session]) -> int:
     with transaction(sessions) as session:
-        found = lti_repo.find_registration(
+        found = registrations_repo.find_registration(
             session, server.base_url + "/demo-platform", "adaptive-lti-demo-client"
         )
     assert found is not None

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from adaptive_lti.core.lti import RegistrationStatus
-from adaptive_lti.db import lti_repo
+from adaptive_lti.db import registrations_repo
 from adaptive_lti.db.session import make_engine, make_session_factory
 from tests.e2e.conftest import RunningServer
 from tests.lti.fake_registration_platform import (
@@ -92,11 +92,13 @@ def test_the_real_server_registers_with_a_moodle_over_http(
     engine = make_engine(running_server.database_url)
     try:
         with make_session_factory(engine)() as session:
-            stored = lti_repo.find_registration(session, moodle.site, moodle.client_id)
+            stored = registrations_repo.find_registration(session, moodle.site, moodle.client_id)
             assert stored is not None
             assert stored.status is RegistrationStatus.active
             assert stored.jwks_url == moodle.site + "/mod/lti/certs.php"
-            deployment = lti_repo.find_deployment(session, stored.id, moodle.deployment_id)
+            deployment = registrations_repo.find_deployment(
+                session, stored.id, moodle.deployment_id
+            )
             assert deployment is not None and deployment.active
     finally:
         engine.dispose()

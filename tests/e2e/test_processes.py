@@ -109,9 +109,9 @@ def database_url(
     engine = make_engine(url)
     try:
         with transaction(make_session_factory(engine)) as session:
-            from adaptive_lti.db import lti_repo
+            from adaptive_lti.db import registrations_repo
 
-            lti_repo.add_registration(
+            registrations_repo.add_registration(
                 session,
                 issuer=scripted.issuer,
                 client_id=scripted.client_id,

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
-from adaptive_lti.db import lti_repo
+from adaptive_lti.db import registrations_repo
 from adaptive_lti.db.session import make_engine, make_session_factory, transaction
 from adaptive_lti.db.tables import DesignOwner, DesignVersion
 from adaptive_lti.demo.platform import DEMO_CLIENT_ID
@@ -44,7 +44,9 @@ def register(server: RunningServer, *platforms: ScriptedPlatform) -> None:
     try:
         with transaction(make_session_factory(engine)) as session:
             for platform in platforms:
-                if lti_repo.find_registration(session, platform.issuer, platform.client_id):
+                if registrations_repo.find_registration(
+                    session, platform.issuer, platform.client_id
+                ):
                     continue
                 platform.register(session, datetime.now(UTC), static=True)
     finally:
@@ -112,7 +114,7 @@ def test_a_second_platform_cannot_hijack_the_first_platforms_design(
     engine = make_engine(running_server.database_url)
     try:
         with make_session_factory(engine)() as session:
-            demo = lti_repo.find_registration(
+            demo = registrations_repo.find_registration(
                 session, running_server.base_url + "/demo-platform", DEMO_CLIENT_ID
             )
             versions = session.execute(

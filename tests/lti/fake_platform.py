@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy.orm import Session, sessionmaker
 
 from adaptive_lti.core.grading import ActivityProgress, GradingProgress, LineItemSpec, Score
-from adaptive_lti.db import lti_repo
+from adaptive_lti.db import registrations_repo
 from adaptive_lti.lti import keys
 from adaptive_lti.lti.ags import AgsClient
 from adaptive_lti.lti.nrps import NrpsClient
@@ -425,7 +425,7 @@ def tool_signing_key(_session: Session | None = None) -> keys.SigningKey:
 
 def add_fake_registration(session: Session, now: datetime) -> int:
     """Register the fake platform with the tool (deployment "1"); returns the registration id."""
-    info = lti_repo.add_registration(
+    info = registrations_repo.add_registration(
         session,
         issuer=ISSUER,
         client_id=CLIENT_ID,

@@ -22,7 +22,7 @@ from jwt.algorithms import RSAAlgorithm
 from sqlalchemy.orm import Session
 
 from adaptive_lti.core.lti import PlatformRegistrationInfo
-from adaptive_lti.db import lti_repo
+from adaptive_lti.db import registrations_repo
 
 ISSUER = "https://moodle.example.edu"
 CLIENT_ID = "Xc7CLIENTIDx9"
@@ -105,7 +105,7 @@ class ScriptedPlatform:
         deployments: tuple[str, ...] = (DEPLOYMENT_ID,),
         static: bool = False,
     ) -> PlatformRegistrationInfo:
-        return lti_repo.add_registration(
+        return registrations_repo.add_registration(
             session,
             issuer=self.issuer,
             client_id=self.client_id,

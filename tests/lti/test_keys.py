@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from adaptive_lti.core.errors import ConflictError, NotFoundError
-from adaptive_lti.db import lti_repo
+from adaptive_lti.db import tool_keys_repo
 from adaptive_lti.lti import keys
 from tests.lti.harness import tool_settings
 
@@ -71,7 +71,7 @@ def test_key_dir_keeps_private_keys_in_0600_files(
     info = keys.rotate(session, settings, NOW)
     path = tmp_path / "keys" / f"{info.kid}.pem"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    stored = lti_repo.list_tool_keys(session)[0]
+    stored = tool_keys_repo.list_tool_keys(session)[0]
     assert stored.private_key_path == str(path) and stored.info.private_key_pem == ""
     assert keys.signing_key(session).kid == info.kid
     path.unlink()
@@ -84,7 +84,7 @@ def test_app_start_makes_the_first_key(session_factory, db_url: str) -> None:  #
     from tests.lti.harness import harness
 
     with harness(session_factory, db_url) as h, h.session_factory() as session:
-        assert len(lti_repo.list_tool_keys(session, active_only=True)) == 1
+        assert len(tool_keys_repo.list_tool_keys(session, active_only=True)) == 1
 
 
 def test_start_on_an_unmigrated_database_only_warns(

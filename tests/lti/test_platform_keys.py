@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from adaptive_lti.core.errors import LaunchError
 from adaptive_lti.core.lti import PlatformRegistrationInfo
-from adaptive_lti.db import lti_repo, migrate
+from adaptive_lti.db import migrate, platform_key_sets_repo, registrations_repo
 from adaptive_lti.db.session import make_engine, make_session_factory, transaction
 from adaptive_lti.lti.platform_keys import PlatformKeys, cache_lifetime
 from adaptive_lti.web.app import create_app
@@ -69,7 +69,7 @@ def keys_for(
 
 def cached(factory: sessionmaker[Session], registration_id: int):  # type: ignore[no-untyped-def]
     with factory() as session:
-        return lti_repo.load_key_set(session, registration_id)
+        return platform_key_sets_repo.load_key_set(session, registration_id)
 
 
 def test_fetch_once_then_serve_from_the_cache(setup) -> None:  # type: ignore[no-untyped-def]
@@ -274,7 +274,7 @@ def register(database_url: str, platform: ScriptedPlatform, jwks_url: str) -> No
     engine = make_engine(database_url)
     try:
         with transaction(make_session_factory(engine)) as session:
-            lti_repo.add_registration(
+            registrations_repo.add_registration(
                 session,
                 issuer=platform.issuer,
                 client_id=platform.client_id,

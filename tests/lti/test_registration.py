@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from adaptive_lti.core.lti import RegistrationStatus
-from adaptive_lti.db import lti_repo
+from adaptive_lti.db import registrations_repo
 from adaptive_lti.db.tables import PlatformRegistration
 from adaptive_lti.lti import registration
 from adaptive_lti.settings import Settings
@@ -145,7 +145,7 @@ def test_register_with_platform_stores_the_token_audience(session: Session) -> N
             registration_token="single-use-token",
             now=NOW,
         )
-    stored = lti_repo.get_registration(session, done.registration.id)
+    stored = registrations_repo.get_registration(session, done.registration.id)
     assert stored.auth_token_audience == SITE + "/oauth2/audience"
     assert stored.status is RegistrationStatus.awaiting_approval
     assert stored.name == "moodle (dynamic registration)"
@@ -156,7 +156,7 @@ def test_register_with_platform_stores_the_token_audience(session: Session) -> N
 def test_a_client_id_registered_already_is_updated_in_place(session: Session) -> None:
     """Moodle's "Update" answers with the client id the tool had: the registration is updated
     (endpoints from the configuration, the deployment added), its status and deployments kept."""
-    existing = lti_repo.add_registration(
+    existing = registrations_repo.add_registration(
         session,
         issuer=SITE,
         client_id="DynClient42",
@@ -178,12 +178,12 @@ def test_a_client_id_registered_already_is_updated_in_place(session: Session) ->
         )
     assert done.updated
     assert count(session) == 1
-    stored = lti_repo.get_registration(session, existing.id)
+    stored = registrations_repo.get_registration(session, existing.id)
     assert stored.status is RegistrationStatus.awaiting_approval
     assert stored.auth_login_url == SITE + "/mod/lti/auth.php"
     assert stored.auth_token_url == SITE + "/mod/lti/token.php"
     assert stored.jwks_url == SITE + "/mod/lti/certs.php"
-    deployments = lti_repo.list_deployments(session, existing.id)
+    deployments = registrations_repo.list_deployments(session, existing.id)
     assert [(d.deployment_id, d.active) for d in deployments] == [("2", True), ("7", True)]
 
 
@@ -202,7 +202,7 @@ def test_moodles_update_token_names_the_registration_whose_client_id_changes(
 ) -> None:
     """Moodle's "Update" token (scope reg-update) names the tool it updates: should the
     platform answer with another client id, that registration takes it, in place."""
-    existing = lti_repo.add_registration(
+    existing = registrations_repo.add_registration(
         session,
         issuer=SITE,
         client_id="OldClient1",
@@ -228,7 +228,7 @@ def test_moodles_update_token_names_the_registration_whose_client_id_changes(
 
 
 def test_a_new_registration_token_adds_a_registration(session: Session) -> None:
-    lti_repo.add_registration(
+    registrations_repo.add_registration(
         session,
         issuer=SITE,
         client_id="OldClient1",

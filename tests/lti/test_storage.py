@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from adaptive_lti.core.errors import LaunchError
-from adaptive_lti.db import lti_repo
+from adaptive_lti.db import login_states_repo
 from adaptive_lti.lti import storage
 from tests.lti.scripted_platform import LAUNCH_URL, ScriptedPlatform
 
@@ -43,9 +43,9 @@ def test_expired_logins_are_purged(session: Session) -> None:
     registration = ScriptedPlatform().register(session, NOW)
     old = login(session, registration.id, NOW - timedelta(hours=2))
     fresh = login(session, registration.id, NOW)
-    assert lti_repo.purge_expired_login_states(session, NOW) == 1
-    assert lti_repo.peek_login_state(session, old.state) is None
-    assert lti_repo.peek_login_state(session, fresh.state) is not None
+    assert login_states_repo.purge_expired_login_states(session, NOW) == 1
+    assert login_states_repo.peek_login_state(session, old.state) is None
+    assert login_states_repo.peek_login_state(session, fresh.state) is not None
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from pylti1p3.deep_link import DeepLink
 from pylti1p3.deep_link_resource import DeepLinkResource
 from sqlalchemy.orm import Session
 
-from adaptive_lti.db import lti_repo
+from adaptive_lti.db import registrations_repo
 from adaptive_lti.lti import keys
 from adaptive_lti.lti.toolconf import DatabaseToolConf
 from tests.lti.harness import tool_settings
@@ -34,7 +34,9 @@ def test_registration_and_deployments_come_from_the_database(session: Session, d
     assert conf.find_deployment_by_params(ISSUER, "1", CLIENT_ID) is not None
     assert conf.find_deployment(ISSUER, "1") is not None
     assert conf.find_deployment_by_params(ISSUER, "2", CLIENT_ID) is None
-    lti_repo.set_deployment_active(session, registration_info.id, "1", active=False, now=NOW)
+    registrations_repo.set_deployment_active(
+        session, registration_info.id, "1", active=False, now=NOW
+    )
     assert conf.find_deployment_by_params(ISSUER, "1", CLIENT_ID) is None
 
 

@@ -16,15 +16,10 @@ from adaptive_lti.core.catalogue import (
     parse_design_reference,
 )
 from adaptive_lti.core.design import Page
-from adaptive_lti.core.errors import (
-    ConflictError,
-    DesignError,
-    InvalidInputError,
-    NotFoundError,
-)
+from adaptive_lti.core.errors import ConflictError, DesignError, InvalidInputError, NotFoundError
 from adaptive_lti.core.lint import lint
 from adaptive_lti.core.loader import load_design
-from adaptive_lti.db import lti_repo
+from adaptive_lti.db import launches_repo, registrations_repo
 from adaptive_lti.db.tables import Design, DesignBinding, DesignDeepLink, DesignVersion
 from adaptive_lti.services import designs
 from tests.design_samples import (
@@ -359,7 +354,7 @@ def test_removing_the_registration_removes_its_designs_and_bindings(session: Ses
     designs.record_deep_link(
         session, deep_linking_launch(), DesignReference("sample-programming"), now=NOW
     )
-    lti_repo.remove_registration(session, registration_id)
+    registrations_repo.remove_registration(session, registration_id)
     session.flush()
     session.expire_all()
     # Designs are the registration's (its tenant's): they go with it.
@@ -386,9 +381,9 @@ def test_the_recorded_launch_saves_looking_the_deployment_up(session: Session) -
     registration_id = register_platform(session)
     designs.publish_design(session, tenant(session), INTRO_V1, "intro.yaml", by("a"), now=NOW)
     launch = launch_context(custom={"design": "sample-programming"})
-    deployment = lti_repo.find_deployment(session, registration_id, "1")
+    deployment = registrations_repo.find_deployment(session, registration_id, "1")
     assert deployment is not None
-    recorded = lti_repo.record_launch(
+    recorded = launches_repo.record_launch(
         session, launch, registration_id=registration_id, deployment_pk=deployment.id, now=NOW
     )
     found = designs.design_for_launch(session, launch, now=NOW, recorded=recorded)
@@ -426,7 +421,7 @@ def test_a_session_from_a_since_deactivated_deployment_cannot_bind(
     live for hours) may not bind activities or record deep-link choices through it."""
     registration_id = register_platform(session)
     designs.publish_design(session, tenant(session), INTRO_V1, "intro.yaml", by("a"), now=NOW)
-    lti_repo.set_deployment_active(session, registration_id, "1", active=False, now=NOW)
+    registrations_repo.set_deployment_active(session, registration_id, "1", active=False, now=NOW)
     with pytest.raises(NotFoundError, match="not active"):
         if action == "bind":
             designs.bind_resource_link(

@@ -8,7 +8,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from adaptive_lti.core.lti import DeploymentInfo
-from adaptive_lti.db import lti_repo
+from adaptive_lti.db import registrations_repo
+from adaptive_lti.db.base import as_utc
 from adaptive_lti.db.tables import Context, Launch, ResourceLink, User
 from adaptive_lti.lti.claims import parse_launch_context
 from adaptive_lti.services import launch as launch_service
@@ -20,7 +21,7 @@ NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 def setup(session: Session) -> tuple[ScriptedPlatform, int, DeploymentInfo]:
     platform = ScriptedPlatform()
     registration = platform.register(session, NOW)
-    deployment = lti_repo.find_deployment(session, registration.id, "1")
+    deployment = registrations_repo.find_deployment(session, registration.id, "1")
     assert deployment is not None
     return platform, registration.id, deployment
 
@@ -60,9 +61,7 @@ def test_record_launch_upserts_and_appends(session: Session) -> None:
     assert count(session, Launch) == 2
     user = session.get(User, recorded.user_pk)
     assert user is not None and user.email == "new@example.com"
-    assert (
-        lti_repo.as_utc(user.first_seen_at) == NOW and lti_repo.as_utc(user.last_seen_at) == later
-    )
+    assert as_utc(user.first_seen_at) == NOW and as_utc(user.last_seen_at) == later
     context = session.get(Context, recorded.context_pk)
     assert context is not None and context.title == "LTI 101 (renamed)"
 
@@ -137,7 +136,7 @@ def test_unchanged_course_rows_are_not_rewritten_within_the_hour(session: Sessio
     context = session.get(Context, context_pk)
     assert context is not None
     session.refresh(context)
-    assert lti_repo.as_utc(context.last_seen_at) == NOW  # not rewritten
+    assert as_utc(context.last_seen_at) == NOW  # not rewritten
     record(NOW + timedelta(minutes=61))
     session.refresh(context)
-    assert lti_repo.as_utc(context.last_seen_at) == NOW + timedelta(minutes=61)
+    assert as_utc(context.last_seen_at) == NOW + timedelta(minutes=61)

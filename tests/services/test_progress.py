@@ -16,7 +16,7 @@ from adaptive_lti.core.engine import ChoiceOffered, DesignCompleted, NeedsInput,
 from adaptive_lti.core.errors import EngineError, InvalidInputError
 from adaptive_lti.core.journey import JourneyView
 from adaptive_lti.core.lti import LaunchContext
-from adaptive_lti.db import lti_repo
+from adaptive_lti.db import registrations_repo
 from adaptive_lti.db.tables import LearnerEvent, ScoreOutbox
 from adaptive_lti.services import designs, progress
 from adaptive_lti.services import launch as launch_service
@@ -65,7 +65,7 @@ def launch(
 
 
 def launch_with(session: Session, context: LaunchContext, now) -> JourneyView:  # type: ignore[no-untyped-def]
-    found = lti_repo.lookup_registration(session, ISSUER, CLIENT_ID, "1")
+    found = registrations_repo.lookup_registration(session, ISSUER, CLIENT_ID, "1")
     assert found is not None and found.deployment is not None
     recorded = launch_service.record_launch(
         session,

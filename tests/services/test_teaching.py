@@ -17,7 +17,7 @@ from adaptive_lti.core.engine import NextActivity
 from adaptive_lti.core.errors import InvalidInputError, NotFoundError, PlatformServiceError
 from adaptive_lti.core.journey import JourneyView
 from adaptive_lti.core.roster import Member
-from adaptive_lti.db import lti_repo
+from adaptive_lti.db import registrations_repo
 from adaptive_lti.db.tables import LearnerEvent, RosterMember
 from adaptive_lti.services import launch as launch_service
 from adaptive_lti.services import progress, teaching
@@ -40,7 +40,7 @@ def instructor_place(session: Session, *, resource_link_id: str = "1") -> Instru
         ),
         nrps={"context_memberships_url": MEMBERSHIPS_URL, "service_versions": ["2.0"]},
     )
-    found = lti_repo.lookup_registration(session, ISSUER, CLIENT_ID, "1")
+    found = registrations_repo.lookup_registration(session, ISSUER, CLIENT_ID, "1")
     assert found is not None and found.deployment is not None
     recorded = launch_service.record_launch(
         session,
@@ -174,7 +174,7 @@ def test_roster_sync_without_the_names_and_roles_service_says_what_to_do(
 ) -> None:
     place = instructor_place(session)
     # Another course, whose launches never carried the NRPS claim.
-    found = lti_repo.lookup_registration(session, ISSUER, CLIENT_ID, "1")
+    found = registrations_repo.lookup_registration(session, ISSUER, CLIENT_ID, "1")
     assert found is not None and found.deployment is not None
     recorded = launch_service.record_launch(
         session,

@@ -14,7 +14,7 @@ from adaptive_lti.core.errors import (
     PermissionDeniedError,
 )
 from adaptive_lti.core.lti import LaunchContext
-from adaptive_lti.db import designs_repo, lti_repo
+from adaptive_lti.db import designs_repo, registrations_repo
 from adaptive_lti.services import designs
 from tests.design_samples import (
     INSTRUCTOR,
@@ -32,7 +32,7 @@ THEIRS = INTRO_V1.replace("Variables hold values.", "Their own page.")
 
 
 def other_tenant(session: Session) -> Tenant:
-    registration = lti_repo.add_registration(
+    registration = registrations_repo.add_registration(
         session,
         issuer=OTHER,
         client_id="other-client",

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from adaptive_lti.core.lti import RegistrationStatus
-from adaptive_lti.db import lti_repo
+from adaptive_lti.db import registrations_repo
 from adaptive_lti.db.session import transaction
 from adaptive_lti.db.tables import AuditRecord, Deployment, Launch, PlatformRegistration, User
 from tests.lti.fake_registration_platform import (
@@ -133,13 +133,13 @@ def test_registers_with_every_field_moodle_requires(h: LtiHarness, moodle: FakeM
     assert deep_linking["label"] and deep_linking["placements"] == ["ContentArea"]
 
     with h.session_factory() as session:
-        stored = lti_repo.find_registration(session, SITE, "DynClient42")
+        stored = registrations_repo.find_registration(session, SITE, "DynClient42")
         assert stored is not None
         assert stored.status is RegistrationStatus.active  # no approval outside production
         assert stored.auth_login_url == SITE + "/mod/lti/auth.php"
         assert stored.auth_token_url == SITE + "/mod/lti/token.php"
         assert stored.jwks_url == SITE + "/mod/lti/certs.php"
-        deployment = lti_repo.find_deployment(session, stored.id, "7")
+        deployment = registrations_repo.find_deployment(session, stored.id, "7")
         assert deployment is not None and deployment.active
         [audit] = session.scalars(select(AuditRecord)).all()
     assert (audit.action, audit.registration_id, audit.target) == (
@@ -215,7 +215,7 @@ def test_approval_flow(
         response = register(h)
         assert response.status_code == 200
         with h.session_factory() as session:
-            stored = lti_repo.find_registration(session, SITE, "DynClient42")
+            stored = registrations_repo.find_registration(session, SITE, "DynClient42")
         assert stored is not None and stored.status is RegistrationStatus.awaiting_approval
         assert f"adaptive-lti platform approve {stored.id}" in response.text
         assert "Waiting for approval" in response.text
@@ -227,7 +227,9 @@ def test_approval_flow(
         assert f"adaptive-lti platform approve {stored.id}" in refused.text
 
         with transaction(h.session_factory) as session:
-            lti_repo.set_registration_status(session, stored.id, RegistrationStatus.active)
+            registrations_repo.set_registration_status(
+                session, stored.id, RegistrationStatus.active
+            )
         accepted = h.full_launch(role=INSTRUCTOR, subject="4")
         assert accepted.status_code == 200, accepted.text
         assert recorded_launch(h) == (stored.id, "7", "4")

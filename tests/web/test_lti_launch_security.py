@@ -16,17 +16,11 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy.orm import Session, sessionmaker
 
-from adaptive_lti.db import lti_repo, migrate
+from adaptive_lti.db import migrate, registrations_repo
 from adaptive_lti.db.session import make_engine, make_session_factory
 from adaptive_lti.settings import UnknownDeploymentPolicy
 from tests.lti.harness import LtiHarness, harness
-from tests.lti.scripted_platform import (
-    CLIENT_ID,
-    LTI,
-    ScriptedPlatform,
-    forge_token,
-    rsa_key,
-)
+from tests.lti.scripted_platform import CLIENT_ID, LTI, ScriptedPlatform, forge_token, rsa_key
 
 Claims = dict[str, Any]
 
@@ -484,7 +478,7 @@ def test_unknown_deployment_is_recorded_inactive_and_explained(
         ).startswith("1:")
         assert after == before  # only the inactive deployment was recorded
         with h.session_factory() as session:
-            recorded = lti_repo.find_deployment(session, registration_id, "7")
+            recorded = registrations_repo.find_deployment(session, registration_id, "7")
         assert recorded is not None and not recorded.active
 
 
@@ -505,7 +499,9 @@ def test_unknown_deployment_is_refused_under_the_reject_policy(
 
 def _registration_id(h: LtiHarness) -> int:
     with h.session_factory() as session:
-        found = lti_repo.find_registration(session, h.platform.issuer, h.platform.client_id)
+        found = registrations_repo.find_registration(
+            session, h.platform.issuer, h.platform.client_id
+        )
         assert found is not None
         return found.id
 

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from adaptive_lti.core.lti import RegistrationStatus
-from adaptive_lti.db import lti_repo
+from adaptive_lti.db import registrations_repo
 from adaptive_lti.db.session import transaction
 from adaptive_lti.settings import UnknownDeploymentPolicy
 from tests.lti.harness import LtiHarness, harness
@@ -77,9 +77,11 @@ def test_target_link_uri_off_the_tools_origin_is_refused(h: LtiHarness, target: 
 
 def test_known_inactive_deployment_is_refused(h: LtiHarness) -> None:
     with transaction(h.session_factory) as session:
-        found = lti_repo.find_registration(session, ISSUER, CLIENT_ID)
+        found = registrations_repo.find_registration(session, ISSUER, CLIENT_ID)
         assert found is not None
-        lti_repo.set_deployment_active(session, found.id, "1", active=False, now=h.clock.now)
+        registrations_repo.set_deployment_active(
+            session, found.id, "1", active=False, now=h.clock.now
+        )
     message = refused_login(h, 403, "deployment registered")
     # Deliberately deactivated: not "waiting for an administrator" (issue 8).
     assert "was deactivated by an administrator" in message
@@ -103,9 +105,11 @@ def test_unknown_deployment_under_record_inactive_policy_continues(h: LtiHarness
 
 def test_registration_awaiting_approval_is_refused(h: LtiHarness) -> None:
     with transaction(h.session_factory) as session:
-        found = lti_repo.find_registration(session, ISSUER, CLIENT_ID)
+        found = registrations_repo.find_registration(session, ISSUER, CLIENT_ID)
         assert found is not None
-        lti_repo.set_registration_status(session, found.id, RegistrationStatus.awaiting_approval)
+        registrations_repo.set_registration_status(
+            session, found.id, RegistrationStatus.awaiting_approval
+        )
     message = refused_login(h, 403, "registration approved")
     assert "approval" in message
 
@@ -116,7 +120,7 @@ def test_login_without_client_id_uses_the_only_registration(h: LtiHarness) -> No
 
 def test_login_without_client_id_is_refused_when_the_issuer_has_several(h: LtiHarness) -> None:
     with transaction(h.session_factory) as session:
-        lti_repo.add_registration(
+        registrations_repo.add_registration(
             session,
             issuer=ISSUER,
             client_id="second-client",

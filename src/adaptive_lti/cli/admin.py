@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 from adaptive_lti.cli.database import usable_database
 from adaptive_lti.core.errors import InvalidInputError
 from adaptive_lti.core.lti import DeploymentInfo, PlatformRegistrationInfo, RegistrationStatus
-from adaptive_lti.db import audit_repo, lti_repo
+from adaptive_lti.db import audit_repo, registrations_repo
 from adaptive_lti.db.audit_repo import AuditAction
 from adaptive_lti.db.session import make_session_factory, transaction
 from adaptive_lti.lti import keys
@@ -284,7 +284,7 @@ def run_platform_add(args: argparse.Namespace) -> int:
     if static is None:
         jwks_url = _require_url(jwks_url, "--jwks-url", settings)
     with _database() as (session, _settings):
-        info = lti_repo.add_registration(
+        info = registrations_repo.add_registration(
             session,
             issuer=issuer,
             client_id=args.client_id,
@@ -300,7 +300,7 @@ def run_platform_add(args: argparse.Namespace) -> int:
             deployment_ids=args.deployment,
             now=_now(),
         )
-        deployments = lti_repo.list_deployments(session, info.id)
+        deployments = registrations_repo.list_deployments(session, info.id)
         _audit(
             session,
             AuditAction.registration_add,
@@ -328,8 +328,8 @@ def run_platform_add(args: argparse.Namespace) -> int:
 def run_platform_list(args: argparse.Namespace) -> int:
     with _database() as (session, _settings):
         found = [
-            (info, lti_repo.list_deployments(session, info.id))
-            for info in lti_repo.list_registrations(session)
+            (info, registrations_repo.list_deployments(session, info.id))
+            for info in registrations_repo.list_registrations(session)
         ]
     if not found:
         text = "no platform registered yet: add one with 'adaptive-lti platform add'"
@@ -350,8 +350,8 @@ def run_platform_list(args: argparse.Namespace) -> int:
 
 def run_platform_show(args: argparse.Namespace) -> int:
     with _database() as (session, _settings):
-        info = lti_repo.get_registration(session, args.registration_id)
-        deployments = lti_repo.list_deployments(session, info.id)
+        info = registrations_repo.get_registration(session, args.registration_id)
+        deployments = registrations_repo.list_deployments(session, info.id)
     value = _registration_json(info, deployments)
     lines = [f"{key}: {item}" for key, item in value.items() if key != "deployments"]
     lines.append("deployments:" if deployments else "deployments: none")
@@ -390,7 +390,7 @@ def run_platform_update(args: argparse.Namespace) -> int:
         audience: dict[str, Any] = {}
         if args.token_audience is not None:
             audience["auth_token_audience"] = args.token_audience or None
-        info = lti_repo.update_registration(
+        info = registrations_repo.update_registration(
             session,
             args.registration_id,
             client_id=args.client_id,
@@ -399,7 +399,7 @@ def run_platform_update(args: argparse.Namespace) -> int:
             **urls,
             **audience,
         )
-        deployments = lti_repo.list_deployments(session, info.id)
+        deployments = registrations_repo.list_deployments(session, info.id)
         changed = sorted(
             option
             for option, value in vars(args).items()
@@ -439,10 +439,10 @@ _CONTENT_WORDS = {
 
 def run_platform_remove(args: argparse.Namespace) -> int:
     with _database() as (session, _settings):
-        info = lti_repo.get_registration(session, args.registration_id)
-        contents = lti_repo.registration_contents(session, info.id)
+        info = registrations_repo.get_registration(session, args.registration_id)
+        contents = registrations_repo.registration_contents(session, info.id)
         if args.yes:
-            lti_repo.remove_registration(session, info.id)
+            registrations_repo.remove_registration(session, info.id)
             _audit(
                 session,
                 AuditAction.registration_remove,
@@ -470,7 +470,7 @@ def run_platform_remove(args: argparse.Namespace) -> int:
 
 def run_platform_approve(args: argparse.Namespace) -> int:
     with _database() as (session, _settings):
-        info = lti_repo.set_registration_status(
+        info = registrations_repo.set_registration_status(
             session, args.registration_id, RegistrationStatus.active
         )
         _audit(
@@ -494,8 +494,8 @@ def run_deactivate(args: argparse.Namespace) -> int:
 
 def _set_deployment_active(args: argparse.Namespace, *, active: bool) -> int:
     with _database() as (session, _settings):
-        lti_repo.get_registration(session, args.registration_id)
-        deployment = lti_repo.set_deployment_active(
+        registrations_repo.get_registration(session, args.registration_id)
+        deployment = registrations_repo.set_deployment_active(
             session, args.registration_id, args.deployment_id, active=active, now=_now()
         )
         _audit(
@@ -515,8 +515,8 @@ def _set_deployment_active(args: argparse.Namespace, *, active: bool) -> int:
 
 def run_remove_deployment(args: argparse.Namespace) -> int:
     with _database() as (session, _settings):
-        lti_repo.get_registration(session, args.registration_id)
-        lti_repo.remove_deployment(session, args.registration_id, args.deployment_id)
+        registrations_repo.get_registration(session, args.registration_id)
+        registrations_repo.remove_deployment(session, args.registration_id, args.deployment_id)
         _audit(
             session,
             AuditAction.deployment_remove,

@@ -91,7 +91,7 @@ def publish_example_design(app: FastAPI, path: Path = EXAMPLE_DESIGN) -> str:
     """
     from adaptive_lti.core.catalogue import Publisher, Tenant
     from adaptive_lti.core.loader import load_design_file
-    from adaptive_lti.db import lti_repo
+    from adaptive_lti.db import registrations_repo
     from adaptive_lti.db.session import transaction
     from adaptive_lti.demo.platform import ROLE_INSTRUCTOR
     from adaptive_lti.services import designs as design_service
@@ -104,7 +104,7 @@ def publish_example_design(app: FastAPI, path: Path = EXAMPLE_DESIGN) -> str:
         registration = (
             None
             if platform is None
-            else lti_repo.find_registration(session, platform.issuer, platform.client_id)
+            else registrations_repo.find_registration(session, platform.issuer, platform.client_id)
         )
         if platform is None or registration is None:
             return "the demo platform is not registered: the demo activity shows 'not ready yet'"

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from adaptive_lti.core.errors import ConflictError
 from adaptive_lti.core.lti import PlatformRegistrationInfo, RegistrationStatus
-from adaptive_lti.db import lti_repo
+from adaptive_lti.db import registrations_repo
 from adaptive_lti.db.session import transaction
 from adaptive_lti.demo.platform import DemoPlatform
 from adaptive_lti.lti import keys
@@ -45,7 +45,7 @@ class ToolLinkInProcess:
 
     def registration_at_tool(self, issuer: str, client_id: str) -> PlatformRegistrationInfo | None:
         with transaction(self._session_factory) as session:
-            return lti_repo.find_registration(session, issuer, client_id)
+            return registrations_repo.find_registration(session, issuer, client_id)
 
 
 def register_with_tool(session: Session, platform: DemoPlatform, now: datetime) -> None:
@@ -56,7 +56,7 @@ def register_with_tool(session: Session, platform: DemoPlatform, now: datetime) 
     server. A registration made with another key (the key file was deleted) is replaced.
     """
     jwks = platform.key.public_jwks()
-    found = lti_repo.find_registration(session, platform.issuer, platform.client_id)
+    found = registrations_repo.find_registration(session, platform.issuer, platform.client_id)
     if found is not None and (
         found.static_jwks is None
         or dict(found.static_jwks) != jwks
@@ -66,11 +66,11 @@ def register_with_tool(session: Session, platform: DemoPlatform, now: datetime) 
             "the demo platform's key or endpoints changed since it was registered: registering "
             "it again (launches recorded under the old registration are removed)"
         )
-        lti_repo.remove_registration(session, found.id)
+        registrations_repo.remove_registration(session, found.id)
         found = None
     if found is None:
         try:
-            lti_repo.add_registration(
+            registrations_repo.add_registration(
                 session,
                 issuer=platform.issuer,
                 client_id=platform.client_id,
@@ -87,9 +87,9 @@ def register_with_tool(session: Session, platform: DemoPlatform, now: datetime) 
         log.info("registered the demo platform %s with the tool", platform.issuer)
         return
     if found.status is not RegistrationStatus.active:
-        lti_repo.set_registration_status(session, found.id, RegistrationStatus.active)
-    deployment = lti_repo.find_deployment(session, found.id, platform.deployment_id)
+        registrations_repo.set_registration_status(session, found.id, RegistrationStatus.active)
+    deployment = registrations_repo.find_deployment(session, found.id, platform.deployment_id)
     if deployment is None or not deployment.active:
-        lti_repo.set_deployment_active(
+        registrations_repo.set_deployment_active(
             session, found.id, platform.deployment_id, active=True, now=now
         )

@@ -29,7 +29,7 @@ from adaptive_lti.cli.database import usable_database
 from adaptive_lti.core.catalogue import DesignVersionInfo, Publisher, Tenant
 from adaptive_lti.core.errors import DesignError, InvalidInputError
 from adaptive_lti.core.loader import load_design_file
-from adaptive_lti.db import audit_repo, lti_repo
+from adaptive_lti.db import audit_repo, registrations_repo
 from adaptive_lti.db.session import make_session_factory, transaction
 from adaptive_lti.services import designs as design_service
 from adaptive_lti.settings import Settings
@@ -118,7 +118,7 @@ def _platform_option(parser: Any, what: str) -> None:
 def _tenant(session: Session, platform: int | None) -> Tenant:
     """The tenant ``--platform`` names; refused, listing the registrations, when it is absent."""
     if platform is None:
-        registrations = lti_repo.list_registrations(session)
+        registrations = registrations_repo.list_registrations(session)
         known = "; ".join(f"{r.id}: {r.name or r.issuer} ({r.issuer})" for r in registrations)
         raise InvalidInputError(
             "Designs belong to one platform: say which with --platform ID.",
@@ -126,7 +126,7 @@ def _tenant(session: Session, platform: int | None) -> Tenant:
             if registrations
             else "No platform is registered yet: add one with 'adaptive-lti platform add'.",
         )
-    return Tenant(lti_repo.get_registration(session, platform).id)
+    return Tenant(registrations_repo.get_registration(session, platform).id)
 
 
 @contextmanager

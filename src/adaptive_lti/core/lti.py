@@ -1,8 +1,8 @@
 """What the tool knows about platforms and launches, as immutable values (no I/O, no JOSE).
 
 ``lti/claims.py`` builds a ``LaunchContext`` from an id_token whose signature and claims have been
-checked; ``db/lti_repo.py`` turns rows into the registration values below. Role and context-type
-vocabularies follow LTI Core 1.3 Appendix A (https://www.imsglobal.org/spec/lti/v1p3/#role-vocabularies).
+checked; the repositories (``db/registrations_repo.py``, ``db/launches_repo.py``, ...) turn rows
+into the values below. Role and context-type vocabularies follow LTI Core 1.3 Appendix A (https://www.imsglobal.org/spec/lti/v1p3/#role-vocabularies).
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from adaptive_lti.core.catalogue import (
     ResourceLinkBindingInfo,
     Tenant,
 )
-from adaptive_lti.db.lti_repo import as_utc
+from adaptive_lti.db.base import as_utc
 from adaptive_lti.db.tables import (
     Design,
     DesignBinding,

@@ -24,7 +24,7 @@ from adaptive_lti.core.engine import DECISION_ADAPTER, Decision
 from adaptive_lti.core.events import Event, event_from_dict, event_to_dict
 from adaptive_lti.core.journey import Enrolment, Snapshot
 from adaptive_lti.core.learner import LearnerState
-from adaptive_lti.db.lti_repo import as_utc
+from adaptive_lti.db.base import as_utc
 from adaptive_lti.db.tables import (
     LearnerEnrolment,
     LearnerEvent,

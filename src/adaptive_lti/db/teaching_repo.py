@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from adaptive_lti.core.catalogue import Tenant
-from adaptive_lti.db.lti_repo import as_utc
+from adaptive_lti.db.base import as_utc
 from adaptive_lti.db.tables import (
     Context,
     Launch,

@@ -27,7 +27,7 @@ from urllib.parse import urlencode, urlsplit
 from sqlalchemy.orm import Session
 
 from adaptive_lti.core.lti import LoginStateInfo, PlatformRegistrationInfo
-from adaptive_lti.db import lti_repo
+from adaptive_lti.db import login_states_repo, registrations_repo
 
 TOOL_PLATFORM_CLAIM = "https://purl.imsglobal.org/spec/lti/claim/tool_platform"
 MOODLE = "moodle"
@@ -128,10 +128,10 @@ def relaunch_for_login(
 ) -> NewWindowLaunch | None:
     """The new-window link for the login ``state`` of a verified ``id_token`` whose cookie the
     frame refused; None when the login is gone."""
-    login = lti_repo.peek_login_state(session, state)
+    login = login_states_repo.peek_login_state(session, state)
     if login is None:
         return None
-    registration = lti_repo.get_registration(session, login.registration_id)
+    registration = registrations_repo.get_registration(session, login.registration_id)
     return new_window_launch(
         registration, login, family=platform_family(id_token), tool_base_url=tool_base_url
     )

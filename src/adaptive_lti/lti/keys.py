@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from adaptive_lti.core.errors import AdaptiveLtiError
 from adaptive_lti.core.lti import ToolKeyInfo
-from adaptive_lti.db import lti_repo, tool_secret_repo
+from adaptive_lti.db import tool_keys_repo, tool_secret_repo
 from adaptive_lti.db.session import transaction
 from adaptive_lti.settings import Settings
 
@@ -95,7 +95,7 @@ def _write_private_key_file(key_dir: Path, kid: str, pem: str) -> Path:
     return path
 
 
-def _read_private_key(stored: lti_repo.StoredToolKey) -> str:
+def _read_private_key(stored: tool_keys_repo.StoredToolKey) -> str:
     if stored.private_key_path:
         try:
             return Path(stored.private_key_path).read_text(encoding="ascii")
@@ -112,18 +112,20 @@ def create_key(session: Session, settings: Settings, now: datetime) -> ToolKeyIn
     kid, pem, public_jwk = generate_key_pair()
     if settings.key_dir is not None:
         path = _write_private_key_file(settings.key_dir, kid, pem)
-        lti_repo.add_tool_key(
+        tool_keys_repo.add_tool_key(
             session, kid=kid, public_jwk=public_jwk, now=now, private_key_path=str(path)
         )
     else:
-        lti_repo.add_tool_key(session, kid=kid, public_jwk=public_jwk, now=now, private_key_pem=pem)
+        tool_keys_repo.add_tool_key(
+            session, kid=kid, public_jwk=public_jwk, now=now, private_key_pem=pem
+        )
     log.info("created tool signing key kid=%s", kid)
     return ToolKeyInfo(kid=kid, public_jwk=public_jwk, active=True, created_at=now, retired_at=None)
 
 
 def ensure_signing_key(session: Session, settings: Settings, now: datetime) -> None:
     """Create the first key pair when the tool has none (first start)."""
-    if not lti_repo.list_tool_keys(session, active_only=True):
+    if not tool_keys_repo.list_tool_keys(session, active_only=True):
         create_key(session, settings, now)
 
 
@@ -149,7 +151,7 @@ def rotate(session: Session, settings: Settings, now: datetime) -> ToolKeyInfo:
 
 def retire(session: Session, kid: str, now: datetime) -> None:
     """Stop publishing and using a key (refused for the last active key)."""
-    lti_repo.retire_tool_key(session, kid, now)
+    tool_keys_repo.retire_tool_key(session, kid, now)
 
 
 def list_keys(session: Session) -> list[ToolKeyInfo]:
@@ -162,7 +164,7 @@ def list_keys(session: Session) -> list[ToolKeyInfo]:
             created_at=stored.info.created_at,
             retired_at=stored.info.retired_at,
         )
-        for stored in lti_repo.list_tool_keys(session)
+        for stored in tool_keys_repo.list_tool_keys(session)
     ]
 
 
@@ -171,14 +173,14 @@ def published_jwks(session: Session) -> dict[str, list[dict[str, Any]]]:
     return {
         "keys": [
             dict(stored.info.public_jwk)
-            for stored in lti_repo.list_tool_keys(session, active_only=True)
+            for stored in tool_keys_repo.list_tool_keys(session, active_only=True)
         ]
     }
 
 
 def signing_key(session: Session) -> SigningKey:
     """The newest active key, parsed once per process."""
-    active = lti_repo.list_tool_keys(session, active_only=True)
+    active = tool_keys_repo.list_tool_keys(session, active_only=True)
     if not active:
         raise AdaptiveLtiError(
             "The tool has no active signing key.",
@@ -190,7 +192,7 @@ def signing_key(session: Session) -> SigningKey:
 
 def private_key_pem(session: Session, kid: str) -> str:
     """The PEM of one key, for pylti1p3's Registration (lti/toolconf.py) only."""
-    for stored in lti_repo.list_tool_keys(session, active_only=True):
+    for stored in tool_keys_repo.list_tool_keys(session, active_only=True):
         if stored.info.kid == kid:
             return _read_private_key(stored)
     raise AdaptiveLtiError(f"There is no active tool key with kid {kid!r}.")

@@ -51,7 +51,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from adaptive_lti.core.errors import LaunchError
 from adaptive_lti.core.lti import CachedKeySet, PlatformRegistrationInfo
-from adaptive_lti.db import lti_repo
+from adaptive_lti.db import platform_key_sets_repo
 from adaptive_lti.db.session import end_read_only_transaction, transaction
 
 log = logging.getLogger("adaptive_lti.lti.platform_keys")
@@ -343,10 +343,10 @@ class PlatformKeys:
         except _KeysUnavailable:
             if forced:
                 with transaction(self._session_factory) as session:
-                    lti_repo.note_forced_refetch(session, registration.id, now)
+                    platform_key_sets_repo.note_forced_refetch(session, registration.id, now)
             raise
         with transaction(self._session_factory) as session:
-            lti_repo.store_key_set(
+            platform_key_sets_repo.store_key_set(
                 session,
                 registration.id,
                 keys,

@@ -44,7 +44,7 @@ from adaptive_lti.core.lti import (
     PlatformRegistrationInfo,
     RegistrationStatus,
 )
-from adaptive_lti.db import audit_repo, lti_repo
+from adaptive_lti.db import audit_repo, registrations_repo
 from adaptive_lti.db.audit_repo import AuditAction
 from adaptive_lti.settings import Environment, Settings
 
@@ -397,13 +397,15 @@ def register_with_platform(
     scopes = requested_scopes(settings, configuration)
     body = tool_registration_request(settings, scopes)
     result = post_registration(client, configuration, registration_token, body)
-    existing = lti_repo.find_registration(session, configuration.issuer, result.client_id)
+    existing = registrations_repo.find_registration(session, configuration.issuer, result.client_id)
     if existing is None:
         # Moodle's update token names the tool it updates (``sub``, scope ``reg-update``): if
         # the platform answered another client id, that registration takes the new one.
         updated_client_id = update_token_client_id(registration_token)
         if updated_client_id is not None:
-            existing = lti_repo.find_registration(session, configuration.issuer, updated_client_id)
+            existing = registrations_repo.find_registration(
+                session, configuration.issuer, updated_client_id
+            )
     if existing is not None:
         return _update_in_place(session, existing, configuration, result, scopes, now)
     status = (
@@ -412,7 +414,7 @@ def register_with_platform(
         else RegistrationStatus.active
     )
     name = configuration.product_family_code or urlsplit(configuration.issuer).netloc
-    registration = lti_repo.add_registration(
+    registration = registrations_repo.add_registration(
         session,
         issuer=configuration.issuer,
         client_id=result.client_id,
@@ -489,7 +491,7 @@ def _update_in_place(
     token; the answer carries the client id it had): take its endpoints as they are now, add the
     deployment it names, and keep what the tool recorded (status, other deployments, users,
     launches, designs)."""
-    registration = lti_repo.update_registration(
+    registration = registrations_repo.update_registration(
         session,
         existing.id,
         client_id=result.client_id if result.client_id != existing.client_id else None,
@@ -499,8 +501,11 @@ def _update_in_place(
         jwks_url=configuration.jwks_uri,
     )
     deployment_id = result.deployment_id
-    if deployment_id and lti_repo.find_deployment(session, existing.id, deployment_id) is None:
-        lti_repo.add_deployment(session, existing.id, deployment_id, active=True, now=now)
+    if (
+        deployment_id
+        and registrations_repo.find_deployment(session, existing.id, deployment_id) is None
+    ):
+        registrations_repo.add_deployment(session, existing.id, deployment_id, active=True, now=now)
     log.info(
         "dynamic registration updated in place: registration=%s issuer=%s client_id=%s "
         "deployment=%s status=%s",

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from adaptive_lti.core.errors import AdaptiveLtiError
 from adaptive_lti.core.grading import ServiceCallRefused, ServiceSetupProblem, ServiceUnavailable
-from adaptive_lti.db import grades_repo, lti_repo
+from adaptive_lti.db import grades_repo, registrations_repo
 from adaptive_lti.db.session import transaction
 from adaptive_lti.lti import keys
 from adaptive_lti.lti.service_http import (
@@ -127,7 +127,7 @@ class ServiceTokenProvider:
                 )
                 if cached is not None:
                     return cached
-            registration = lti_repo.get_registration(session, registration_id)
+            registration = registrations_repo.get_registration(session, registration_id)
             try:
                 signing_key = self._signing_key(session)
             except AdaptiveLtiError as error:  # no active key yet: 'adaptive-lti keys rotate'

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from adaptive_lti.core.errors import LaunchError
 from adaptive_lti.core.lti import LoginStateInfo
-from adaptive_lti.db import lti_repo
+from adaptive_lti.db import login_states_repo
 from adaptive_lti.lti.adapters import FastAPICookieService
 
 RANDOM_BYTES = 32  # 256 bits: well above the 128 the Security Framework asks for
@@ -60,7 +60,7 @@ def begin_login(
 ) -> LoginStateInfo:
     """Store a new login and return it (state and nonce included)."""
     if secrets.randbelow(PURGE_ONE_IN) == 0:
-        lti_repo.purge_expired_login_states(session, now)
+        login_states_repo.purge_expired_login_states(session, now)
     info = LoginStateInfo(
         state=new_state(),
         nonce=new_nonce(),
@@ -73,7 +73,7 @@ def begin_login(
         created_at=now,
         expires_at=now + timedelta(seconds=ttl_seconds),
     )
-    lti_repo.insert_login_state(session, info)
+    login_states_repo.insert_login_state(session, info)
     return info
 
 
@@ -112,7 +112,7 @@ def consume_login(
     now: datetime,
 ) -> LoginStateInfo:
     """Use up the login this launch answers; refuse unless everything matches it."""
-    login = lti_repo.consume_login_state(session, state)
+    login = login_states_repo.consume_login_state(session, state)
     if login is None:
         raise LaunchError(
             STATE_CHECK,

@@ -34,7 +34,7 @@ from adaptive_lti.core.lti import (
     PlatformRegistrationInfo,
     RegistrationStatus,
 )
-from adaptive_lti.db import lti_repo
+from adaptive_lti.db import login_states_repo, registrations_repo
 from adaptive_lti.db.session import end_read_only_transaction, transaction
 from adaptive_lti.lti import fallback, storage
 from adaptive_lti.lti.adapters import FastAPICookieService, FastAPIRequest
@@ -219,9 +219,11 @@ class LtiTool:
         )
         deployment: DeploymentInfo | None = None
         if client_id:
-            found = lti_repo.lookup_registration(session, issuer, client_id, deployment_id)
+            found = registrations_repo.lookup_registration(
+                session, issuer, client_id, deployment_id
+            )
             if found is None:
-                known = lti_repo.registrations_for_issuer(session, issuer)
+                known = registrations_repo.registrations_for_issuer(session, issuer)
                 if known:
                     raise _bad_login(
                         "client id",
@@ -234,7 +236,7 @@ class LtiTool:
                 )
             registration, deployment = found.registration, found.deployment
         else:
-            candidates = lti_repo.registrations_for_issuer(session, issuer)
+            candidates = registrations_repo.registrations_for_issuer(session, issuer)
             if not candidates:
                 raise _bad_login(
                     "issuer (iss)", f"No platform is registered with issuer {issuer[:120]!r}.", hint
@@ -248,7 +250,9 @@ class LtiTool:
                 )
             registration = candidates[0]
             if deployment_id:
-                deployment = lti_repo.find_deployment(session, registration.id, deployment_id)
+                deployment = registrations_repo.find_deployment(
+                    session, registration.id, deployment_id
+                )
         if registration.status is not RegistrationStatus.active:
             raise _bad_login(
                 "registration approved",
@@ -386,7 +390,7 @@ class LtiTool:
         # after the request's session, which has only read, gave its connection back.
         end_read_only_transaction(session)
         with transaction(self._session_factory) as own:
-            lti_repo.record_inactive_deployment(own, registration.id, deployment_id, now)
+            registrations_repo.record_inactive_deployment(own, registration.id, deployment_id, now)
         raise self._deployment_refusal(registration, deployment_id, recorded=True)
 
     def _binding_needed(
@@ -398,7 +402,7 @@ class LtiTool:
         *,
         storage_tried: bool,
     ) -> BindingNeeded:
-        login = lti_repo.peek_login_state(session, state)
+        login = login_states_repo.peek_login_state(session, state)
         if login is None or login.registration_id != registration.id:
             raise LaunchError(
                 storage.STATE_CHECK,

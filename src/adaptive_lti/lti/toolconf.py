@@ -21,7 +21,7 @@ from pylti1p3.tool_config.abstract import ToolConfAbstract
 from sqlalchemy.orm import Session
 
 from adaptive_lti.core.lti import PlatformRegistrationInfo
-from adaptive_lti.db import lti_repo
+from adaptive_lti.db import registrations_repo
 from adaptive_lti.lti import keys
 from adaptive_lti.lti.adapters import FastAPIRequest
 
@@ -64,7 +64,7 @@ class DatabaseToolConf(ToolConfAbstract[FastAPIRequest]):
         return registration
 
     def find_registration_by_issuer(self, iss: str, *args: Any, **kwargs: Any) -> Registration:
-        found = lti_repo.registrations_for_issuer(self._session, iss)
+        found = registrations_repo.registrations_for_issuer(self._session, iss)
         if len(found) != 1:
             return None  # type: ignore[return-value]  # pylti1p3 checks for a falsy result
         return self._registration(found[0])
@@ -74,13 +74,13 @@ class DatabaseToolConf(ToolConfAbstract[FastAPIRequest]):
     ) -> Registration:
         if client_id is None:
             return self.find_registration_by_issuer(iss)
-        info = lti_repo.find_registration(self._session, iss, client_id)
+        info = registrations_repo.find_registration(self._session, iss, client_id)
         if info is None:
             return None  # type: ignore[return-value]
         return self._registration(info)
 
     def find_deployment(self, iss: str, deployment_id: str) -> Deployment | None:
-        found = lti_repo.registrations_for_issuer(self._session, iss)
+        found = registrations_repo.registrations_for_issuer(self._session, iss)
         if len(found) != 1:
             return None
         return self._deployment(found[0].id, deployment_id)
@@ -88,13 +88,13 @@ class DatabaseToolConf(ToolConfAbstract[FastAPIRequest]):
     def find_deployment_by_params(
         self, iss: str, deployment_id: str, client_id: str, *args: Any, **kwargs: Any
     ) -> Deployment | None:
-        info = lti_repo.find_registration(self._session, iss, client_id)
+        info = registrations_repo.find_registration(self._session, iss, client_id)
         if info is None:
             return None
         return self._deployment(info.id, deployment_id)
 
     def _deployment(self, registration_id: int, deployment_id: str) -> Deployment | None:
-        found = lti_repo.find_deployment(self._session, registration_id, deployment_id)
+        found = registrations_repo.find_deployment(self._session, registration_id, deployment_id)
         if found is None or not found.active:
             return None
         return Deployment().set_deployment_id(found.deployment_id)

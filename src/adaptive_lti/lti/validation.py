@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 
 from adaptive_lti.core.errors import LaunchError
 from adaptive_lti.core.lti import DeploymentInfo, PlatformRegistrationInfo, RegistrationStatus
-from adaptive_lti.db import lti_repo
+from adaptive_lti.db import registrations_repo
 from adaptive_lti.lti.claims import DEPLOYMENT_ID, check_claim_strings, check_message_claims
 from adaptive_lti.lti.platform_keys import PlatformKeys
 
@@ -204,7 +204,9 @@ class LaunchValidator:
         for client_id in candidates[:5]:
             if len(client_id) > 255:
                 continue
-            found = lti_repo.lookup_registration(session, issuer, client_id, deployment_id)
+            found = registrations_repo.lookup_registration(
+                session, issuer, client_id, deployment_id
+            )
             if found is not None:
                 if found.registration.status is not RegistrationStatus.active:
                     raise _refuse(
@@ -216,7 +218,7 @@ class LaunchValidator:
                         status_code=403,
                     )
                 return found.registration, found.deployment, found.key_set
-        known = lti_repo.registrations_for_issuer(session, issuer)
+        known = registrations_repo.registrations_for_issuer(session, issuer)
         if known:
             expected = ", ".join(repr(r.client_id) for r in known)
             shown = audiences[0][:80]

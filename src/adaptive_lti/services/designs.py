@@ -71,7 +71,7 @@ from adaptive_lti.core.lti import (
     RegistrationStatus,
     RoleScope,
 )
-from adaptive_lti.db import audit_repo, designs_repo, lti_repo
+from adaptive_lti.db import audit_repo, designs_repo, launches_repo, registrations_repo
 from adaptive_lti.db.audit_repo import AuditAction
 
 # How long a deep-linking choice waits for the first launch of the activity it created: the
@@ -474,7 +474,7 @@ def _who(person: Person) -> str:
 def _launch_place(session: Session, launch: LaunchContext) -> tuple[int, int] | None:
     """(registration id, deployment pk) of a verified launch; None when the deployment is not
     recorded (an inactive-deployment launch)."""
-    found = lti_repo.lookup_registration(
+    found = registrations_repo.lookup_registration(
         session, launch.issuer, launch.client_id, launch.deployment_id
     )
     if found is None or found.deployment is None:
@@ -484,7 +484,7 @@ def _launch_place(session: Session, launch: LaunchContext) -> tuple[int, int] | 
 
 def tenant_of(session: Session, launch: LaunchContext) -> Tenant:
     """The tenant a verified launch belongs to: its platform registration."""
-    found = lti_repo.find_registration(session, launch.issuer, launch.client_id)
+    found = registrations_repo.find_registration(session, launch.issuer, launch.client_id)
     if found is None:
         raise NotFoundError(
             f"The platform {launch.issuer} (client id {launch.client_id}) is no longer "
@@ -497,7 +497,7 @@ def tenant_of(session: Session, launch: LaunchContext) -> Tenant:
 def _active_launch_place(session: Session, launch: LaunchContext) -> tuple[int, int]:
     """``_launch_place``, refused when the launch's deployment is not active in the tool (now:
     an instructor session outlives its launch, and may outlive the deployment's deactivation)."""
-    found = lti_repo.lookup_registration(
+    found = registrations_repo.lookup_registration(
         session, launch.issuer, launch.client_id, launch.deployment_id
     )
     active = (
@@ -687,7 +687,7 @@ def design_for_launch(
 
 def launch_of_session(session: Session, launch_id: int) -> LaunchContext:
     """The launch a tool session belongs to, as recorded (for the pages that follow a launch)."""
-    launch = lti_repo.launch_context(session, launch_id)
+    launch = launches_repo.launch_context(session, launch_id)
     if launch is None:
         raise NotFoundError(
             "The launch this session belongs to is no longer recorded.",

@@ -56,7 +56,7 @@ from adaptive_lti.core.grading import (
     ServiceUnavailable,
     score_dedupe_key,
 )
-from adaptive_lti.db import grades_repo, lti_repo
+from adaptive_lti.db import grades_repo, launches_repo
 from adaptive_lti.db.session import transaction
 
 log = logging.getLogger("adaptive_lti.services.grades")
@@ -113,7 +113,7 @@ def queue_score(
     if resource_link_id is not None and not line_item.lineitem_url:
         # A column the tool makes is named after the activity (the resource link's title, what
         # the teacher sees in the course), not after the design several activities may share.
-        title = lti_repo.resource_link_title(session, resource_link_id)
+        title = launches_repo.resource_link_title(session, resource_link_id)
         if title:
             line_item = replace(line_item, label=title[:255])
     stored = grades_repo.get_or_create_line_item(

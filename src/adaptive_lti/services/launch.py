@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from adaptive_lti.core.errors import NotFoundError
 from adaptive_lti.core.lti import CoursePage, LaunchContext, RecordedLaunch
-from adaptive_lti.db import lti_repo
+from adaptive_lti.db import launches_repo
 
 
 def record_launch(
@@ -24,14 +24,14 @@ def record_launch(
 ) -> RecordedLaunch:
     """Upsert the user, the course and the activity the launch names, then add the launch:
     the platform's latest names, titles and roles win, earlier launches stay as they were."""
-    return lti_repo.record_launch(
+    return launches_repo.record_launch(
         session, launch, registration_id=registration_id, deployment_pk=deployment_pk, now=now
     )
 
 
 def launch_details(session: Session, launch_id: int) -> LaunchContext:
     """What a recorded launch told the tool: who, which course, which background."""
-    found = lti_repo.launch_context(session, launch_id)
+    found = launches_repo.launch_context(session, launch_id)
     if found is None:
         raise NotFoundError(
             "The launch this session belongs to is no longer recorded (the platform may have "
@@ -45,6 +45,6 @@ def course_page(
     session: Session, *, context_pk: int | None, resource_link_pk: int | None, limit: int = 20
 ) -> CoursePage:
     """The course, the activity and the course's recent launches, newest first."""
-    return lti_repo.course_page(
+    return launches_repo.course_page(
         session, context_pk=context_pk, resource_link_pk=resource_link_pk, limit=limit
     )

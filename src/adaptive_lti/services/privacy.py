@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from adaptive_lti.core.errors import NotFoundError
-from adaptive_lti.db import audit_repo, lti_repo, privacy_repo
+from adaptive_lti.db import audit_repo, privacy_repo, registrations_repo
 from adaptive_lti.db.audit_repo import Actor, AuditAction
 from adaptive_lti.db.privacy_repo import LearnerRows
 
@@ -37,7 +37,7 @@ class ForgetPlan:
 
 
 def _rows(session: Session, registration_id: int, subject: str) -> LearnerRows:
-    registration = lti_repo.get_registration(session, registration_id)
+    registration = registrations_repo.get_registration(session, registration_id)
     rows = privacy_repo.learner_rows(session, registration_id, subject)
     if not rows.found:
         raise NotFoundError(

@@ -42,7 +42,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adaptive_lti.core.errors import PermissionDeniedError
-from adaptive_lti.db import lti_repo
+from adaptive_lti.db import registrations_repo
 from adaptive_lti.lti import session as tool_session
 from adaptive_lti.settings import Environment, Settings
 
@@ -187,7 +187,7 @@ def platform_origins(session: Session) -> list[str]:
     middleware) or, later, recorded from the launch's ``launch_presentation.return_url`` (LTI
     Core 1.3 §5.4.4)."""
     origins: set[str] = set()
-    for registration in lti_repo.list_registrations(session):
+    for registration in registrations_repo.list_registrations(session):
         for url in (registration.issuer, registration.auth_login_url):
             origin = origin_of(url)
             if CSP_ORIGIN.fullmatch(origin):
