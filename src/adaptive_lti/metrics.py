@@ -1,7 +1,7 @@
 """The tool's Prometheus counters and histograms, defined once per process.
 
 A module of definitions only (like ``settings.py``, beside the layers): the places that count
-(a launch refused in ``web/errors.py``, a routing decision in ``services/progress.py``) call
+(a launch refused in ``web/errors.py``, a routing decision in ``services/journey/recording.py``) call
 ``.inc()`` on these, and ``web/observability.py`` serves them at ``/metrics``. Labels take values
 from short fixed sets only (no user input, no raw paths), so the number of series stays bounded.
 

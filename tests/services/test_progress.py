@@ -18,8 +18,9 @@ from adaptive_lti.core.journey import JourneyView
 from adaptive_lti.core.lti import LaunchContext
 from adaptive_lti.db import registrations_repo
 from adaptive_lti.db.tables import LearnerEvent, ScoreOutbox
-from adaptive_lti.services import designs, progress
+from adaptive_lti.services import designs
 from adaptive_lti.services import launch as launch_service
+from adaptive_lti.services.journey import instructing, launching, learner_actions, reading
 from tests.design_samples import (
     CLIENT_ID,
     INSTRUCTOR,
@@ -76,7 +77,7 @@ def launch_with(session: Session, context: LaunchContext, now) -> JourneyView:  
     )
     bound = designs.design_for_launch(session, context, now=now)
     assert bound is not None
-    return progress.begin_or_resume(session, context, bound, recorded, now)
+    return launching.begin_or_resume(session, context, bound, recorded, now)
 
 
 def answer_check(session: Session, view: JourneyView, right: int, now) -> JourneyView:  # type: ignore[no-untyped-def]
@@ -85,12 +86,12 @@ def answer_check(session: Session, view: JourneyView, right: int, now) -> Journe
     assert isinstance(decision, NextActivity) and decision.activity_kind == "check", decision
     number = 0
     while True:
-        question = progress.current_question(view)
+        question = learner_actions.current_question(view)
         if question is None:
             return view
         good = question.choices.index(question.answer)
         pick = good if number < right else (good + 1) % len(question.choices)
-        view, feedback = progress.answer_question(
+        view, feedback = learner_actions.answer_question(
             session,
             view.enrolment,
             decision.activity,
@@ -124,7 +125,7 @@ def walk(
         if isinstance(decision, NeedsInput):
             met.append(decision.activity)
             asked = {q.attribute: intake[q.attribute] for q in decision.questions}
-            view = progress.submit_intake(
+            view = learner_actions.submit_intake(
                 session,
                 view.enrolment,
                 decision.activity,
@@ -135,7 +136,7 @@ def walk(
             continue
         if isinstance(decision, ChoiceOffered):
             met.append(f"choose:{elective}")
-            view = progress.make_choice(
+            view = learner_actions.make_choice(
                 session,
                 view.enrolment,
                 decision.choice,
@@ -151,7 +152,7 @@ def walk(
             count = scores.pop(0) if scores else 99
             view = answer_check(session, view, count, now)
         else:
-            view = progress.complete_activity(
+            view = learner_actions.complete_activity(
                 session,
                 view.enrolment,
                 decision.activity,
@@ -228,13 +229,13 @@ def test_dara_needs_help_after_two_remedial_rounds(session: Session, published: 
         "loops-support",
     ]
     assert "needs-help" in view.decision.flags
-    (summary,) = progress.list_enrolments(
+    (summary,) = instructing.list_enrolments(
         session,
         Tenant(view.enrolment.registration_id),
         resource_link_pk=view.enrolment.resource_link_pk,
     )
     assert (
-        progress.list_enrolments(
+        instructing.list_enrolments(
             session,
             Tenant(view.enrolment.registration_id + 1),
             resource_link_pk=view.enrolment.resource_link_pk,
@@ -268,7 +269,7 @@ def test_resume_in_a_new_launch_continues_where_the_learner_was(
 
 def test_stale_page_is_refused_and_nothing_is_written(session: Session, published: None) -> None:
     view = launch(session, "3", {"prior_programming": "none"})
-    view = progress.submit_intake(
+    view = learner_actions.submit_intake(
         session,
         view.enrolment,
         "welcome",
@@ -277,8 +278,8 @@ def test_stale_page_is_refused_and_nothing_is_written(session: Session, publishe
         expected_sequence=view.event_count,
     )
     before = session.scalar(select(func.count()).select_from(LearnerEvent))
-    with pytest.raises(progress.StalePageError):
-        progress.submit_intake(
+    with pytest.raises(reading.StalePageError):
+        learner_actions.submit_intake(
             session,
             view.enrolment,
             "welcome",
@@ -293,7 +294,7 @@ def test_form_errors_say_what_to_do(session: Session, published: None) -> None:
     view = launch(session, "9", {})
     assert isinstance(view.decision, NeedsInput)
     with pytest.raises(InvalidInputError, match="Please answer every question"):
-        progress.submit_intake(
+        learner_actions.submit_intake(
             session,
             view.enrolment,
             "welcome",
@@ -301,7 +302,7 @@ def test_form_errors_say_what_to_do(session: Session, published: None) -> None:
             NOW,
             expected_sequence=view.event_count,
         )
-    view = progress.submit_intake(
+    view = learner_actions.submit_intake(
         session,
         view.enrolment,
         "welcome",
@@ -309,10 +310,10 @@ def test_form_errors_say_what_to_do(session: Session, published: None) -> None:
         NOW,
         expected_sequence=view.event_count,
     )
-    question = progress.current_question(view)
+    question = learner_actions.current_question(view)
     assert question is not None
     with pytest.raises(InvalidInputError, match="pick an answer"):
-        progress.answer_question(
+        learner_actions.answer_question(
             session,
             view.enrolment,
             "diagnostic",
@@ -334,10 +335,10 @@ def test_the_log_rebuilds_the_same_snapshot_and_trace(session: Session, publishe
         now=NOW,
         stop_after="variables-lesson",
     )
-    rebuilt = progress.rebuild_snapshot(session, view.enrolment.id, now=NOW)
+    rebuilt = reading.rebuild_snapshot(session, view.enrolment.id, now=NOW)
     assert rebuilt.state == view.state
     assert rebuilt.decision == view.decision
-    trace = progress.decision_trace(session, view.enrolment.id)
+    trace = instructing.decision_trace(session, view.enrolment.id)
     assert [item.sequence for item in trace.items] == list(range(view.event_count))
     routed = [item for item in trace.items if "foundations" in item.explanation.learner_text]
     assert routed, "the route decision is explained to the learner"
@@ -355,14 +356,14 @@ def test_override_and_reset_are_events_with_who_and_why(session: Session, publis
         stop_after="diagnostic",
     )
     assert isinstance(view.decision, ChoiceOffered)  # fast track: straight to the electives
-    moved = progress.override(
+    moved = instructing.override(
         session, view.enrolment.id, "Irene", "route:standard", "wants the basics", NOW
     )
     assert isinstance(moved.decision, NextActivity)
     assert moved.decision.activity == "conditionals-lesson"
     with pytest.raises(EngineError):
-        progress.override(session, view.enrolment.id, "Irene", "activity:nope", "", NOW)
-    again = progress.reset(session, view.enrolment.id, "Irene", "start over", NOW)
+        instructing.override(session, view.enrolment.id, "Irene", "activity:nope", "", NOW)
+    again = instructing.reset(session, view.enrolment.id, "Irene", "start over", NOW)
     assert isinstance(again.decision, NextActivity)
     assert again.decision.activity == "diagnostic"  # attributes kept: no intake again
     actors = session.scalars(
@@ -375,7 +376,7 @@ def test_earlier_intake_answers_are_not_asked_again_in_another_activity(
     session: Session, published: None
 ) -> None:
     first = launch(session, "3", {})
-    progress.submit_intake(
+    learner_actions.submit_intake(
         session,
         first.enrolment,
         "welcome",
@@ -392,7 +393,7 @@ def test_earlier_intake_answers_are_not_asked_again_in_another_activity(
 def test_instructor_launch_context_is_not_needed_for_the_service(session: Session) -> None:
     # The role goes into the launched event as the engine's "role" source.
     context = launch_context(roles=(INSTRUCTOR,))
-    assert progress.launched_event(context, NOW).role == "instructor"
+    assert launching.launched_event(context, NOW).role == "instructor"
 
 
 def version_two(mapping: dict[str, str]) -> str:
@@ -405,7 +406,7 @@ def test_a_newer_version_moves_only_learners_it_declares_a_migration_for(
     session: Session, published: None
 ) -> None:
     at_diagnostic = launch(session, "3", {"prior_programming": "none"})
-    at_diagnostic = progress.submit_intake(
+    at_diagnostic = learner_actions.submit_intake(
         session,
         at_diagnostic.enrolment,
         "welcome",
@@ -428,7 +429,7 @@ def test_a_newer_version_moves_only_learners_it_declares_a_migration_for(
     kept = launch(session, "4", {}, at=timedelta(hours=1))
     assert kept.enrolment.id == at_intake.enrolment.id
     assert kept.enrolment.design_version == 1  # no migration for a learner at the intake
-    rebuilt = progress.rebuild_snapshot(session, moved.enrolment.id, now=NOW)
+    rebuilt = reading.rebuild_snapshot(session, moved.enrolment.id, now=NOW)
     assert rebuilt.state == moved.state
 
 
@@ -445,11 +446,13 @@ def test_route_reasons_are_the_engines_words_when_the_route_was_chosen(
         now=NOW,
     )
     assert isinstance(view.decision, DesignCompleted)
-    (reason,) = progress.route_reasons(session, view)
+    (reason,) = instructing.route_reasons(session, view)
     assert reason.startswith("You are on the foundations route because")
     assert "0.33" in reason
-    moved = progress.override(session, view.enrolment.id, "Irene", "route:standard", "try it", NOW)
-    (reason,) = progress.route_reasons(session, moved)
+    moved = instructing.override(
+        session, view.enrolment.id, "Irene", "route:standard", "try it", NOW
+    )
+    (reason,) = instructing.route_reasons(session, moved)
     assert "instructor" in reason and "try it" in reason
 
 
@@ -512,7 +515,7 @@ def test_outcomes_and_intake_answers_from_another_course_are_used(
     # prior_programming came from a custom parameter in the first course, not from an intake
     # answer there, so it is asked here (only intake answers are carried over).
     assert isinstance(follow_up.decision, NeedsInput)
-    follow_up = progress.submit_intake(
+    follow_up = learner_actions.submit_intake(
         session,
         follow_up.enrolment,
         "welcome",

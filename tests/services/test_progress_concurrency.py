@@ -13,7 +13,7 @@ from adaptive_lti.core.events import Completed, IntakeAnswered
 from adaptive_lti.db import migrate
 from adaptive_lti.db.session import make_engine, make_session_factory, transaction
 from adaptive_lti.db.tables import LearnerEvent, LearnerSnapshot
-from adaptive_lti.services import progress
+from adaptive_lti.services.journey import reading, recording
 from tests.design_samples import NOW
 from tests.services.test_progress import launch, published_example
 
@@ -29,7 +29,7 @@ def test_only_one_of_two_racing_requests_appends(
         with transaction(factory) as session:
             published_example(session)
             view = launch(session, "3", {"prior_programming": "none"})
-            view = progress.record(
+            view = recording.record(
                 session,
                 view.enrolment,
                 IntakeAnswered(at=NOW, activity="welcome", answers={"goal": "interest"}),
@@ -39,7 +39,7 @@ def test_only_one_of_two_racing_requests_appends(
         enrolment, sequence = view.enrolment, view.event_count
         first = factory()
         # The first request appends and holds its transaction open...
-        progress.record(
+        recording.record(
             first,
             enrolment,
             Completed(at=NOW, activity="diagnostic", score=1.0),
@@ -51,7 +51,7 @@ def test_only_one_of_two_racing_requests_appends(
         def second_request() -> None:
             with factory() as second:
                 try:
-                    progress.record(
+                    recording.record(
                         second,
                         enrolment,
                         Completed(at=NOW, activity="diagnostic", score=0.0),
@@ -71,7 +71,7 @@ def test_only_one_of_two_racing_requests_appends(
         first.close()
         racer.join(timeout=10)
         assert not racer.is_alive()
-        assert len(outcome) == 1 and isinstance(outcome[0], progress.StalePageError)
+        assert len(outcome) == 1 and isinstance(outcome[0], reading.StalePageError)
         with factory() as session:
             count = session.scalar(
                 select(func.count())

@@ -12,13 +12,13 @@ from sqlalchemy.orm import Session
 
 from adaptive_lti.core.errors import PermissionDeniedError
 from adaptive_lti.core.journey import Enrolment
-from adaptive_lti.services import progress
+from adaptive_lti.services.journey import reading
 from tests.services.test_progress import launch, published_example
 
 Lookup = Callable[..., object]
 LOOKUPS: dict[str, Lookup] = {
-    "enrolment_for_session": progress.enrolment_for_session,
-    "journey_for_session": progress.journey_for_session,
+    "enrolment_for_session": reading.enrolment_for_session,
+    "journey_for_session": reading.journey_for_session,
 }
 
 

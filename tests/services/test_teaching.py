@@ -20,7 +20,8 @@ from adaptive_lti.core.roster import Member
 from adaptive_lti.db import registrations_repo
 from adaptive_lti.db.tables import LearnerEvent, RosterMember
 from adaptive_lti.services import launch as launch_service
-from adaptive_lti.services import progress, teaching
+from adaptive_lti.services import teaching
+from adaptive_lti.services.journey import reading
 from adaptive_lti.services.teaching import InstructorPlace
 from tests.design_samples import CLIENT_ID, INSTRUCTOR, ISSUER, NOW, launch_context
 from tests.services.test_progress import launch, published, walk
@@ -268,7 +269,7 @@ def test_move_to_a_route_is_an_event_with_who_and_why(session: Session, publishe
         "  Passed variables in class  ",
         now=NOW + timedelta(minutes=5),
     )
-    moved = progress.journey_for(session, view.enrolment.id)
+    moved = reading.journey_for(session, view.enrolment.id)
     assert isinstance(moved.decision, NextActivity)
     assert moved.decision.activity == "conditionals-lesson"
     assert "standard" in moved.decision.routes
@@ -292,10 +293,10 @@ def test_move_to_an_activity_and_reset(session: Session, published: None) -> Non
     teaching.move_learner(
         session, place, view.enrolment.id, "activity:loops-check", "one more try", now=NOW
     )
-    moved = progress.journey_for(session, view.enrolment.id)
+    moved = reading.journey_for(session, view.enrolment.id)
     assert isinstance(moved.decision, NextActivity) and moved.decision.activity == "loops-check"
     teaching.reset_learner(session, place, view.enrolment.id, "starts over next term", now=NOW)
-    reset = progress.journey_for(session, view.enrolment.id)
+    reset = reading.journey_for(session, view.enrolment.id)
     assert reset.state.outcomes == {} and reset.state.attributes["prior_programming"] == "none"
     types = session.scalars(
         select(LearnerEvent.event_type)

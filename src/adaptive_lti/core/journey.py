@@ -1,6 +1,6 @@
 """A learner's journey as values: the enrolment, the snapshot, the outline of the route so far
 and what is ahead, and the rows instructors see. Pure: ``db/journey_repo.py`` builds them from
-rows and ``services/progress.py`` from the engine's state and decisions.
+rows and ``services/journey/`` from the engine's state and decisions.
 
 ``outline(design, state)`` walks the route the way the learner goes through it: the branch cases
 they were put on (not the ones they were not), the activities they picked, reviews that were

@@ -309,7 +309,7 @@ def append_event(
         # The event went in but the snapshot is not where the log is: never commit that.
         raise SnapshotOutOfStep(
             f"the snapshot of enrolment {enrolment_id} is not at event {expected_sequence}; "
-            "rebuild it from the log (services.progress.rebuild_snapshot)"
+            "rebuild it from the log (services.journey.reading.rebuild_snapshot)"
         )
 
 
@@ -336,7 +336,7 @@ def _insert_event(session: Session, values: dict[str, Any]) -> bool:
 def replace_snapshot(
     session: Session, enrolment_id: int, snapshot: SnapshotValues, event_count: int, now: datetime
 ) -> None:
-    """Write the snapshot rebuilt from the log (``services.progress.rebuild_snapshot``)."""
+    """Write the snapshot rebuilt from the log (``services.journey.reading.rebuild_snapshot``)."""
     columns = _snapshot_columns(snapshot, event_count, now)
     existing = session.get(LearnerSnapshot, enrolment_id)
     if existing is None:

@@ -19,12 +19,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
-from adaptive_lti.core.catalogue import (
-    BindingMethod,
-    LintSummary,
-    ResourceLinkBindingInfo,
-    Tenant,
-)
+from adaptive_lti.core.catalogue import BindingMethod, LintSummary, ResourceLinkBindingInfo, Tenant
 from adaptive_lti.core.compiled import CompiledDesign, iter_steps
 from adaptive_lti.core.design import Branch
 from adaptive_lti.core.errors import (
@@ -55,8 +50,8 @@ from adaptive_lti.db.audit_repo import AuditAction
 from adaptive_lti.db.teaching_repo import ActivityPlace, LatestScore, PersonRecord
 from adaptive_lti.services import designs as design_service
 from adaptive_lti.services import launch as launch_service
-from adaptive_lti.services import progress
 from adaptive_lti.services import roster as roster_service
+from adaptive_lti.services.journey import instructing
 
 # Short role names of people who teach rather than learn (listed apart from the learners).
 STAFF_ROLES = frozenset(
@@ -588,7 +583,7 @@ def learner_detail(session: Session, place: InstructorPlace, enrolment_id: int) 
     record = next((r for r in records if r.enrolment_id == enrolment.enrolment_id), None)
     if record is None:  # the learner is known by their enrolment at least
         record = PersonRecord(user_sub=enrolment.user_sub, name=enrolment.name)
-    trace = progress.decision_trace(session, enrolment.enrolment_id)
+    trace = instructing.decision_trace(session, enrolment.enrolment_id)
     steps = tuple(
         TraceStep(
             sequence=item.sequence,
@@ -650,7 +645,7 @@ def move_learner(
             f"version {enrolment.design_version}.",
             hint="Pick a route or an activity from the lists on the learner's page.",
         )
-    progress.override(
+    instructing.override(
         session, enrolment.enrolment_id, _instructor_name(session, place), target, why, now
     )
     _audit_learner(session, place, AuditAction.learner_move, enrolment, now, to=target, reason=why)
@@ -664,7 +659,7 @@ def reset_learner(
     ensure_same_activity(place)
     why = require_reason(reason)
     enrolment = _enrolment_for(session, place, enrolment_id)
-    progress.reset(session, enrolment.enrolment_id, _instructor_name(session, place), why, now)
+    instructing.reset(session, enrolment.enrolment_id, _instructor_name(session, place), why, now)
     _audit_learner(session, place, AuditAction.learner_reset, enrolment, now, reason=why)
 
 

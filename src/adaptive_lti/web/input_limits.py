@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adaptive_lti.core.loader import MAX_DESIGN_BYTES
 from adaptive_lti.lti.adapters import MAX_PARAM_CHARS
-from adaptive_lti.services.progress import MAX_REFLECTION_LENGTH
+from adaptive_lti.services.journey.learner_actions import MAX_REFLECTION_LENGTH
 from adaptive_lti.web.errors import error_response
 
 # Characters no database column takes: NUL, and lone surrogates (JSON's "\ud800").

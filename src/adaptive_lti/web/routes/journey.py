@@ -23,8 +23,9 @@ from adaptive_lti.core.errors import EngineError, InvalidInputError
 from adaptive_lti.core.journey import JourneyView
 from adaptive_lti.core.lti import LaunchContext, RecordedLaunch
 from adaptive_lti.lti import session as tool_session
-from adaptive_lti.services import progress
-from adaptive_lti.services.progress import AnswerFeedback, StalePageError
+from adaptive_lti.services.journey import instructing, launching, learner_actions, reading
+from adaptive_lti.services.journey.learner_actions import AnswerFeedback
+from adaptive_lti.services.journey.reading import StalePageError
 from adaptive_lti.web import content
 from adaptive_lti.web.deps import NowDep, SessionDep, ToolSessionDep
 from adaptive_lti.web.templating import templates
@@ -70,7 +71,7 @@ def render_journey(
         "view": view,
         "decision": decision,
         "activity": activity,
-        "question": progress.current_question(view),
+        "question": learner_actions.current_question(view),
         "feedback": feedback,
         "error": error,
         "notice": notice,
@@ -114,7 +115,7 @@ def learner_launch_page(
     """What a learner's launch shows: their journey, or why there is none yet."""
     if launch_design is None:
         return not_ready_page(request, launch)
-    view = progress.begin_or_resume(session, launch, launch_design, recorded, now)
+    view = launching.begin_or_resume(session, launch, launch_design, recorded, now)
     resumed = view.enrolment.started_at < now
     notice = "Welcome back: you continue where you left off." if resumed else None
     return render_journey(request, view, token, notice=notice)
@@ -142,7 +143,7 @@ def _int_field(form: FormData, name: str) -> int:
 
 def _journey(session: SessionDep, current: tool_session.ToolSession, form: FormData) -> JourneyView:
     """The learner's journey the form names, refused unless it is the session's own."""
-    return progress.journey_for_session(
+    return reading.journey_for_session(
         session,
         enrolment_id=_int_field(form, "enrolment"),
         resource_link_pk=current.resource_link_pk,
@@ -162,12 +163,12 @@ def _act(
     try:
         result = action()
     except StalePageError as stale:
-        view = progress.journey_for(session, enrolment_id)
+        view = reading.journey_for(session, enrolment_id)
         return render_journey(
             request, view, token, notice=f"{stale.message} {stale.hint}", status_code=409
         )
     except InvalidInputError as invalid:
-        view = progress.journey_for(session, enrolment_id)
+        view = reading.journey_for(session, enrolment_id)
         return render_journey(
             request,
             view,
@@ -177,7 +178,7 @@ def _act(
             status_code=422,
         )
     except EngineError as refused:
-        view = progress.journey_for(session, enrolment_id)
+        view = reading.journey_for(session, enrolment_id)
         return render_journey(
             request,
             view,
@@ -200,7 +201,7 @@ def journey_page(
 ) -> Response:
     """The learner's current page (after a check's feedback, or on reload)."""
     enrolment = _current(session, current)
-    view = progress.journey_for(session, enrolment.id)
+    view = reading.journey_for(session, enrolment.id)
     return render_journey(request, view, _token(request, form))
 
 
@@ -210,7 +211,7 @@ def _current(session: SessionDep, current: tool_session.ToolSession) -> Any:
             "This session is not from an activity launch, so it has no journey.",
             hint="Open the activity from your course page.",
         )
-    return progress.current_enrolment(
+    return reading.current_enrolment(
         session, resource_link_pk=current.resource_link_pk, user_pk=current.user_pk
     )
 
@@ -221,13 +222,13 @@ def journey_progress(
 ) -> Response:
     """The route so far, what is next, and why the learner is on this route."""
     enrolment = _current(session, current)
-    view = progress.journey_for(session, enrolment.id)
+    view = reading.journey_for(session, enrolment.id)
     return render_journey(
         request,
         view,
         _token(request, form),
         template="journey/progress.html",
-        extra={"route_reasons": progress.route_reasons(session, view)},
+        extra={"route_reasons": instructing.route_reasons(session, view)},
     )
 
 
@@ -247,7 +248,7 @@ def journey_intake(
         session,
         enrolment.id,
         _token(request, form),
-        lambda: progress.submit_intake(
+        lambda: learner_actions.submit_intake(
             session,
             enrolment,
             str(form.get("activity") or ""),
@@ -272,7 +273,7 @@ def journey_answer(
         session,
         enrolment.id,
         _token(request, form),
-        lambda: progress.answer_question(
+        lambda: learner_actions.answer_question(
             session,
             enrolment,
             str(form.get("activity") or ""),
@@ -298,7 +299,7 @@ def journey_complete(
         session,
         enrolment.id,
         _token(request, form),
-        lambda: progress.complete_activity(
+        lambda: learner_actions.complete_activity(
             session,
             enrolment,
             str(form.get("activity") or ""),
@@ -323,7 +324,7 @@ def journey_choose(
         session,
         enrolment.id,
         _token(request, form),
-        lambda: progress.make_choice(
+        lambda: learner_actions.make_choice(
             session,
             enrolment,
             str(form.get("choice") or ""),
