@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from adaptive_lti.core.catalogue import BindingMethod, Tenant
 from adaptive_lti.db import designs_repo, registrations_repo
 from adaptive_lti.db.tables import Base, User
-from adaptive_lti.services import designs
+from adaptive_lti.services import design_publishing
 from adaptive_lti.services import launch as launch_service
 from tests.database_checksum import REFUSAL_RECORD_TABLES, table_checksums
 from tests.design_samples import NOW, by, intro, launch_context, register_platform, tenant
@@ -44,7 +44,9 @@ def test_an_update_the_row_counts_missed_is_caught(session: Session) -> None:
 
 def test_a_row_in_a_table_the_counts_left_out_is_caught(session: Session) -> None:
     registration_id = register_platform(session)
-    designs.publish_design(session, tenant(session), intro(1), "intro.yaml", by("tests"), now=NOW)
+    design_publishing.publish_design(
+        session, tenant(session), intro(1), "intro.yaml", by("tests"), now=NOW
+    )
     found = registrations_repo.lookup_registration(
         session, "https://moodle.example.edu", "Xc7CLIENTIDx9", "1"
     )

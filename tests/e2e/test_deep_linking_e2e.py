@@ -17,7 +17,7 @@ import jwt
 from adaptive_lti.core.catalogue import BindingMethod, Tenant
 from adaptive_lti.db import designs_repo, registrations_repo
 from adaptive_lti.db.session import make_engine, make_session_factory, transaction
-from adaptive_lti.services import designs
+from adaptive_lti.services import design_publishing
 from tests.design_samples import INTRO_V1, MOODLE_DEEP_LINKING_SETTINGS, by
 from tests.e2e.conftest import RunningServer
 from tests.lti.scripted_platform import INSTRUCTOR, LEARNER, LTI, ScriptedPlatform
@@ -39,7 +39,7 @@ def prepare(server: RunningServer, platform: ScriptedPlatform) -> None:
             )
             if found is None:
                 found = platform.register(session, datetime.now(UTC), static=True)
-            designs.publish_design(
+            design_publishing.publish_design(
                 session,
                 Tenant(found.id),
                 DESIGN,

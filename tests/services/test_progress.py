@@ -18,7 +18,7 @@ from adaptive_lti.core.journey import JourneyView
 from adaptive_lti.core.lti import LaunchContext
 from adaptive_lti.db import registrations_repo
 from adaptive_lti.db.tables import LearnerEvent, ScoreOutbox
-from adaptive_lti.services import designs
+from adaptive_lti.services import design_bindings, design_publishing
 from adaptive_lti.services import launch as launch_service
 from adaptive_lti.services.journey import instructing, launching, learner_actions, reading
 from tests.design_samples import (
@@ -43,7 +43,7 @@ def published(session: Session) -> None:
 def published_example(session: Session) -> None:
     """The scripted platform registered and the example course published."""
     register_platform(session)
-    designs.publish_design(
+    design_publishing.publish_design(
         session, tenant(session), EXAMPLE.read_text(), "design.yaml", by("tests"), now=NOW
     )
 
@@ -75,7 +75,7 @@ def launch_with(session: Session, context: LaunchContext, now) -> JourneyView:  
         deployment_pk=found.deployment.id,
         now=now,
     )
-    bound = designs.design_for_launch(session, context, now=now)
+    bound = design_bindings.design_for_launch(session, context, now=now)
     assert bound is not None
     return launching.begin_or_resume(session, context, bound, recorded, now)
 
@@ -415,7 +415,7 @@ def test_a_newer_version_moves_only_learners_it_declares_a_migration_for(
         expected_sequence=at_diagnostic.event_count,
     )
     at_intake = launch(session, "4", {})
-    designs.publish_design(
+    design_publishing.publish_design(
         session,
         tenant(session),
         version_two({"diagnostic": "diagnostic"}),
@@ -489,7 +489,7 @@ route:
 def test_outcomes_and_intake_answers_from_another_course_are_used(
     session: Session, published: None
 ) -> None:
-    designs.publish_design(
+    design_publishing.publish_design(
         session, tenant(session), FOLLOW_UP, "follow-up.yaml", by("tests"), now=NOW
     )
     view = launch(session, "3", {"prior_programming": "none"})

@@ -20,9 +20,9 @@ from adaptive_lti.core.roster import Member
 from adaptive_lti.db import registrations_repo
 from adaptive_lti.db.tables import LearnerEvent, RosterMember
 from adaptive_lti.services import launch as launch_service
-from adaptive_lti.services import teaching
+from adaptive_lti.services import teaching_course, teaching_learner
 from adaptive_lti.services.journey import reading
-from adaptive_lti.services.teaching import InstructorPlace
+from adaptive_lti.services.teaching_course import InstructorPlace
 from tests.design_samples import CLIENT_ID, INSTRUCTOR, ISSUER, NOW, launch_context
 from tests.services.test_progress import launch, published, walk
 
@@ -119,10 +119,10 @@ def ana_mid_route(session: Session) -> JourneyView:
 
 def test_the_page_lists_everyone_with_their_place(session: Session, published: None) -> None:
     place = instructor_place(session)
-    teaching.sync_course_roster(session, place, Roster(COURSE), now=NOW)
+    teaching_course.sync_course_roster(session, place, Roster(COURSE), now=NOW)
     ana_mid_route(session)
     dara_needs_help(session)
-    overview = teaching.course_overview(session, place)
+    overview = teaching_course.course_overview(session, place)
 
     by_sub = {m.user_sub: m for m in overview.learners}
     assert set(by_sub) == {"3", "6", "9"}
@@ -154,17 +154,17 @@ def test_roster_sync_reports_what_changed_and_a_failure_changes_nothing(
 ) -> None:
     place = instructor_place(session)
     source = Roster(COURSE)
-    synced = teaching.sync_course_roster(session, place, source, now=NOW)
+    synced = teaching_course.sync_course_roster(session, place, source, now=NOW)
     assert source.calls == [MEMBERSHIPS_URL]
     assert synced.sync_error is None and synced.sync_report is not None
     assert synced.sync_report.added == 4
-    again = teaching.sync_course_roster(session, place, Roster(COURSE[:2]), now=NOW)
+    again = teaching_course.sync_course_roster(session, place, Roster(COURSE[:2]), now=NOW)
     assert again.sync_report is not None
     assert (again.sync_report.unchanged, again.sync_report.deactivated) == (2, 2)
 
     before = session.scalar(select(func.count()).select_from(RosterMember))
     failing = Roster([], PlatformServiceError("The platform did not answer.", hint="Try later."))
-    failed = teaching.sync_course_roster(session, place, failing, now=NOW)
+    failed = teaching_course.sync_course_roster(session, place, failing, now=NOW)
     assert failed.sync_report is None and failed.sync_error is not None
     assert "did not answer" in failed.sync_error.message
     assert session.scalar(select(func.count()).select_from(RosterMember)) == before
@@ -190,7 +190,7 @@ def test_roster_sync_without_the_names_and_roles_service_says_what_to_do(
         context_pk=recorded.context_pk,
         resource_link_pk=recorded.resource_link_pk,
     )
-    overview = teaching.sync_course_roster(session, other, Roster(COURSE), now=NOW)
+    overview = teaching_course.sync_course_roster(session, other, Roster(COURSE), now=NOW)
     assert overview.sync_error is not None and "Names and Role" in overview.sync_error.hint
     assert not overview.can_sync_roster
 
@@ -237,7 +237,7 @@ def test_the_decision_trace_shows_each_rule_its_condition_and_the_values_read(
 ) -> None:
     view = ana_mid_route(session)
     place = instructor_place(session)
-    detail = teaching.learner_detail(session, place, view.enrolment.id)
+    detail = teaching_learner.learner_detail(session, place, view.enrolment.id)
     assert detail.member.name == "Learner 3" and detail.design_id == "intro-programming"
     assert [step.sequence for step in detail.trace] == list(range(len(detail.trace)))
     assert detail.trace[0].event.startswith("Launched the activity")
@@ -261,7 +261,7 @@ def test_the_decision_trace_shows_each_rule_its_condition_and_the_values_read(
 def test_move_to_a_route_is_an_event_with_who_and_why(session: Session, published: None) -> None:
     view = ana_mid_route(session)
     place = instructor_place(session)
-    teaching.move_learner(
+    teaching_learner.move_learner(
         session,
         place,
         view.enrolment.id,
@@ -281,7 +281,7 @@ def test_move_to_a_route_is_an_event_with_who_and_why(session: Session, publishe
     assert last is not None and last.event_type == "overridden"
     assert last.actor == "Teacher One (user 4)"
     assert last.payload["reason"] == "Passed variables in class"
-    detail = teaching.learner_detail(session, place, view.enrolment.id)
+    detail = teaching_learner.learner_detail(session, place, view.enrolment.id)
     assert detail.member.route == "standard"
     assert detail.member.overridden is not None and "Teacher One" in detail.member.overridden
     assert detail.trace[-1].event.startswith("Moved to route standard by Teacher One")
@@ -290,12 +290,14 @@ def test_move_to_a_route_is_an_event_with_who_and_why(session: Session, publishe
 def test_move_to_an_activity_and_reset(session: Session, published: None) -> None:
     view = dara_needs_help(session)
     place = instructor_place(session)
-    teaching.move_learner(
+    teaching_learner.move_learner(
         session, place, view.enrolment.id, "activity:loops-check", "one more try", now=NOW
     )
     moved = reading.journey_for(session, view.enrolment.id)
     assert isinstance(moved.decision, NextActivity) and moved.decision.activity == "loops-check"
-    teaching.reset_learner(session, place, view.enrolment.id, "starts over next term", now=NOW)
+    teaching_learner.reset_learner(
+        session, place, view.enrolment.id, "starts over next term", now=NOW
+    )
     reset = reading.journey_for(session, view.enrolment.id)
     assert reset.state.outcomes == {} and reset.state.attributes["prior_programming"] == "none"
     types = session.scalars(
@@ -323,9 +325,9 @@ def test_a_refused_move_writes_nothing(
     place = instructor_place(session)
     before = session.scalar(select(func.count()).select_from(LearnerEvent))
     with pytest.raises(InvalidInputError, match=message):
-        teaching.move_learner(session, place, view.enrolment.id, target, reason, now=NOW)
+        teaching_learner.move_learner(session, place, view.enrolment.id, target, reason, now=NOW)
     with pytest.raises(InvalidInputError):
-        teaching.reset_learner(session, place, view.enrolment.id, "", now=NOW)
+        teaching_learner.reset_learner(session, place, view.enrolment.id, "", now=NOW)
     assert session.scalar(select(func.count()).select_from(LearnerEvent)) == before
 
 
@@ -333,30 +335,33 @@ def test_learners_of_another_activity_are_not_found(session: Session, published:
     elsewhere = launch(session, "3", {"prior_programming": "none"}, resource_link_id="99")
     place = instructor_place(session)  # the instructor of activity "1"
     with pytest.raises(NotFoundError):
-        teaching.learner_detail(session, place, elsewhere.enrolment.id)
+        teaching_learner.learner_detail(session, place, elsewhere.enrolment.id)
     with pytest.raises(NotFoundError):
-        teaching.move_learner(
+        teaching_learner.move_learner(
             session, place, elsewhere.enrolment.id, "route:standard", "because", now=NOW
         )
     with pytest.raises(NotFoundError):
-        teaching.reset_learner(session, place, elsewhere.enrolment.id, "because", now=NOW)
+        teaching_learner.reset_learner(session, place, elsewhere.enrolment.id, "because", now=NOW)
     with pytest.raises(NotFoundError):
-        teaching.learner_detail(session, place, 10**9)
+        teaching_learner.learner_detail(session, place, 10**9)
 
 
 def test_a_roster_read_ahead_of_the_transaction_is_stored_or_its_failure_shown(
     session: Session, published: None
 ) -> None:
     place = instructor_place(session)
-    url = teaching.roster_url(session, place)
+    url = teaching_course.roster_url(session, place)
     assert url == MEMBERSHIPS_URL
-    fetched = teaching.FetchedRoster.read(Roster(COURSE), place.registration_id, url)
-    stored = teaching.sync_course_roster(session, place, fetched, now=NOW)
+    fetched = teaching_course.FetchedRoster.read(Roster(COURSE), place.registration_id, url)
+    stored = teaching_course.sync_course_roster(session, place, fetched, now=NOW)
     assert stored.sync_report is not None and stored.sync_report.added == len(COURSE)
 
     down = PlatformServiceError("The platform did not answer.", hint="Try again later.")
-    failed = teaching.FetchedRoster.read(Roster([], down), place.registration_id, url)
+    failed = teaching_course.FetchedRoster.read(Roster([], down), place.registration_id, url)
     assert failed.failure is down
-    shown = teaching.sync_course_roster(session, place, failed, now=NOW)
+    shown = teaching_course.sync_course_roster(session, place, failed, now=NOW)
     assert shown.sync_error is down and shown.sync_report is None
-    assert teaching.FetchedRoster.read(Roster(COURSE), place.registration_id, None).members == ()
+    assert (
+        teaching_course.FetchedRoster.read(Roster(COURSE), place.registration_id, None).members
+        == ()
+    )

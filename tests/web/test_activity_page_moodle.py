@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from adaptive_lti.db.session import transaction
-from adaptive_lti.services import designs
+from adaptive_lti.services import design_publishing
 from tests.design_samples import NOW, by, tenant
 from tests.lti.harness import LtiHarness, harness
 from tests.lti.scripted_platform import INSTRUCTOR, LTI
@@ -26,7 +26,7 @@ AGS = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
 def h(session_factory: sessionmaker[Session], db_url: str) -> Iterator[LtiHarness]:
     with harness(session_factory, db_url) as lti:
         with transaction(lti.session_factory) as session:
-            designs.publish_design(
+            design_publishing.publish_design(
                 session, tenant(session), EXAMPLE.read_text(), "design.yaml", by("tests"), now=NOW
             )
         yield lti

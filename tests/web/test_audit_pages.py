@@ -17,7 +17,7 @@ from adaptive_lti.core.errors import ConflictError
 from adaptive_lti.db.session import transaction
 from adaptive_lti.db.tables import AuditRecord, LearnerEnrolment
 from adaptive_lti.lti import keys
-from adaptive_lti.services import designs
+from adaptive_lti.services import design_publishing
 from tests.design_samples import NOW, by, intro, tenant
 from tests.lti.fake_platform import FakePlatform
 from tests.lti.harness import LtiHarness, harness
@@ -36,7 +36,7 @@ TEACHER = ("4", "Teacher One")
 def h(session_factory: sessionmaker[Session], db_url: str) -> Iterator[LtiHarness]:
     with harness(session_factory, db_url) as lti:
         with transaction(lti.session_factory) as session:
-            designs.publish_design(
+            design_publishing.publish_design(
                 session, tenant(session), EXAMPLE.read_text(), "design.yaml", by("tests"), now=NOW
             )
         yield lti
@@ -189,7 +189,7 @@ def test_an_action_that_fails_after_its_record_was_written_leaves_neither(
         raise ConflictError("the binding could not be stored", hint="Try again.")
 
     monkeypatch.setattr(
-        "adaptive_lti.services.designs.designs_repo.set_binding", failing_set_binding
+        "adaptive_lti.services.design_bindings.designs_repo.set_binding", failing_set_binding
     )
     h.mark()
     response = h.client.post(

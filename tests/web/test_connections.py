@@ -21,7 +21,7 @@ from adaptive_lti.db.session import (
     make_session_factory,
     transaction,
 )
-from adaptive_lti.services import designs
+from adaptive_lti.services import design_publishing
 from adaptive_lti.web.deps import DatabaseAdmission
 from tests.design_samples import by, tenant
 from tests.e2e.conftest import forms_of
@@ -73,7 +73,7 @@ def counted(
     try:
         with harness(factory, url, isolate=False, grade_delivery_worker=False) as lti:
             with transaction(factory) as session:
-                designs.publish_design(
+                design_publishing.publish_design(
                     session,
                     tenant(session),
                     EXAMPLE.read_text(),

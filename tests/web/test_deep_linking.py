@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from adaptive_lti.core.catalogue import BindingMethod
 from adaptive_lti.db.session import transaction
 from adaptive_lti.db.tables import AuditRecord, DesignBinding, DesignDeepLink
-from adaptive_lti.services import designs
+from adaptive_lti.services import design_bindings, design_publishing
 from tests.design_samples import (
     INTRO_V1,
     INTRO_WITH_WARNING,
@@ -48,7 +48,7 @@ def h(session_factory: sessionmaker[Session], db_url: str) -> Iterator[LtiHarnes
 def publish(h: LtiHarness, *sources: str) -> None:
     with transaction(h.session_factory) as session:
         for index, source in enumerate(sources):
-            designs.publish_design(
+            design_publishing.publish_design(
                 session, tenant(session), source, f"design-{index}.yaml", by("designer"), now=NOW
             )
 
@@ -291,7 +291,7 @@ def test_the_deep_linked_activity_is_bound_on_its_first_launch(h: LtiHarness) ->
     assert response.status_code == 200, response.text
     with transaction(h.session_factory) as session:
         launch = launch_context(custom=custom)
-        found = designs.design_for_launch(session, launch, now=NOW)
+        found = design_bindings.design_for_launch(session, launch, now=NOW)
     assert found is not None
     assert found.binding.method is BindingMethod.deep_link
     assert found.binding.bound_by == "Teacher One (user 4)"

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from adaptive_lti.core.catalogue import BindingMethod
 from adaptive_lti.db.session import transaction
 from adaptive_lti.db.tables import DesignBinding, DesignVersion
-from adaptive_lti.services import designs
+from adaptive_lti.services import design_publishing
 from tests.design_samples import (
     INTRO_V1,
     INTRO_WITH_DEAD_END,
@@ -85,7 +85,9 @@ def test_an_upload_is_checked_then_published(h: LtiHarness) -> None:
     assert published.status_code == 200, published.text
     assert "Published sample-programming version 1" in published.text
     with h.session_factory() as session:
-        version = designs.get_design_version(session, tenant(session), "sample-programming")
+        version = design_publishing.get_design_version(
+            session, tenant(session), "sample-programming"
+        )
     assert version.source_text == INTRO_V1
     assert version.published_by == "Teacher One (user 4, LTI 101)"
 
@@ -118,7 +120,7 @@ def test_an_upload_with_lint_errors_shows_them_and_cannot_be_published(h: LtiHar
 )
 def test_uploads_that_clash_say_why(h: LtiHarness, content: str, words: str) -> None:
     with transaction(h.session_factory) as session:
-        designs.publish_design(
+        design_publishing.publish_design(
             session, tenant(session), INTRO_V1, "intro.yaml", by("designer"), now=NOW
         )
     response = upload(h, instructor_token(h), content)
@@ -134,7 +136,7 @@ def test_a_file_that_is_not_utf8_is_refused(h: LtiHarness) -> None:
 
 def test_an_instructor_chooses_the_activitys_design(h: LtiHarness) -> None:
     with transaction(h.session_factory) as session:
-        designs.publish_design(
+        design_publishing.publish_design(
             session, tenant(session), INTRO_V1, "intro.yaml", by("designer"), now=NOW
         )
     token = instructor_token(h)

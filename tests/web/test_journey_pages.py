@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from adaptive_lti.db.session import transaction
 from adaptive_lti.db.tables import LearnerEvent
-from adaptive_lti.services import designs
+from adaptive_lti.services import design_publishing
 from tests.design_samples import by, tenant
 from tests.e2e.conftest import Form, forms_of
 from tests.e2e.journey_walker import JourneyWalker, Persona, current_activity, example_design
@@ -44,7 +44,7 @@ class AppBrowser:
 def h(session_factory: sessionmaker[Session], db_url: str) -> Iterator[LtiHarness]:
     with harness(session_factory, db_url) as lti:
         with transaction(lti.session_factory) as session:
-            designs.publish_design(
+            design_publishing.publish_design(
                 session,
                 tenant(session),
                 EXAMPLE.read_text(),
@@ -223,7 +223,7 @@ route: [read, think, note]
 
 def test_links_reflections_and_pages_complete_and_markdown_is_escaped(h: LtiHarness) -> None:
     with transaction(h.session_factory) as session:
-        designs.publish_design(
+        design_publishing.publish_design(
             session, tenant(session), MINI, "mini.yaml", by("tests"), now=h.clock.now
         )
 

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from adaptive_lti.db.session import transaction
 from adaptive_lti.db.tables import LearnerEnrolment, LearnerEvent, RosterMember
 from adaptive_lti.lti import keys
-from adaptive_lti.services import designs
+from adaptive_lti.services import design_publishing
 from tests.design_samples import NOW, by, tenant
 from tests.lti.fake_platform import FakePlatform
 from tests.lti.harness import LtiHarness, harness
@@ -32,7 +32,7 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "intro-programming"
 def h(session_factory: sessionmaker[Session], db_url: str) -> Iterator[LtiHarness]:
     with harness(session_factory, db_url) as lti:
         with transaction(lti.session_factory) as session:
-            designs.publish_design(
+            design_publishing.publish_design(
                 session, tenant(session), EXAMPLE.read_text(), "design.yaml", by("tests"), now=NOW
             )
         yield lti

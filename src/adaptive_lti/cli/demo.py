@@ -94,7 +94,7 @@ def publish_example_design(app: FastAPI, path: Path = EXAMPLE_DESIGN) -> str:
     from adaptive_lti.db import registrations_repo
     from adaptive_lti.db.session import transaction
     from adaptive_lti.demo.platform import ROLE_INSTRUCTOR
-    from adaptive_lti.services import designs as design_service
+    from adaptive_lti.services import design_publishing
 
     if not path.is_file():
         return f"example design {path} not found: the demo activity shows 'not ready yet'"
@@ -109,20 +109,20 @@ def publish_example_design(app: FastAPI, path: Path = EXAMPLE_DESIGN) -> str:
         if platform is None or registration is None:
             return "the demo platform is not registered: the demo activity shows 'not ready yet'"
         tenant = Tenant(registration.id)
-        result = design_service.publish_design(
+        result = design_publishing.publish_design(
             session,
             tenant,
             path.read_text(encoding="utf-8"),
             path.name,
             Publisher("adaptive-lti demo", command_line=True),
             now=datetime.now(UTC),
-            page_bodies=design_service.page_bodies_of(compiled),
+            page_bodies=design_publishing.page_bodies_of(compiled),
         )
         # The course's teachers own the example (so the demo can show them publishing a new
         # version of it from the Designs page).
         for person in platform.people:
             if ROLE_INSTRUCTOR in person.roles:
-                design_service.add_owner(
+                design_publishing.add_owner(
                     session,
                     tenant,
                     result.version.design_id,

@@ -31,7 +31,7 @@ from adaptive_lti.core.errors import DesignError, InvalidInputError
 from adaptive_lti.core.loader import load_design_file
 from adaptive_lti.db import audit_repo, registrations_repo
 from adaptive_lti.db.session import make_session_factory, transaction
-from adaptive_lti.services import designs as design_service
+from adaptive_lti.services import design_bindings, design_publishing, design_sharing
 from adaptive_lti.settings import Settings
 
 
@@ -180,14 +180,14 @@ def run_publish(args: argparse.Namespace) -> int:
         compiled = load_design_file(path)
         source_text = path.read_bytes().decode("utf-8-sig")
         with _database() as session:
-            result = design_service.publish_design(
+            result = design_publishing.publish_design(
                 session,
                 _tenant(session, args.platform),
                 source_text,
                 str(path),
                 Publisher(args.by or _default_publisher(), command_line=True),
                 now=datetime.now(UTC),
-                page_bodies=design_service.page_bodies_of(compiled),
+                page_bodies=design_publishing.page_bodies_of(compiled),
             )
     except DesignError as error:
         if args.json:
@@ -221,7 +221,7 @@ def run_publish(args: argparse.Namespace) -> int:
 
 def run_list(args: argparse.Namespace) -> int:
     with _database() as session:
-        summaries = design_service.list_designs(session, _tenant(session, args.platform))
+        summaries = design_publishing.list_designs(session, _tenant(session, args.platform))
     if args.json:
         _print_json(
             [
@@ -259,11 +259,13 @@ def run_list(args: argparse.Namespace) -> int:
 def run_show(args: argparse.Namespace) -> int:
     with _database() as session:
         tenant = _tenant(session, args.platform)
-        version = design_service.get_design_version(session, tenant, args.design_id, args.version)
-        versions = design_service.list_versions(session, tenant, args.design_id)
-        bindings = design_service.bindings_of(session, tenant, args.design_id)
-        owners = design_service.owners_of(session, tenant, args.design_id)
-    compiled = design_service.compiled_design(version)
+        version = design_publishing.get_design_version(
+            session, tenant, args.design_id, args.version
+        )
+        versions = design_publishing.list_versions(session, tenant, args.design_id)
+        bindings = design_bindings.bindings_of(session, tenant, args.design_id)
+        owners = design_publishing.owners_of(session, tenant, args.design_id)
+    compiled = design_publishing.compiled_design(version)
     activities = {
         activity_id: activity.kind for activity_id, activity in compiled.design.activities.items()
     }
@@ -319,7 +321,7 @@ def run_show(args: argparse.Namespace) -> int:
 def run_export(args: argparse.Namespace) -> int:
     with _database() as session:
         tenant = _tenant(session, args.platform)
-        versions = design_service.export_design(session, tenant, args.design_id, args.version)
+        versions = design_sharing.export_design(session, tenant, args.design_id, args.version)
     try:
         design_package.write_package(args.output, versions)
     except OSError as error:
@@ -342,7 +344,7 @@ def run_import(args: argparse.Namespace) -> int:
     versions = design_package.read_package(args.file)
     try:
         with _database() as session:
-            results = design_service.import_design(
+            results = design_sharing.import_design(
                 session,
                 _tenant(session, args.platform),
                 versions,

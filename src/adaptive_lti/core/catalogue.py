@@ -6,7 +6,7 @@ started, so the same id and version with other content is refused. A *binding* t
 link (an activity placed in a course) to a design, either pinned to one version or following the
 latest one.
 
-``db/designs_repo.py`` turns rows into these values; ``services/designs.py`` implements the use
+``db/designs_repo.py`` turns rows into these values; ``services/design_*.py`` implement the use
 cases. Nothing here does I/O.
 """
 
@@ -222,7 +222,7 @@ class DeepLinkOffer:
 
     The platform creates the activity from the response; its first launch carries the custom
     parameter we sent and no id linking it back to this offer, so the offer is matched by
-    deployment, course and design (see ``services/designs.py``).
+    deployment, course and design (see ``services/design_bindings.py``).
     """
 
     id: int

@@ -13,29 +13,15 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from adaptive_lti.core.catalogue import LaunchDesign, Tenant
-from adaptive_lti.core.design import (
-    Attribute,
-    AttributeSource,
-)
-from adaptive_lti.core.engine import (
-    migrate,
-)
-from adaptive_lti.core.errors import (
-    NotFoundError,
-)
-from adaptive_lti.core.events import (
-    AttributeSet,
-    AttributeValue,
-    Launched,
-)
-from adaptive_lti.core.journey import (
-    Enrolment,
-    JourneyView,
-)
+from adaptive_lti.core.design import Attribute, AttributeSource
+from adaptive_lti.core.engine import migrate
+from adaptive_lti.core.errors import NotFoundError
+from adaptive_lti.core.events import AttributeSet, AttributeValue, Launched
+from adaptive_lti.core.journey import Enrolment, JourneyView
 from adaptive_lti.core.learner import coerce_attribute
 from adaptive_lti.core.lti import LaunchContext, RecordedLaunch
 from adaptive_lti.db import journey_repo
-from adaptive_lti.services import designs as design_service
+from adaptive_lti.services import design_publishing
 from adaptive_lti.services.journey.reading import journey_for
 from adaptive_lti.services.journey.recording import record
 
@@ -211,7 +197,7 @@ def _migrate_if_declared(
     """Move the learner to the activity's newer version when it declares a migration for where
     they are; otherwise they stay on the version they started (it never changes under them)."""
     current = journey_for(session, enrolment.id, enrolment=enrolment)
-    newer = design_service.compiled_design(launch_design.version)
+    newer = design_publishing.compiled_design(launch_design.version)
     moved = migrate(current.state, newer, now)
     if moved is None:
         return enrolment

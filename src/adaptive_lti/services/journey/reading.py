@@ -14,27 +14,13 @@ from sqlalchemy.orm import Session
 
 from adaptive_lti.core.catalogue import Tenant
 from adaptive_lti.core.compiled import CompiledDesign
-from adaptive_lti.core.engine import (
-    Decision,
-    DesignCompleted,
-    decide,
-    start,
-)
-from adaptive_lti.core.errors import (
-    ConflictError,
-    NotFoundError,
-    PermissionDeniedError,
-)
-from adaptive_lti.core.journey import (
-    Enrolment,
-    JourneyView,
-    Snapshot,
-    outline,
-)
+from adaptive_lti.core.engine import Decision, DesignCompleted, decide, start
+from adaptive_lti.core.errors import ConflictError, NotFoundError, PermissionDeniedError
+from adaptive_lti.core.journey import Enrolment, JourneyView, Snapshot, outline
 from adaptive_lti.core.learner import LearnerState
 from adaptive_lti.db import journey_repo
 from adaptive_lti.db.journey_repo import SnapshotValues
-from adaptive_lti.services import designs as design_service
+from adaptive_lti.services import design_publishing
 
 
 class StalePageError(ConflictError):
@@ -62,13 +48,13 @@ def compiled_design_of(enrolment: Enrolment, session: Session) -> CompiledDesign
     key = (enrolment.registration_id, enrolment.design_id, enrolment.design_version)
     compiled = _COMPILED.get(key)
     if compiled is None:
-        version = design_service.get_design_version(
+        version = design_publishing.get_design_version(
             session,
             Tenant(enrolment.registration_id),
             enrolment.design_id,
             enrolment.design_version,
         )
-        compiled = design_service.compiled_design(version)
+        compiled = design_publishing.compiled_design(version)
         if len(_COMPILED) >= _COMPILED_LIMIT:
             _COMPILED.clear()
         _COMPILED[key] = compiled
@@ -179,8 +165,8 @@ def replay_log(
     events = journey_repo.list_events(session, enrolment.id)
     versions = {event.design_version for event in events} | {enrolment.design_version}
     designs = {
-        version: design_service.compiled_design(
-            design_service.get_design_version(
+        version: design_publishing.compiled_design(
+            design_publishing.get_design_version(
                 session, Tenant(enrolment.registration_id), enrolment.design_id, version
             )
         )

@@ -21,7 +21,7 @@ from adaptive_lti.core.lti import LaunchContext
 from adaptive_lti.lti import deeplink, keys
 from adaptive_lti.lti import session as tool_session
 from adaptive_lti.lti.registration import LAUNCH_PATH
-from adaptive_lti.services import designs as design_service
+from adaptive_lti.services import design_bindings, design_publishing
 from adaptive_lti.settings import Settings
 from adaptive_lti.web.deps import InstructorDep, NowDep, SessionDep, SettingsDep
 from adaptive_lti.web.templating import templates
@@ -47,7 +47,7 @@ def deep_linking_picker(
     """The page a deep linking launch shows: the published designs, and a form to pick one."""
     settings_claim = deeplink.read_deep_linking_request(launch)
     _require_instructor(launch)
-    designs = design_service.list_designs(session, design_service.tenant_of(session, launch))
+    designs = design_publishing.list_designs(session, design_bindings.tenant_of(session, launch))
     return templates.TemplateResponse(
         request,
         "deep_linking/picker.html",
@@ -64,7 +64,7 @@ def deep_linking_picker(
 
 
 def _launch_of(session: SessionDep, launch_id: int) -> LaunchContext:
-    launch = design_service.launch_of_session(session, launch_id)
+    launch = design_bindings.launch_of_session(session, launch_id)
     if not launch.is_deep_linking:
         raise LaunchError(
             "deep linking settings",
@@ -83,8 +83,8 @@ def _resource_link_item(
     reference: DesignReference,
     now: datetime,
 ) -> deeplink.ResourceLinkItem:
-    _offer, version = design_service.record_deep_link(session, launch, reference, now=now)
-    compiled = design_service.compiled_design(version)
+    _offer, version = design_bindings.record_deep_link(session, launch, reference, now=now)
+    compiled = design_publishing.compiled_design(version)
     line_item = None
     # AGS 2.0 §3.2: ask for a gradebook column only when the platform lets the tool create line
     # items and the design sends a grade at all.
@@ -133,7 +133,7 @@ def select_design(
         reference = parse_design_reference(design)
         if pin and reference.version is None:
             # Pin to the version published now (learners then never move to a newer one).
-            latest = design_service.get_design_version(
+            latest = design_publishing.get_design_version(
                 session, Tenant(instructor.registration_id), reference.design_id
             )
             reference = DesignReference(reference.design_id, latest.version)

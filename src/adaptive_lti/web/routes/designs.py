@@ -29,7 +29,7 @@ from adaptive_lti.core.loader import MAX_DESIGN_BYTES, read_design
 from adaptive_lti.core.lti import LaunchContext
 from adaptive_lti.db import audit_repo
 from adaptive_lti.lti import session as tool_session
-from adaptive_lti.services import designs as design_service
+from adaptive_lti.services import design_bindings, design_publishing
 from adaptive_lti.web.deps import InstructorDep, NowDep, SessionDep
 from adaptive_lti.web.templating import templates
 
@@ -75,7 +75,7 @@ def _page(
     # custom parameter, exactly as a learner's launch would.
     binding_problem: str | None = None
     try:
-        current = design_service.design_for_launch(session, launch, now=now)
+        current = design_bindings.design_for_launch(session, launch, now=now)
     except (NotFoundError, InvalidInputError) as error:
         # The activity names a design that is not published (or not a design at all): the
         # instructor is the one who can fix it, so show it here rather than refuse the page.
@@ -85,7 +85,7 @@ def _page(
         "designs/instructor.html",
         {
             "launch": launch,
-            "designs": design_service.list_designs(session, tenant),
+            "designs": design_publishing.list_designs(session, tenant),
             "current": current,
             "binding_problem": binding_problem,
             "tool_session": token,
@@ -106,7 +106,7 @@ def instructor_designs(
     now: NowDep,
     token: SessionField = None,
 ) -> Response:
-    launch = design_service.launch_of_session(session, instructor.launch_id)
+    launch = design_bindings.launch_of_session(session, instructor.launch_id)
     return _page(request, session, _tenant(instructor), launch, _token(request, token), now)
 
 
@@ -152,13 +152,13 @@ def check_upload(
             hint="Choose a design file (.yaml), or paste the design's YAML into the text box, "
             "then check it.",
         )
-    launch = design_service.launch_of_session(session, instructor.launch_id)
-    result = design_service.check_design(
+    launch = design_bindings.launch_of_session(session, instructor.launch_id)
+    result = design_publishing.check_design(
         session,
         _tenant(instructor),
         source_text,
         filename,
-        design_service.publisher_of(launch, _who(launch)),
+        design_publishing.publisher_of(launch, _who(launch)),
     )
     return templates.TemplateResponse(
         request,
@@ -185,15 +185,15 @@ def publish_upload(
     token: SessionField = None,
     use_here: Annotated[str | None, Form(max_length=10)] = None,
 ) -> Response:
-    launch = design_service.launch_of_session(session, instructor.launch_id)
+    launch = design_bindings.launch_of_session(session, instructor.launch_id)
     audit_repo.act_as(session, audit_repo.Actor.of_person(launch.person))
     tenant = _tenant(instructor)
-    result = design_service.publish_design(
+    result = design_publishing.publish_design(
         session,
         tenant,
         source_text,
         filename,
-        design_service.publisher_of(launch, _who(launch)),
+        design_publishing.publisher_of(launch, _who(launch)),
         now=now,
     )
     version = result.version
@@ -205,7 +205,7 @@ def publish_upload(
     )
     if use_here and launch.resource_link is not None:
         # "Publish and use for this activity": the same binding as the catalogue's button.
-        binding = design_service.bind_resource_link(
+        binding = design_bindings.bind_resource_link(
             session,
             launch,
             DesignReference(version.design_id, None),
@@ -227,13 +227,13 @@ def bind_activity(
     pin: Annotated[str | None, Form(max_length=20)] = None,
     token: SessionField = None,
 ) -> Response:
-    launch = design_service.launch_of_session(session, instructor.launch_id)
+    launch = design_bindings.launch_of_session(session, instructor.launch_id)
     tenant = _tenant(instructor)
     reference = parse_design_reference(design)
     if pin and reference.version is None:
-        latest = design_service.get_design_version(session, tenant, reference.design_id)
+        latest = design_publishing.get_design_version(session, tenant, reference.design_id)
         reference = DesignReference(reference.design_id, latest.version)
-    binding = design_service.bind_resource_link(
+    binding = design_bindings.bind_resource_link(
         session,
         launch,
         reference,

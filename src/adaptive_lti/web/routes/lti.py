@@ -22,7 +22,7 @@ from adaptive_lti.lti import session as tool_session
 from adaptive_lti.lti.adapters import FastAPIRedirect, set_cookie
 from adaptive_lti.lti.tool import AcceptedLaunch, BindingNeeded
 from adaptive_lti.metrics import LAUNCHES
-from adaptive_lti.services import designs as design_service
+from adaptive_lti.services import design_bindings
 from adaptive_lti.services import launch as launch_service
 from adaptive_lti.web.deps import (
     InstructorDep,
@@ -183,7 +183,7 @@ def page_after_launch(
         # first opened by the teacher who chose it). A design that is not published does not
         # keep the instructor out: the Designs page shows the problem.
         with contextlib.suppress(NotFoundError, InvalidInputError):
-            design_service.design_for_launch(
+            design_bindings.design_for_launch(
                 session, context, now=get_now(request), recorded=recorded
             )
         # The activity's instructor view: learners, routes, teacher controls (routes/teaching.py).
@@ -200,7 +200,7 @@ def page_after_launch(
     # Learners follow the activity's design (routes/journey.py), or learn it is not set up yet.
     now = get_now(request)
     try:
-        launch_design = design_service.design_for_launch(
+        launch_design = design_bindings.design_for_launch(
             session, context, now=now, recorded=recorded
         )
     except (NotFoundError, InvalidInputError) as error:

@@ -9,7 +9,7 @@ the tool's own pages. Links carry the token as a query parameter and every page 
 ``Referrer-Policy: no-referrer`` so it never leaves in a Referer header.
 
 Handlers are thin: they build the ``InstructorPlace`` from the verified session and call one
-service (``services/teaching.py``) or one analytics query.
+service (``services/teaching_course.py``, ``teaching_learner.py``) or one analytics query.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ from adaptive_lti.lti import session as tool_session
 from adaptive_lti.lti.nrps import NrpsClient
 from adaptive_lti.lti.service_http import new_http_client
 from adaptive_lti.lti.service_token import ServiceTokenProvider
-from adaptive_lti.services import teaching
-from adaptive_lti.services.teaching import InstructorPlace
+from adaptive_lti.services import teaching_course, teaching_learner
+from adaptive_lti.services.teaching_course import InstructorPlace
 from adaptive_lti.web.deps import NowDep, SessionDep, SettingsDep
 from adaptive_lti.web.templating import templates
 
@@ -114,7 +114,7 @@ def instructor_launch_page(
 ) -> Response:
     """What an instructor's launch of an activity shows (``routes/lti.py`` calls this)."""
     place = InstructorPlace.of(recorded)
-    overview = teaching.course_overview(session, place)
+    overview = teaching_course.course_overview(session, place)
     return _page(
         request,
         "teaching/course.html",
@@ -127,7 +127,7 @@ def instructor_launch_page(
 
 @router.api_route("/", methods=["GET", "POST"], name="teaching_course")
 def course(request: Request, teacher: TeacherDep, session: SessionDep) -> Response:
-    overview = teaching.course_overview(session, teacher.place)
+    overview = teaching_course.course_overview(session, teacher.place)
     return _page(request, "teaching/course.html", teacher.token, overview=overview)
 
 
@@ -145,7 +145,7 @@ def sync_roster(
     store them."""
     factory = request.app.state.session_factory
     with transaction(factory) as reading:
-        url = teaching.roster_url(reading, teacher.place)
+        url = teaching_course.roster_url(reading, teacher.place)
 
     def signing_key(session: Session) -> keys.SigningKey:
         # The service token is signed with the tool's key: make the first one if the tool has
@@ -155,15 +155,15 @@ def sync_roster(
 
     with new_http_client(getattr(request.app.state, "http_transport", None)) as http:
         client = NrpsClient(ServiceTokenProvider(factory, http, signing_key=signing_key), http)
-        fetched = teaching.FetchedRoster.read(client, teacher.place.registration_id, url)
-    overview = teaching.sync_course_roster(session, teacher.place, fetched, now=now)
+        fetched = teaching_course.FetchedRoster.read(client, teacher.place.registration_id, url)
+    overview = teaching_course.sync_course_roster(session, teacher.place, fetched, now=now)
     status = 502 if overview.sync_error is not None else 200
     return _page(request, "teaching/course.html", teacher.token, status, overview=overview)
 
 
 @router.get("/routes", name="teaching_routes")
 def routes(request: Request, teacher: TeacherDep, session: SessionDep) -> Response:
-    teaching.ensure_same_activity(teacher.place)
+    teaching_learner.ensure_same_activity(teacher.place)
     assert teacher.place.resource_link_pk is not None
     report = queries.route_report(
         session, Tenant(teacher.place.registration_id), teacher.place.resource_link_pk
@@ -179,7 +179,7 @@ def learner(
     session: SessionDep,
     done: str | None = None,
 ) -> Response:
-    detail = teaching.learner_detail(session, teacher.place, enrolment_id)
+    detail = teaching_learner.learner_detail(session, teacher.place, enrolment_id)
     message = {
         "moved": "Done: the learner was moved. The decision below shows where they are now.",
         "reset": "Done: the learner's progress was reset. They start again at their next launch.",
@@ -204,7 +204,7 @@ def move_learner(
     target: Annotated[str, Form(max_length=200)],
     reason: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
-    teaching.move_learner(session, teacher.place, enrolment_id, target, reason, now=now)
+    teaching_learner.move_learner(session, teacher.place, enrolment_id, target, reason, now=now)
     return _back_to_learner(request, teacher, enrolment_id, "moved")
 
 
@@ -217,7 +217,7 @@ def reset_learner(
     now: NowDep,
     reason: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
-    teaching.reset_learner(session, teacher.place, enrolment_id, reason, now=now)
+    teaching_learner.reset_learner(session, teacher.place, enrolment_id, reason, now=now)
     return _back_to_learner(request, teacher, enrolment_id, "reset")
 
 

@@ -1,18 +1,18 @@
-"""The instructor's use cases: the activity's page (the bound design, and every member with
-where they are), the roster sync, each learner's decision trace, and the teacher's controls (move
-a learner, reset a learner). Designs are uploaded and chosen on the design pages
-(``services/designs.py``, ``web/routes/designs.py``); route counts are ``analytics/queries.py``.
+"""The instructor's view of an activity: the ``InstructorPlace`` an instructor's tool session is
+bound to, the activity's page (the bound design, and every member with where they are) and the
+roster sync from the platform's membership service.
 
 Every function takes an ``InstructorPlace``: the ids an instructor's tool session is bound to
 (the web layer builds it from the verified session, never from what a form says), so an
-instructor sees and acts on the learners of their own activity only. Functions flush, never
-commit (the request's transaction commits).
+instructor sees and acts on the learners of their own activity only. Designs are uploaded and
+chosen on the design pages (``services/design_publishing.py``, ``design_bindings.py``); route
+counts are ``analytics/queries.py``. Functions flush, never commit (the request's transaction
+commits).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -20,43 +20,28 @@ from typing import Any, Protocol
 from sqlalchemy.orm import Session
 
 from adaptive_lti.core.catalogue import BindingMethod, LintSummary, ResourceLinkBindingInfo, Tenant
-from adaptive_lti.core.compiled import CompiledDesign, iter_steps
-from adaptive_lti.core.design import Branch
+from adaptive_lti.core.compiled import CompiledDesign
 from adaptive_lti.core.errors import (
     AdaptiveLtiError,
     InvalidInputError,
     NotFoundError,
-    PermissionDeniedError,
     PlatformServiceError,
 )
-from adaptive_lti.core.events import (
-    Answered,
-    AttributeSet,
-    Chose,
-    Completed,
-    Event,
-    IntakeAnswered,
-    Launched,
-    Migrated,
-    Overridden,
-    Reset,
-    Started,
-)
-from adaptive_lti.core.explanation import Explanation
 from adaptive_lti.core.lti import CoursePage
 from adaptive_lti.core.roster import Member, RosterSyncCounts
 from adaptive_lti.db import audit_repo, designs_repo, teaching_repo
 from adaptive_lti.db.audit_repo import AuditAction
 from adaptive_lti.db.teaching_repo import ActivityPlace, LatestScore, PersonRecord
-from adaptive_lti.services import designs as design_service
+from adaptive_lti.services import design_publishing
 from adaptive_lti.services import launch as launch_service
 from adaptive_lti.services import roster as roster_service
-from adaptive_lti.services.journey import instructing
 
 # Short role names of people who teach rather than learn (listed apart from the learners).
 STAFF_ROLES = frozenset(
     {"Instructor", "TeachingAssistant", "Administrator", "ContentDeveloper", "Manager", "Mentor"}
 )
+
+
 # Why the engine sent the learner to their activity, when it is not simply the next step.
 OFFER_REASONS = {
     "remediation": "remedial lesson",
@@ -66,6 +51,8 @@ OFFER_REASONS = {
     "retry": "retry",
     "recheck": "second try after remediation",
 }
+
+
 # How long a teacher's "why" may be (kept with the event, shown in the learner's trace).
 MAX_REASON_LENGTH = 500
 
@@ -109,9 +96,6 @@ class InstructorPlace:
             resource_link_pk=launch.resource_link_pk,
             user_pk=launch.user_pk,
         )
-
-
-# --- the activity's page ------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -195,7 +179,7 @@ def _bound_design(
     session: Session, binding: ResourceLinkBindingInfo
 ) -> tuple[BoundDesign | None, str | None]:
     try:
-        version = design_service.resolve(
+        version = design_publishing.resolve(
             session, Tenant(binding.registration_id), binding.reference
         )
     except NotFoundError as error:
@@ -216,7 +200,7 @@ def _bound_design(
     )
 
 
-class _Designs:
+class TenantDesigns:
     """Compiled design versions of one tenant, read once per request."""
 
     def __init__(self, session: Session, tenant: Tenant) -> None:
@@ -228,11 +212,13 @@ class _Designs:
         key = (design_id, version)
         if key not in self._compiled:
             found = designs_repo.find_version(self._session, self._tenant, design_id, version)
-            self._compiled[key] = None if found is None else design_service.compiled_design(found)
+            self._compiled[key] = (
+                None if found is None else design_publishing.compiled_design(found)
+            )
         return self._compiled[key]
 
 
-def _title(design: CompiledDesign | None, activity_id: str | None) -> str:
+def activity_title(design: CompiledDesign | None, activity_id: str | None) -> str:
     if activity_id is None:
         return ""
     if design is not None and activity_id in design.design.activities:
@@ -260,7 +246,7 @@ def _place_words(record: PersonRecord, design: CompiledDesign | None) -> tuple[s
         return f"Choosing: {prompt}", kind
     if kind == "input":
         return f"Answering the questions of {decision.get('title') or 'the intake'}", kind
-    title = decision.get("title") or _title(design, snapshot.get("activity"))
+    title = decision.get("title") or activity_title(design, snapshot.get("activity"))
     attempt = decision.get("attempt")
     reason = decision.get("reason")
     extra = []
@@ -271,12 +257,12 @@ def _place_words(record: PersonRecord, design: CompiledDesign | None) -> tuple[s
     return f"{title}{' (' + ', '.join(extra) + ')' if extra else ''}", kind
 
 
-def _mapping(value: object) -> dict[str, Any]:
+def json_object(value: object) -> dict[str, Any]:
     """A JSON object from a snapshot, or an empty one when it is anything else."""
     return value if isinstance(value, dict) else {}
 
 
-def _member_place(record: PersonRecord, designs: _Designs) -> MemberPlace:
+def member_place_of(record: PersonRecord, designs: TenantDesigns) -> MemberPlace:
     design = (
         designs.get(record.design_id, record.design_version)
         if record.design_id is not None and record.design_version is not None
@@ -285,9 +271,9 @@ def _member_place(record: PersonRecord, designs: _Designs) -> MemberPlace:
     place, kind = _place_words(record, design)
     snapshot = record.snapshot or {}
     state = snapshot.get("state") or {}
-    reasons = _mapping(state.get("flags"))
+    reasons = json_object(state.get("flags"))
     flags = tuple((str(flag), str(reasons.get(flag, ""))) for flag in snapshot.get("flags") or ())
-    override = _mapping(state.get("override"))
+    override = json_object(state.get("override"))
     overridden = None
     if override:
         overridden = (
@@ -328,11 +314,11 @@ def course_overview(session: Session, place: InstructorPlace) -> CourseOverview:
     activity = _activity_place(session, place)
     binding = _binding(session, place)
     design, problem = _bound_design(session, binding) if binding else (None, None)
-    designs = _Designs(session, Tenant(place.registration_id))
+    designs = TenantDesigns(session, Tenant(place.registration_id))
     records = teaching_repo.people_of_activity(
         session, Tenant(place.registration_id), place.context_pk, place.resource_link_pk
     )
-    members = [_member_place(record, designs) for record in records]
+    members = [member_place_of(record, designs) for record in records]
     members.sort(key=lambda m: (m.name.casefold(), m.user_sub))
     memberships_url = roster_url(session, place)
     return CourseOverview(
@@ -343,7 +329,7 @@ def course_overview(session: Session, place: InstructorPlace) -> CourseOverview:
         staff=tuple(m for m in members if _is_staff(m)),
         can_sync_roster=memberships_url is not None,
         roster_size=sum(1 for r in records if r.roster_status is not None),
-        instructor=_instructor_name(session, place),
+        instructor=instructor_name(session, place),
         launches=launch_service.course_page(
             session, context_pk=place.context_pk, resource_link_pk=place.resource_link_pk, limit=10
         ),
@@ -429,260 +415,5 @@ def sync_course_roster(
     return dataclasses.replace(overview, sync_report=report, sync_error=error)
 
 
-# --- one learner: trace and controls --------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TraceStep:
-    """One event of the learner's log, in words, and the decision the engine made after it."""
-
-    sequence: int
-    at: datetime
-    event: str
-    actor: str | None
-    note: str | None
-    decision_kind: str
-    explanation: Explanation
-
-
-@dataclass(frozen=True)
-class OverrideTargets:
-    routes: tuple[tuple[str, str], ...]  # (branch case name, "name (when condition)")
-    activities: tuple[tuple[str, str], ...]  # (activity id, title)
-
-
-@dataclass(frozen=True)
-class LearnerDetail:
-    member: MemberPlace
-    enrolment_id: int
-    design_id: str
-    design_version: int
-    design_title: str
-    started_at: datetime
-    trace: tuple[TraceStep, ...]
-    targets: OverrideTargets
-    attributes: tuple[tuple[str, str, str], ...]  # (attribute, value, where it came from)
-
-    @property
-    def current(self) -> TraceStep | None:
-        return self.trace[-1] if self.trace else None
-
-
-def _enrolment_for(
-    session: Session, place: InstructorPlace, enrolment_id: int
-) -> teaching_repo.EnrolmentRecord:
-    found = teaching_repo.find_enrolment(session, Tenant(place.registration_id), enrolment_id)
-    if found is None or found.resource_link_pk != place.resource_link_pk:
-        # A learner of another activity is "not found" too: their existence is not ours to say.
-        raise NotFoundError(
-            f"No learner {enrolment_id} follows this activity.",
-            hint="Go back to the activity's page and pick a learner from the table.",
-        )
-    return found
-
-
-def override_targets(design: CompiledDesign) -> OverrideTargets:
-    routes: list[tuple[str, str]] = []
-    for _path, step in _branches(design):
-        for index, case_ in enumerate(step.branch):
-            name = case_.name or f"case {index + 1}"
-            when = case_.when or "otherwise"
-            routes.append((name, f"{name} (when {when})"))
-    activities = tuple(
-        (activity_id, activity.title) for activity_id, activity in design.design.activities.items()
-    )
-    return OverrideTargets(tuple(routes), activities)
-
-
-def _branches(design: CompiledDesign) -> Iterator[tuple[tuple[str | int, ...], Branch]]:
-    for path, step in iter_steps(design.design.route, ("route",)):
-        if isinstance(step, Branch):
-            yield path, step
-
-
-def _instructor_name(session: Session, place: InstructorPlace) -> str:
+def instructor_name(session: Session, place: InstructorPlace) -> str:
     return teaching_repo.user_display_name(session, place.user_pk) or "an instructor"
-
-
-def require_reason(reason: str) -> str:
-    """A teacher's action is kept with its "why": it may not be empty."""
-    text = " ".join((reason or "").split())
-    if not text:
-        raise InvalidInputError(
-            "Say why you are doing this: the reason is kept with the learner's record.",
-            hint="Write a short reason (for example 'passed the loops exam in class') and "
-            "send the form again.",
-        )
-    if len(text) > MAX_REASON_LENGTH:
-        raise InvalidInputError(
-            f"The reason is {len(text)} characters long; at most {MAX_REASON_LENGTH} are kept.",
-            hint="Shorten the reason and send the form again.",
-        )
-    return text
-
-
-def ensure_same_activity(place: InstructorPlace) -> None:
-    if place.resource_link_pk is None:
-        raise PermissionDeniedError(
-            "This session did not come from an activity, so it has no learners.",
-            hint="Open the activity itself from the course page.",
-        )
-
-
-def describe_event(event: Event, design: CompiledDesign | None) -> str:
-    """An event of the log as an instructor reads it."""
-
-    def title(activity_id: str) -> str:
-        return _title(design, activity_id)
-
-    match event:
-        case Launched():
-            # Service URLs and ids the platform adds to every launch say nothing about the learner.
-            given = ", ".join(
-                f"{k} = {v}" for k, v in sorted(event.custom.items()) if not v.startswith("http")
-            )
-            return "Launched the activity" + (f" (the platform sent {given})" if given else "")
-        case AttributeSet():
-            return f"{event.attribute} set to {event.value!r} (from {event.source})"
-        case IntakeAnswered():
-            answers = ", ".join(f"{k} = {v}" for k, v in event.answers.items())
-            return f"Answered {title(event.activity)}: {answers or 'nothing'}"
-        case Started():
-            return f"Opened {title(event.activity)}"
-        case Answered():
-            verdict = "right" if event.correct else "wrong"
-            return f"Answered question {event.question} of {title(event.activity)}: {verdict}"
-        case Completed():
-            score = "" if event.score is None else f" with score {event.score:.2f}"
-            return f"Completed {title(event.activity)}{score}"
-        case Chose():
-            picked = ", ".join(title(activity) for activity in event.picked) or "nothing"
-            return f"Chose {picked} (choice '{event.choice}')"
-        case Overridden():
-            target = f"route {event.route}" if event.route else f"{title(event.activity or '')}"
-            return f"Moved to {target} by {event.by}" + (
-                f": {event.reason}" if event.reason else ""
-            )
-        case Reset():
-            return f"Progress reset by {event.by}" + (f": {event.reason}" if event.reason else "")
-        case Migrated():
-            return f"Moved from version {event.from_version} to version {event.to_version}"
-    return event.type
-
-
-def learner_detail(session: Session, place: InstructorPlace, enrolment_id: int) -> LearnerDetail:
-    """One learner of the activity: where they are, every decision with its explanation, and
-    the places an instructor may move them to."""
-    ensure_same_activity(place)
-    enrolment = _enrolment_for(session, place, enrolment_id)
-    designs = _Designs(session, Tenant(place.registration_id))
-    design = designs.get(enrolment.design_id, enrolment.design_version)
-    records = teaching_repo.people_of_activity(
-        session, Tenant(place.registration_id), place.context_pk, place.resource_link_pk
-    )
-    record = next((r for r in records if r.enrolment_id == enrolment.enrolment_id), None)
-    if record is None:  # the learner is known by their enrolment at least
-        record = PersonRecord(user_sub=enrolment.user_sub, name=enrolment.name)
-    trace = instructing.decision_trace(session, enrolment.enrolment_id)
-    steps = tuple(
-        TraceStep(
-            sequence=item.sequence,
-            at=item.occurred_at,
-            event=describe_event(item.event, design),
-            actor=item.actor,
-            note=item.note,
-            decision_kind=item.decision_kind,
-            explanation=item.explanation,
-        )
-        for item in trace.items
-    )
-    state = (enrolment.snapshot or {}).get("state") or {}
-    raw_attributes = _mapping(state.get("attributes"))
-    sources = _mapping(state.get("attribute_sources"))
-    attributes = tuple(
-        (str(name), str(value), str(sources.get(name, "")))
-        for name, value in sorted(raw_attributes.items())
-    )
-    return LearnerDetail(
-        member=_member_place(record, designs),
-        enrolment_id=enrolment.enrolment_id,
-        design_id=enrolment.design_id,
-        design_version=enrolment.design_version,
-        design_title=design.design.title if design is not None else enrolment.design_id,
-        started_at=enrolment.started_at,
-        trace=steps,
-        targets=override_targets(design) if design is not None else OverrideTargets((), ()),
-        attributes=attributes,
-    )
-
-
-def move_learner(
-    session: Session,
-    place: InstructorPlace,
-    enrolment_id: int,
-    target: str,
-    reason: str,
-    *,
-    now: datetime,
-) -> None:
-    """Put the learner on a route (``route:<case name>``) or at an activity
-    (``activity:<id>``): an ``overridden`` event with who did it and why."""
-    ensure_same_activity(place)
-    why = require_reason(reason)
-    enrolment = _enrolment_for(session, place, enrolment_id)
-    kind, _, name = (target or "").partition(":")
-    design = _Designs(session, Tenant(place.registration_id)).get(
-        enrolment.design_id, enrolment.design_version
-    )
-    targets = override_targets(design) if design is not None else OverrideTargets((), ())
-    allowed = {
-        "route": {route for route, _ in targets.routes},
-        "activity": {activity for activity, _ in targets.activities},
-    }
-    if kind not in allowed or name not in allowed[kind]:
-        raise InvalidInputError(
-            f"{target!r} is not a route or an activity of {enrolment.design_id} "
-            f"version {enrolment.design_version}.",
-            hint="Pick a route or an activity from the lists on the learner's page.",
-        )
-    instructing.override(
-        session, enrolment.enrolment_id, _instructor_name(session, place), target, why, now
-    )
-    _audit_learner(session, place, AuditAction.learner_move, enrolment, now, to=target, reason=why)
-
-
-def reset_learner(
-    session: Session, place: InstructorPlace, enrolment_id: int, reason: str, *, now: datetime
-) -> None:
-    """Start the learner's route again: a ``reset`` event with who did it and why (their
-    answers so far stay in the log; attributes such as their background are kept)."""
-    ensure_same_activity(place)
-    why = require_reason(reason)
-    enrolment = _enrolment_for(session, place, enrolment_id)
-    instructing.reset(session, enrolment.enrolment_id, _instructor_name(session, place), why, now)
-    _audit_learner(session, place, AuditAction.learner_reset, enrolment, now, reason=why)
-
-
-def _audit_learner(
-    session: Session,
-    place: InstructorPlace,
-    action: AuditAction,
-    enrolment: teaching_repo.EnrolmentRecord,
-    now: datetime,
-    **details: str,
-) -> None:
-    # The learner is named by their platform id only: the record outlives their erasure.
-    audit_repo.append(
-        session,
-        audit_repo.actor_of_user(session, place.user_pk),
-        action,
-        place.registration_id,
-        f"enrolment {enrolment.enrolment_id} (user {enrolment.user_sub})",
-        {
-            "enrolment_id": enrolment.enrolment_id,
-            "user_sub": enrolment.user_sub,
-            "design": f"{enrolment.design_id}@{enrolment.design_version}",
-            **details,
-        },
-        now=now,
-    )

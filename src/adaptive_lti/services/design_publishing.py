@@ -1,20 +1,10 @@
-"""Publishing designs into the tool, and which design an activity (resource link) runs.
+"""Publishing designs into the tool: checking, storing, listing and reading their versions.
 
 Publishing loads the file with ``core.loader`` (every problem with its line and column), lints it
 with ``core.lint`` (errors refuse it, warnings are kept with the version) and stores it as an
 immutable version. Publishing the identical content again changes nothing; the same id and version
 with other content is refused, because learners part-way through a route stay on the version they
 started and must never see it change under them.
-
-An activity is bound to a design in one of three ways (``core.catalogue.BindingMethod``):
-
-- **deep linking**: the instructor picks a design when adding the activity; the response carries
-  the custom parameter ``design=ID`` and the tool notes the offer; the activity's first launch
-  finds that offer and records the binding as made by deep linking, by that instructor;
-- **custom parameter**: the activity (or tool) in the VLE has ``design=ID`` or ``design=ID@VERSION``
-  typed in; the first launch records the binding;
-- **instructor**: chosen on the tool's Designs page. Such a binding is not overridden by the
-  custom parameter; the other two follow it when an instructor edits it in the VLE.
 
 Designs are a tenant's (``core.catalogue.Tenant``, a platform registration): every function takes
 the tenant, or works it out from the verified launch, and reads and writes only that tenant's
@@ -28,30 +18,23 @@ Services flush but never commit.
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import lru_cache
 from types import MappingProxyType
 
 from sqlalchemy.orm import Session
 
 from adaptive_lti.core.catalogue import (
-    DESIGN_CUSTOM_PARAMETER,
-    BindingMethod,
-    DeepLinkOffer,
     DesignOwnerInfo,
     DesignReference,
     DesignSummary,
     DesignVersionInfo,
-    LaunchDesign,
     LintSummary,
     Publisher,
     PublishResult,
-    ResourceLinkBindingInfo,
     Tenant,
     content_hash,
-    parse_design_reference,
 )
 from adaptive_lti.core.compiled import CompiledDesign
 from adaptive_lti.core.design import Page
@@ -64,23 +47,11 @@ from adaptive_lti.core.errors import (
 )
 from adaptive_lti.core.lint import lint
 from adaptive_lti.core.loader import load_design
-from adaptive_lti.core.lti import (
-    LaunchContext,
-    Person,
-    RecordedLaunch,
-    RegistrationStatus,
-    RoleScope,
-)
-from adaptive_lti.db import audit_repo, designs_repo, launches_repo, registrations_repo
+from adaptive_lti.core.lti import LaunchContext, RoleScope
+from adaptive_lti.db import audit_repo, designs_repo
 from adaptive_lti.db.audit_repo import AuditAction
 
-# How long a deep-linking choice waits for the first launch of the activity it created: the
-# teacher saves Moodle's "add activity" form within minutes; a month covers courses prepared early.
-DEEP_LINK_OFFER_LIFETIME = timedelta(days=30)
 MAX_PUBLISHED_BY = 255
-
-
-# --- publishing ----------------------------------------------------------------------------
 
 
 def lint_summary(problems: list[Problem]) -> LintSummary:
@@ -402,6 +373,8 @@ def _unknown_design(design_id: str) -> NotFoundError:
 # whatever the database, so the cache can never hand out another version's text; it spares each
 # launch the transfer of a file that may be megabytes.
 _TEXTS: dict[str, tuple[str, Mapping[str, str]]] = {}
+
+
 _TEXTS_LIMIT = 64
 
 
@@ -461,319 +434,3 @@ def compiled_design(version: DesignVersionInfo) -> CompiledDesign:
         f"{version.design_id}@{version.version}",
         tuple(sorted(version.page_bodies.items())),
     )
-
-
-# --- bindings ------------------------------------------------------------------------------
-
-
-def _who(person: Person) -> str:
-    name = person.display_name
-    return name if person.subject is None else f"{name} (user {person.subject})"
-
-
-def _launch_place(session: Session, launch: LaunchContext) -> tuple[int, int] | None:
-    """(registration id, deployment pk) of a verified launch; None when the deployment is not
-    recorded (an inactive-deployment launch)."""
-    found = registrations_repo.lookup_registration(
-        session, launch.issuer, launch.client_id, launch.deployment_id
-    )
-    if found is None or found.deployment is None:
-        return None
-    return found.registration.id, found.deployment.id
-
-
-def tenant_of(session: Session, launch: LaunchContext) -> Tenant:
-    """The tenant a verified launch belongs to: its platform registration."""
-    found = registrations_repo.find_registration(session, launch.issuer, launch.client_id)
-    if found is None:
-        raise NotFoundError(
-            f"The platform {launch.issuer} (client id {launch.client_id}) is no longer "
-            "registered with the tool.",
-            hint="Ask an administrator to register it again ('adaptive-lti platform add').",
-        )
-    return Tenant(found.id)
-
-
-def _active_launch_place(session: Session, launch: LaunchContext) -> tuple[int, int]:
-    """``_launch_place``, refused when the launch's deployment is not active in the tool (now:
-    an instructor session outlives its launch, and may outlive the deployment's deactivation)."""
-    found = registrations_repo.lookup_registration(
-        session, launch.issuer, launch.client_id, launch.deployment_id
-    )
-    active = (
-        found is not None
-        and found.deployment is not None
-        and found.deployment.active
-        and found.registration.status is RegistrationStatus.active
-    )
-    if not active or found is None or found.deployment is None:
-        raise NotFoundError(
-            f"The deployment {launch.deployment_id!r} of {launch.issuer} is not active in the tool.",
-            hint="Ask an administrator to activate it ('adaptive-lti platform "
-            "activate-deployment'), then open the activity again.",
-        )
-    return found.registration.id, found.deployment.id
-
-
-def bind_resource_link(
-    session: Session,
-    launch: LaunchContext,
-    reference: DesignReference,
-    *,
-    bound_by: str,
-    now: datetime,
-    method: BindingMethod = BindingMethod.instructor,
-) -> ResourceLinkBindingInfo:
-    """Bind the launch's activity to a design (replacing any binding it had)."""
-    if launch.resource_link is None:
-        raise NotFoundError(
-            "This launch is not from an activity (it carries no resource link), so there is "
-            "nothing to bind a design to.",
-            hint="Open the activity itself from the course page.",
-        )
-    registration_id, deployment_pk = _active_launch_place(session, launch)
-    tenant = Tenant(registration_id)
-    resolve(session, tenant, reference)
-    audit_repo.append(
-        session,
-        audit_repo.Actor.of_person(launch.person),
-        AuditAction.binding_instructor,
-        registration_id,
-        f"resource link {launch.resource_link.id}",
-        {"design": str(reference), "deployment_id": launch.deployment_id, "method": method.value},
-        now=now,
-    )
-    return designs_repo.set_binding(
-        session,
-        tenant,
-        deployment_pk=deployment_pk,
-        resource_link_id=launch.resource_link.id,
-        context_id=launch.context.id if launch.context else None,
-        design_id=reference.design_id,
-        pinned_version=reference.version,
-        bound_by=bound_by,
-        method=method,
-        now=now,
-    )
-
-
-def record_deep_link(
-    session: Session, launch: LaunchContext, reference: DesignReference, *, now: datetime
-) -> tuple[DeepLinkOffer, DesignVersionInfo]:
-    """Note that the instructor returned ``reference`` by deep linking (bound at first launch)."""
-    registration_id, deployment_pk = _active_launch_place(session, launch)
-    tenant = Tenant(registration_id)
-    version = resolve(session, tenant, reference)
-    offer = designs_repo.add_deep_link_offer(
-        session,
-        tenant,
-        deployment_pk=deployment_pk,
-        context_id=launch.context.id if launch.context else None,
-        design_id=reference.design_id,
-        pinned_version=reference.version,
-        created_by=_who(launch.person),
-        now=now,
-    )
-    audit_repo.append(
-        session,
-        audit_repo.Actor.of_person(launch.person),
-        AuditAction.binding_deep_link,
-        registration_id,
-        f"deep link {offer.id}",
-        {
-            "design": str(reference),
-            "deployment_id": launch.deployment_id,
-            "context_id": offer.context_id,
-        },
-        now=now,
-    )
-    return offer, version
-
-
-def custom_design_reference(launch: LaunchContext) -> DesignReference | None:
-    """The ``design`` custom parameter of a launch, parsed (None when absent or empty)."""
-    value = launch.custom.get(DESIGN_CUSTOM_PARAMETER)
-    if value is None or not value.strip():
-        return None
-    return parse_design_reference(value)
-
-
-def design_for_launch(
-    session: Session,
-    launch: LaunchContext,
-    *,
-    now: datetime,
-    recorded: RecordedLaunch | None = None,
-) -> LaunchDesign | None:
-    """The design this launch's activity runs, recording the binding on its first launch.
-
-    None when the activity is bound to nothing and names no design (the instructor then picks
-    one; a learner is told the activity is not set up yet), or when the launch is not from an
-    activity (deep linking). Raises ``NotFoundError`` when the named design or version is not
-    published, and ``InvalidInputError`` when the custom parameter is malformed. ``recorded``
-    (what recording the launch returned) saves looking the deployment up again.
-    """
-    if launch.resource_link is None:
-        return None
-    if recorded is not None:
-        place: tuple[int, int] | None = (recorded.registration_id, recorded.deployment_pk)
-    else:
-        place = _launch_place(session, launch)
-    if place is None:
-        return None
-    registration_id, deployment_pk = place
-    tenant = Tenant(registration_id)
-    requested = custom_design_reference(launch)
-    binding = designs_repo.find_binding(session, tenant, deployment_pk, launch.resource_link.id)
-    if binding is not None:
-        if (
-            requested is not None
-            and requested != binding.reference
-            and binding.method is not BindingMethod.instructor
-        ):
-            # The activity's custom parameter was edited in the VLE since the first launch.
-            resolve(session, tenant, requested)
-            binding = designs_repo.set_binding(
-                session,
-                tenant,
-                deployment_pk=deployment_pk,
-                resource_link_id=launch.resource_link.id,
-                context_id=launch.context.id if launch.context else None,
-                design_id=requested.design_id,
-                pinned_version=requested.version,
-                bound_by=f"custom parameter design={requested} (changed; launch by "
-                f"{_who(launch.person)})",
-                method=BindingMethod.custom_parameter,
-                now=now,
-            )
-            return LaunchDesign(binding, resolve(session, tenant, requested), newly_bound=True)
-        return LaunchDesign(binding, resolve(session, tenant, binding.reference), newly_bound=False)
-    if requested is None:
-        return None
-    version = resolve(session, tenant, requested)
-    context_id = launch.context.id if launch.context else None
-    offer = designs_repo.take_deep_link_offer(
-        session,
-        tenant,
-        deployment_pk=deployment_pk,
-        context_id=context_id,
-        design_id=requested.design_id,
-        pinned_version=requested.version,
-        created_after=now - DEEP_LINK_OFFER_LIFETIME,
-        now=now,
-    )
-    if offer is not None:
-        method, bound_by = BindingMethod.deep_link, offer.created_by
-    else:
-        method = BindingMethod.custom_parameter
-        bound_by = f"custom parameter design={requested} (first launch by {_who(launch.person)})"
-    binding, created = designs_repo.insert_binding_if_absent(
-        session,
-        tenant,
-        deployment_pk=deployment_pk,
-        resource_link_id=launch.resource_link.id,
-        context_id=context_id,
-        design_id=requested.design_id,
-        pinned_version=requested.version,
-        bound_by=bound_by,
-        method=method,
-        now=now,
-    )
-    if not created:
-        # A concurrent first launch bound it first: run what it bound.
-        version = resolve(session, tenant, binding.reference)
-    return LaunchDesign(binding, version, newly_bound=created)
-
-
-def launch_of_session(session: Session, launch_id: int) -> LaunchContext:
-    """The launch a tool session belongs to, as recorded (for the pages that follow a launch)."""
-    launch = launches_repo.launch_context(session, launch_id)
-    if launch is None:
-        raise NotFoundError(
-            "The launch this session belongs to is no longer recorded.",
-            hint="Open the activity again from your course page.",
-        )
-    return launch
-
-
-def bindings_of(session: Session, tenant: Tenant, design_id: str) -> list[ResourceLinkBindingInfo]:
-    return designs_repo.list_bindings(session, tenant, design_id)
-
-
-# --- sharing between tenants: export and import --------------------------------------------
-
-
-def export_design(
-    session: Session, tenant: Tenant, design_id: str, version: int | None = None
-) -> list[DesignVersionInfo]:
-    """The versions of the tenant's design to put in a package (all, oldest first, or one),
-    each with its source and page files."""
-    if version is not None:
-        return [get_design_version(session, tenant, design_id, version)]
-    numbers = sorted(v.version for v in list_versions(session, tenant, design_id))
-    return [get_design_version(session, tenant, design_id, number) for number in numbers]
-
-
-_DESIGN_LINE = re.compile(r"^design:[ \t]*(?P<value>[^\n#]*?)[ \t]*(?P<comment>#[^\n]*)?$", re.M)
-
-
-def rename_design(source_text: str, filename: str, old_id: str, new_id: str) -> str:
-    """The design's source with its top-level ``design:`` id changed from ``old_id``."""
-    parse_design_reference(new_id)  # refuses what is not a design id, in its words
-    for found in _DESIGN_LINE.finditer(source_text):
-        if found["value"].strip("'\"") == old_id:
-            comment = f" {found['comment']}" if found["comment"] else ""
-            renamed = (
-                source_text[: found.start()]
-                + f"design: {new_id}{comment}"
-                + source_text[found.end() :]
-            )
-            if load_design(renamed, filename).id == new_id:
-                return renamed
-    raise DesignError(
-        [
-            Problem(
-                f"cannot give the design a new id: no top-level line 'design: {old_id}' found",
-                filename,
-                hint="Change the id in the file yourself and publish it with 'adaptive-lti "
-                "design publish FILE --platform ID'.",
-                code="rename-failed",
-            )
-        ]
-    )
-
-
-def import_design(
-    session: Session,
-    tenant: Tenant,
-    versions: list[tuple[str, str, Mapping[str, str]]],
-    publisher: Publisher,
-    *,
-    now: datetime,
-    new_id: str | None = None,
-) -> list[PublishResult]:
-    """Publish a package's versions ((filename, source, page bodies), oldest first) into the
-    tenant, as ``new_id`` when given. Refused (``ConflictError``) when the tenant already has a
-    design of that id: an import never adds versions to a design that is there."""
-    if not versions:
-        raise DesignError([Problem("the package holds no design version", "package")])
-    first_name, first_source, _ = versions[0]
-    old_id = load_design(first_source, first_name).id
-    target = new_id or old_id
-    if designs_repo.design_exists(session, tenant, target):
-        raise ConflictError(
-            f"This platform already has a design {target!r}; the package was not imported.",
-            hint="Import it under another id with '--as NEW_ID', or look at the one there with "
-            f"'adaptive-lti design show {target} --platform ID'.",
-        )
-    results = []
-    for filename, source, bodies in versions:
-        if load_design(source, filename).id != old_id:
-            raise DesignError(
-                [Problem(f"the package mixes designs: {filename} is not {old_id}", filename)]
-            )
-        text = rename_design(source, filename, old_id, target) if target != old_id else source
-        results.append(
-            publish_design(session, tenant, text, filename, publisher, now=now, page_bodies=bodies)
-        )
-    return results
