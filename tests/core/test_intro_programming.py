@@ -13,21 +13,12 @@ import pytest
 from adaptive_lti.core import engine, simulate
 from adaptive_lti.core.engine import ChoiceOffered, DesignCompleted, NeedsInput, NextActivity
 from tests.core.routing import EXAMPLES, T0, Learner, example
+from tests.example_routes import FOUNDATIONS, STANDARD
 
 DESIGN = example("intro-programming")
 PERSONAS = simulate.load_personas(
     DESIGN, (EXAMPLES / "intro-programming" / "personas.yaml").read_text(encoding="utf-8")
 )
-
-FOUNDATIONS = [
-    "variables-lesson",
-    "variables-check",
-    "conditionals-lesson",
-    "conditionals-check",
-    "loops-lesson",
-    "loops-check",
-]
-STANDARD = ["conditionals-lesson", "conditionals-check", "loops-lesson", "loops-check"]
 
 
 def walk(name: str) -> simulate.LearnerRun:

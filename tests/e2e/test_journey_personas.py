@@ -27,16 +27,8 @@ from tests.e2e.journey_walker import (
     queued_scores,
     snapshot_flags,
 )
+from tests.example_routes import FOUNDATIONS, STANDARD, TWO_REMEDIAL_ROUNDS_THEN_SUPPORT
 
-FOUNDATIONS = [
-    "variables-lesson",
-    "variables-check",
-    "conditionals-lesson",
-    "conditionals-check",
-    "loops-lesson",
-    "loops-check",
-]
-STANDARD = ["conditionals-lesson", "conditionals-check", "loops-lesson", "loops-check"]
 EIGHT_DAYS = 8 * 24 * 3600
 
 
@@ -164,15 +156,7 @@ def test_dara_remediation_twice_then_support_and_needs_help(
     )
     text, _ = play(client, journey, dara)
     loops = dara.met[dara.met.index("loops-lesson") : dara.met.index("choose:elective-games")]
-    assert loops == [
-        "loops-lesson",
-        "loops-check",
-        "loops-remedial",
-        "loops-check",
-        "loops-remedial",
-        "loops-check",
-        "loops-support",
-    ]
+    assert loops == TWO_REMEDIAL_ROUNDS_THEN_SUPPORT
     assert snapshot_flags(running_server.database_url, "6") == (True, "foundations")
     assert final_score(running_server, "6")["scoreGiven"] == 60.0
     assert "Your final grade" in text

@@ -31,6 +31,7 @@ from tests.design_samples import (
     register_platform,
     tenant,
 )
+from tests.example_routes import FOUNDATIONS, TWO_REMEDIAL_ROUNDS_THEN_SUPPORT
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "intro-programming" / "design.yaml"
 
@@ -164,16 +165,6 @@ def walk(
     raise AssertionError(f"the walk did not finish: {met}")
 
 
-FOUNDATIONS = [
-    "variables-lesson",
-    "variables-check",
-    "conditionals-lesson",
-    "conditionals-check",
-    "loops-lesson",
-    "loops-check",
-]
-
-
 def test_ana_foundations_elective_project_and_final_score(
     session: Session, published: None
 ) -> None:
@@ -219,15 +210,7 @@ def test_dara_needs_help_after_two_remedial_rounds(session: Session, published: 
         now=NOW,
     )
     loops = met[met.index("loops-lesson") : met.index("choose:elective-games")]
-    assert loops == [
-        "loops-lesson",
-        "loops-check",
-        "loops-remedial",
-        "loops-check",
-        "loops-remedial",
-        "loops-check",
-        "loops-support",
-    ]
+    assert loops == TWO_REMEDIAL_ROUNDS_THEN_SUPPORT
     assert "needs-help" in view.decision.flags
     (summary,) = instructing.list_enrolments(
         session,
