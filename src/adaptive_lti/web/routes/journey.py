@@ -167,17 +167,8 @@ def _act(
         return render_journey(
             request, view, token, notice=f"{stale.message} {stale.hint}", status_code=409
         )
-    except InvalidInputError as invalid:
-        view = reading.journey_for(session, enrolment_id)
-        return render_journey(
-            request,
-            view,
-            token,
-            error=f"{invalid.message} {invalid.hint}".strip(),
-            values=values,
-            status_code=422,
-        )
-    except EngineError as refused:
+    except (InvalidInputError, EngineError) as refused:
+        # Bad form input is the learner's to fix (422); an engine refusal is the route's (409).
         view = reading.journey_for(session, enrolment_id)
         return render_journey(
             request,
@@ -185,7 +176,7 @@ def _act(
             token,
             error=f"{refused.message} {refused.hint}".strip(),
             values=values,
-            status_code=409,
+            status_code=422 if isinstance(refused, InvalidInputError) else 409,
         )
     if isinstance(result, tuple):
         view, feedback = result
