@@ -8,9 +8,10 @@ different contents under one key (tests roll their publications back; production
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from adaptive_lti.core.catalogue import Publisher, Tenant
 from adaptive_lti.core.lti import (
@@ -23,6 +24,8 @@ from adaptive_lti.core.lti import (
     normalise_role,
 )
 from adaptive_lti.db import registrations_repo
+from adaptive_lti.db.session import transaction
+from adaptive_lti.services import design_publishing
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 ISSUER = "https://moodle.example.edu"
@@ -209,3 +212,21 @@ def tenant(session: Session) -> Tenant:
 def by(name: str) -> Publisher:
     """A publisher on the command line (may publish any version of any of the tenant's designs)."""
     return Publisher(name, command_line=True)
+
+
+EXAMPLE_DESIGN = (
+    Path(__file__).resolve().parents[1] / "examples" / "intro-programming" / "design.yaml"
+)
+
+
+def publish_example(session_factory: sessionmaker[Session], *, now: datetime) -> None:
+    """Publish ``examples/intro-programming`` into the sample tenant, in its own transaction."""
+    with transaction(session_factory) as session:
+        design_publishing.publish_design(
+            session,
+            tenant(session),
+            EXAMPLE_DESIGN.read_text(),
+            "design.yaml",
+            by("tests"),
+            now=now,
+        )

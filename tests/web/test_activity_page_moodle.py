@@ -6,29 +6,22 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from adaptive_lti.db.session import transaction
-from adaptive_lti.services import design_publishing
-from tests.design_samples import NOW, by, tenant
+from tests.design_samples import NOW, publish_example
 from tests.lti.harness import LtiHarness, harness
 from tests.lti.scripted_platform import INSTRUCTOR, LTI
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "intro-programming" / "design.yaml"
 AGS = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
 
 
 @pytest.fixture
 def h(session_factory: sessionmaker[Session], db_url: str) -> Iterator[LtiHarness]:
     with harness(session_factory, db_url) as lti:
-        with transaction(lti.session_factory) as session:
-            design_publishing.publish_design(
-                session, tenant(session), EXAMPLE.read_text(), "design.yaml", by("tests"), now=NOW
-            )
+        publish_example(lti.session_factory, now=NOW)
         yield lti
 
 

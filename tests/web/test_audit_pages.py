@@ -17,12 +17,10 @@ from adaptive_lti.core.errors import ConflictError
 from adaptive_lti.db.session import transaction
 from adaptive_lti.db.tables import AuditRecord, LearnerEnrolment
 from adaptive_lti.lti import keys
-from adaptive_lti.services import design_publishing
-from tests.design_samples import NOW, by, intro, tenant
+from tests.design_samples import NOW, intro, publish_example
 from tests.lti.fake_platform import FakePlatform
 from tests.lti.harness import LtiHarness, harness
 from tests.web.test_teaching_pages import (
-    EXAMPLE,
     enrolment_id,
     instructor_page,
     learner_launch,
@@ -35,10 +33,7 @@ TEACHER = ("4", "Teacher One")
 @pytest.fixture
 def h(session_factory: sessionmaker[Session], db_url: str) -> Iterator[LtiHarness]:
     with harness(session_factory, db_url) as lti:
-        with transaction(lti.session_factory) as session:
-            design_publishing.publish_design(
-                session, tenant(session), EXAMPLE.read_text(), "design.yaml", by("tests"), now=NOW
-            )
+        publish_example(lti.session_factory, now=NOW)
         yield lti
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -19,16 +18,12 @@ from adaptive_lti.db.session import (
     DatabaseBusyError,
     make_engine,
     make_session_factory,
-    transaction,
 )
-from adaptive_lti.services import design_publishing
 from adaptive_lti.web.deps import DatabaseAdmission
-from tests.design_samples import by, tenant
+from tests.design_samples import publish_example
 from tests.e2e.conftest import forms_of
 from tests.lti.harness import LtiHarness, harness
 from tests.lti.scripted_platform import LTI
-
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "intro-programming" / "design.yaml"
 
 
 @dataclass
@@ -72,15 +67,7 @@ def counted(
     factory = make_session_factory(engine)
     try:
         with harness(factory, url, isolate=False, grade_delivery_worker=False) as lti:
-            with transaction(factory) as session:
-                design_publishing.publish_design(
-                    session,
-                    tenant(session),
-                    EXAMPLE.read_text(),
-                    "design.yaml",
-                    by("tests"),
-                    now=lti.clock.now,
-                )
+            publish_example(factory, now=lti.clock.now)
             checkouts.watch(engine)
             yield lti, checkouts
     finally:

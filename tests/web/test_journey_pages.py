@@ -6,7 +6,6 @@ escaped Markdown and the launch's locale. Never a 500."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,13 +16,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from adaptive_lti.db.session import transaction
 from adaptive_lti.db.tables import LearnerEvent
 from adaptive_lti.services import design_publishing
-from tests.design_samples import by, tenant
+from tests.design_samples import by, publish_example, tenant
 from tests.e2e.conftest import Form, forms_of
 from tests.e2e.journey_walker import JourneyWalker, Persona, current_activity, example_design
 from tests.lti.harness import LtiHarness, harness
 from tests.lti.scripted_platform import LTI
-
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "intro-programming" / "design.yaml"
 
 
 class AppBrowser:
@@ -43,15 +40,7 @@ class AppBrowser:
 @pytest.fixture
 def h(session_factory: sessionmaker[Session], db_url: str) -> Iterator[LtiHarness]:
     with harness(session_factory, db_url) as lti:
-        with transaction(lti.session_factory) as session:
-            design_publishing.publish_design(
-                session,
-                tenant(session),
-                EXAMPLE.read_text(),
-                "design.yaml",
-                by("tests"),
-                now=lti.clock.now,
-            )
+        publish_example(lti.session_factory, now=lti.clock.now)
         yield lti
 
 
