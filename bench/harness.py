@@ -6,6 +6,7 @@ options every benchmark takes (bench/launch.py, bench/journey.py).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import collections
 import multiprocessing.pool
 import os
@@ -17,7 +18,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -261,3 +262,13 @@ def _short(frame: str) -> str:
     frame = re.sub(r"\(.*?/site-packages/", "(", frame)
     frame = re.sub(r"\(.*?/src/adaptive_lti/", "(adaptive_lti/", frame)
     return re.sub(r"\(.*?/lib/python3\.\d+/", "(stdlib/", frame)
+
+
+def run_coroutine(coroutine: Coroutine[Any, Any, Result]) -> Result:
+    """Run a load generator's event loop on uvloop when it is installed (as uvicorn runs the
+    server), else on asyncio's own loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coroutine)
+    return uvloop.run(coroutine)

@@ -57,6 +57,7 @@ from bench.harness import (
     peak_rss_mb,
     percentile,
     profiling,
+    run_coroutine,
     run_on_clients,
     running_server,
     summarise_profile,
@@ -223,12 +224,7 @@ async def run_journeys(
 
 
 def run_journey_phase(arguments: tuple[str, str, int, float, int, int]) -> JourneyResult:
-    try:
-        import uvloop
-
-        return uvloop.run(run_journeys(*arguments))
-    except ImportError:
-        return asyncio.run(run_journeys(*arguments))
+    return run_coroutine(run_journeys(*arguments))
 
 
 @dataclass

@@ -61,6 +61,7 @@ from bench.harness import (
     peak_rss_mb,
     percentile,
     profiling,
+    run_coroutine,
     run_on_clients,
     running_server,
     summarise_profile,
@@ -339,12 +340,7 @@ async def run_phase_async(
 
 
 def run_phase(arguments: tuple[str, str, str, int, float, int, int]) -> PhaseResult:
-    try:
-        import uvloop
-
-        return uvloop.run(run_phase_async(*arguments))
-    except ImportError:
-        return asyncio.run(run_phase_async(*arguments))
+    return run_coroutine(run_phase_async(*arguments))
 
 
 @dataclass

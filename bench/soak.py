@@ -31,15 +31,19 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from adaptive_lti.demo.platform import DemoPerson, DemoPlatform, load_or_create_platform_key
-from bench.harness import fresh_database, percentile, run_on_clients, running_server
-from bench.journey import measure_journeys, right_answers, walk_to_the_diagnostic_score
+from bench.harness import fresh_database, percentile, run_coroutine, run_on_clients, running_server
+from bench.journey import (
+    JourneyResult,
+    measure_journeys,
+    right_answers,
+    walk_to_the_diagnostic_score,
+)
 from bench.launch import Browser, LaunchFailed, measure, synthetic_learners
 
 
@@ -63,27 +67,16 @@ def slope_per_minute(samples: list[tuple[float, float]]) -> float:
     return 60 * sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / spread
 
 
-@dataclass
-class SoakResult:
-    journeys: int = 0
-    answers: int = 0
-    failed: int = 0
-    answer_ms: list[float] = field(default_factory=list)
-    journey_ms: list[float] = field(default_factory=list)
-    errors: collections.Counter[str] = field(default_factory=collections.Counter)
-    seconds: float = 0.0
-
-
 async def soak_async(
     url: str, key_file: str, concurrency: int, rate: float, seconds: float, worker: int
-) -> SoakResult:
+) -> JourneyResult:
     """Start a journey every 1/``rate`` seconds (``concurrency`` learners at most at once)."""
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     platform = DemoPlatform.for_tool(url, load_or_create_platform_key(Path(key_file)))
     right_answer = right_answers()
     learners = synthetic_learners(100)
-    result = SoakResult()
+    result = JourneyResult()
     started = time.perf_counter()
     deadline = started + seconds
     slots = iter(range(10**12))
@@ -126,13 +119,8 @@ async def soak_async(
     return result
 
 
-def run_soak_share(arguments: tuple[str, str, int, float, float, int]) -> SoakResult:
-    try:
-        import uvloop
-
-        return uvloop.run(soak_async(*arguments))
-    except ImportError:
-        return asyncio.run(soak_async(*arguments))
+def run_soak_share(arguments: tuple[str, str, int, float, float, int]) -> JourneyResult:
+    return run_coroutine(soak_async(*arguments))
 
 
 class RssSampler:
