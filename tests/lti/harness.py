@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -25,7 +26,7 @@ from adaptive_lti.db.tables import Context, Deployment, Launch, LoginState, Reso
 from adaptive_lti.settings import Settings, UnknownDeploymentPolicy
 from adaptive_lti.web.observability import RefusalTally
 from tests.database_checksum import table_checksums
-from tests.lti.scripted_platform import LAUNCH_URL, LEARNER, TOOL_BASE, ScriptedPlatform
+from tests.lti.scripted_platform import INSTRUCTOR, LAUNCH_URL, LEARNER, TOOL_BASE, ScriptedPlatform
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 SECRET = "test-secret-key-that-is-long-enough-0123456789"
@@ -224,3 +225,15 @@ def harness(
             yield LtiHarness(app, client, platform, clock, session_factory)
     finally:
         app.state.engine.dispose()
+
+
+def token_of(page: str) -> str:
+    """The tool-session token a page of the tool carries in its forms."""
+    found = re.search(r'name="tool_session" value="([^"]+)"', page)
+    assert found, page[:2000]
+    return found.group(1)
+
+
+def instructor_token(h: LtiHarness) -> str:
+    """The tool-session token of an instructor's launch (user 4)."""
+    return token_of(h.full_launch(role=INSTRUCTOR, subject="4").text)

@@ -8,11 +8,9 @@ PostgreSQL; the concurrency tests build their own database so two workers really
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -24,8 +22,8 @@ from adaptive_lti.core.grading import (
     RetryPolicy,
     Score,
 )
-from adaptive_lti.db import grades_repo, migrate
-from adaptive_lti.db.session import make_engine, make_session_factory, transaction
+from adaptive_lti.db import grades_repo
+from adaptive_lti.db.session import transaction
 from adaptive_lti.db.tables import LineItem, ScoreOutbox
 from adaptive_lti.services import grades
 from tests.lti.fake_platform import (
@@ -38,10 +36,10 @@ from tests.lti.fake_platform import (
     new_platform,
     service_clients,
 )
-from tests.lti.fake_platform_fixtures import clock, platform, registration_id
+from tests.lti.fake_platform_fixtures import clock, own_database, platform, registration_id
 
 # Fixtures, shared with the other fake-platform tests.
-__all__ = ["clock", "platform", "registration_id"]
+__all__ = ["clock", "own_database", "platform", "registration_id"]
 
 ACTIVITY = LineItemSpec(
     label="Harness activity",
@@ -308,15 +306,6 @@ def test_a_claim_that_expired_is_taken_over_and_the_old_worker_cannot_overwrite(
 
 
 # --- two workers at once, each with its own connections ------------------------------------
-
-
-@pytest.fixture
-def own_database(new_database_url, backend: str) -> Iterator[sessionmaker[Session]]:  # type: ignore[no-untyped-def]
-    url = new_database_url(backend)
-    migrate.upgrade(url)
-    engine = make_engine(url)
-    yield make_session_factory(engine)
-    engine.dispose()
 
 
 def test_two_concurrent_workers_post_every_score_exactly_once(

@@ -6,13 +6,11 @@ cut claim then waiting out its ten-minute lease)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from adaptive_lti.db import migrate
 from adaptive_lti.db.session import make_engine, make_session_factory, transaction
 from adaptive_lti.db.tables import ScoreOutbox
 from adaptive_lti.services import grades
@@ -23,17 +21,11 @@ from tests.lti.fake_platform import (
     queue_activity_score,
     service_clients,
 )
+from tests.lti.fake_platform_fixtures import own_database
+
+__all__ = ["own_database"]  # a fixture
 
 SCORE_SECONDS = 0.3
-
-
-@pytest.fixture
-def own_database(new_database_url, backend: str) -> Iterator[sessionmaker[Session]]:  # type: ignore[no-untyped-def]
-    url = new_database_url(backend)
-    migrate.upgrade(url)
-    engine = make_engine(url)
-    yield make_session_factory(engine)
-    engine.dispose()
 
 
 def test_stop_ends_the_pass_after_the_score_in_hand(own_database: sessionmaker[Session]) -> None:

@@ -5,7 +5,6 @@ upload that says the line and column of the first bad byte. Both databases, thro
 from __future__ import annotations
 
 import html
-import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,8 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from adaptive_lti.core.errors import MAX_LISTED_PROBLEMS, MORE_PROBLEMS, Problem, cap_problems
 from adaptive_lti.core.loader import MAX_DESIGN_BYTES, read_design
-from tests.lti.harness import LtiHarness, harness
-from tests.lti.scripted_platform import INSTRUCTOR
+from tests.lti.harness import LtiHarness, harness, instructor_token
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "intro-programming" / "design.yaml"
 UNKNOWN_KEYS = 100_000
@@ -35,13 +33,6 @@ def design_with_unknown_keys(count: int = UNKNOWN_KEYS) -> str:
 def h(session_factory: sessionmaker[Session], db_url: str) -> Iterator[LtiHarness]:
     with harness(session_factory, db_url) as lti:
         yield lti
-
-
-def instructor_token(h: LtiHarness) -> str:
-    page = h.full_launch(role=INSTRUCTOR, subject="4").text
-    found = re.search(r'name="tool_session" value="([^"]+)"', page)
-    assert found
-    return found.group(1)
 
 
 def test_the_loader_lists_100_problems_and_counts_the_rest_quickly() -> None:

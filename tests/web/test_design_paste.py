@@ -12,8 +12,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.design_samples import INTRO_V1, INTRO_WITH_DEAD_END
-from tests.lti.harness import LtiHarness, harness
-from tests.lti.scripted_platform import INSTRUCTOR
+from tests.lti.harness import LtiHarness, harness, instructor_token
 
 # What a browser sends for a file input when no file was chosen: an empty, unnamed part.
 NO_FILE = {"design_file": ("", b"", "application/octet-stream")}
@@ -23,13 +22,6 @@ NO_FILE = {"design_file": ("", b"", "application/octet-stream")}
 def h(session_factory: sessionmaker[Session], db_url: str) -> Iterator[LtiHarness]:
     with harness(session_factory, db_url) as lti:
         yield lti
-
-
-def instructor_token(h: LtiHarness) -> str:
-    page = h.full_launch(role=INSTRUCTOR, subject="4").text
-    found = re.search(r'name="tool_session" value="([^"]+)"', page)
-    assert found
-    return found.group(1)
 
 
 def test_pasted_yaml_is_checked_and_can_be_published(h: LtiHarness) -> None:

@@ -26,7 +26,7 @@ from tests.design_samples import (
     intro,
     tenant,
 )
-from tests.lti.harness import LtiHarness, harness
+from tests.lti.harness import LtiHarness, harness, token_of
 from tests.lti.scripted_platform import INSTRUCTOR, LTI
 
 
@@ -34,12 +34,6 @@ from tests.lti.scripted_platform import INSTRUCTOR, LTI
 def h(session_factory: sessionmaker[Session], db_url: str) -> Iterator[LtiHarness]:
     with harness(session_factory, db_url) as lti:
         yield lti
-
-
-def token_of(page: str) -> str:
-    found = re.search(r'name="tool_session" value="([^"]+)"', page)
-    assert found
-    return found.group(1)
 
 
 def instructor_token(h: LtiHarness, custom: dict[str, str] | None = None) -> str:

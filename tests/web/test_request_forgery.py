@@ -22,7 +22,7 @@ from adaptive_lti.demo import routes as demo_platform
 from adaptive_lti.lti import session as tool_session
 from adaptive_lti.web import security
 from tests.design_samples import INTRO_V1
-from tests.lti.harness import LtiHarness, harness
+from tests.lti.harness import LtiHarness, harness, token_of
 from tests.lti.scripted_platform import INSTRUCTOR, LTI
 
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
@@ -38,12 +38,6 @@ def h(session_factory: sessionmaker[Session], db_url: str, tmp_path: Path) -> It
         demo_platform_key_file=tmp_path / "keys" / "demo-platform.pem",
     ) as lti:
         yield lti
-
-
-def token_of(page: str) -> str:
-    found = re.search(r'name="tool_session" value="([^"]+)"', page)
-    assert found, page
-    return found.group(1)
 
 
 def instructor_launch(h: LtiHarness) -> str:

@@ -18,7 +18,7 @@ from adaptive_lti.lti import session as tool_session
 from adaptive_lti.settings import Settings
 from adaptive_lti.web import content
 from adaptive_lti.web.app import create_app
-from tests.lti.harness import LtiHarness, harness
+from tests.lti.harness import LtiHarness, harness, token_of
 from tests.lti.scripted_platform import INSTRUCTOR, ISSUER, ScriptedPlatform
 
 TEMPLATES = Path(content.__file__).resolve().parent / "templates"
@@ -28,12 +28,6 @@ TEMPLATES = Path(content.__file__).resolve().parent / "templates"
 def h(session_factory: sessionmaker[Session], db_url: str) -> Iterator[LtiHarness]:
     with harness(session_factory, db_url) as lti:
         yield lti
-
-
-def token_of(page: str) -> str:
-    found = re.search(r'name="tool_session" value="([^"]+)"', page)
-    assert found, page
-    return found.group(1)
 
 
 def policy_of(response: object) -> dict[str, str]:

@@ -6,7 +6,6 @@ the learner's page with the trace, the teacher's controls, and route counts."""
 from __future__ import annotations
 
 import html
-import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,7 +19,7 @@ from adaptive_lti.db.tables import LearnerEnrolment, LearnerEvent, RosterMember
 from adaptive_lti.lti import keys
 from tests.design_samples import NOW, publish_example
 from tests.lti.fake_platform import FakePlatform
-from tests.lti.harness import LtiHarness, harness
+from tests.lti.harness import LtiHarness, harness, token_of
 from tests.lti.scripted_platform import INSTRUCTOR, LTI
 
 
@@ -33,12 +32,6 @@ def h(session_factory: sessionmaker[Session], db_url: str) -> Iterator[LtiHarnes
 
 def with_design(claims: dict[str, Any]) -> None:
     claims[LTI + "custom"]["design"] = "intro-programming"
-
-
-def token_of(page: str) -> str:
-    found = re.search(r'name="tool_session" value="([^"]+)"', page)
-    assert found, page[:2000]
-    return found.group(1)
 
 
 def instructor_page(h: LtiHarness) -> httpx.Response:

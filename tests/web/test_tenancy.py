@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import html
-import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -29,7 +28,7 @@ from adaptive_lti.db.tables import (
     LearnerEnrolment,
 )
 from tests.design_samples import INTRO_V1, intro
-from tests.lti.harness import LtiHarness, harness
+from tests.lti.harness import LtiHarness, harness, token_of
 from tests.lti.scripted_platform import INSTRUCTOR, LEARNER, LTI, ScriptedPlatform
 
 ADMINISTRATOR = "http://purl.imsglobal.org/vocab/lis/v2/institution/person#Administrator"
@@ -62,12 +61,6 @@ def two(session_factory: sessionmaker[Session], db_url: str) -> Iterator[TwoPlat
             other.register(session, first.clock.now)
         first.app.state.http_transport = routed([first.platform, other])
         yield TwoPlatforms(first, dataclasses.replace(first, platform=other, logins=[]))
-
-
-def token_of(page: str) -> str:
-    found = re.search(r'name="tool_session" value="([^"]+)"', page)
-    assert found, page[:2000]
-    return found.group(1)
 
 
 def custom(values: dict[str, str]) -> Callable[[dict[str, Any]], None]:
