@@ -38,6 +38,17 @@ URL_LINE = re.compile(r"open (http://\S+)/ in your browser")
 # --- the server ---------------------------------------------------------------------------------
 
 
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, as a process manager stops it; SIGKILL if it has not exited 10 s later."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
 @dataclass
 class RunningServer:
     """One ``adaptive-lti demo`` process. ``url`` is where it listens; ``base_url`` is the public
@@ -54,13 +65,7 @@ class RunningServer:
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process)
 
 
 def start_server(
@@ -276,14 +281,19 @@ class DemoPlatformClient:
 
     def pick(self, person: str) -> Form:
         """The home page's launch button for ``person``; pressing it gives the login form."""
+        return self.press("data-person", person, "launch button")
+
+    def press(self, attribute: str, person: str, what: str) -> Form:
+        """Press the home page's button whose ``attribute`` names ``person``: the login form for
+        the tool that it answers with."""
         for form in forms_of(self.home()):
-            if any(button.get("data-person") == person for button in form.buttons):
+            if any(button.get(attribute) == person for button in form.buttons):
                 response = self.submit(form)
                 assert response.status_code == 200, response.text
                 (login,) = forms_of(response)
                 assert login.autosubmit
                 return login
-        raise AssertionError(f"no launch button for {person!r} on the demo platform's home page")
+        raise AssertionError(f"no {what} for {person!r} on the demo platform's home page")
 
     def login(self, login_form: Form, *, via: RunningServer | None = None) -> httpx.Response:
         """Post the login initiation to the tool; its answer redirects to the platform's auth."""

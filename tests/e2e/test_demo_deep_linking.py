@@ -39,14 +39,7 @@ def added_activity_ids(client: DemoPlatformClient) -> list[str]:
 
 def start_deep_linking(client: DemoPlatformClient, person: str = "irene") -> Form:
     """Press the instructor's "Add an activity" button: the login form for the tool."""
-    for form in forms_of(client.home()):
-        if any(button.get("data-deep-linking") == person for button in form.buttons):
-            response = client.submit(form)
-            assert response.status_code == 200, response.text
-            (login,) = forms_of(response)
-            assert login.autosubmit
-            return login
-    raise AssertionError(f"no 'Add an activity' button for {person!r}")
+    return client.press("data-deep-linking", person, "'Add an activity' button")
 
 
 def open_picker(client: DemoPlatformClient) -> tuple[Form, dict[str, Any]]:

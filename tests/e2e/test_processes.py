@@ -26,7 +26,7 @@ import pytest
 
 from adaptive_lti.db import migrate
 from adaptive_lti.db.session import make_engine, make_session_factory, transaction
-from tests.e2e.conftest import E2E_SECRET_KEY
+from tests.e2e.conftest import E2E_SECRET_KEY, stop_process
 from tests.lti.loopback_jwks import LoopbackJwks, free_port
 from tests.lti.scripted_platform import LEARNER, ScriptedPlatform
 
@@ -82,13 +82,7 @@ class ServeProcess:
         raise RuntimeError(f"serve did not answer /healthz in time:\n{self.log()}")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process)
 
 
 @pytest.fixture(scope="module")
