@@ -23,19 +23,7 @@ from adaptive_lti.demo.platform import (
     generate_private_key_pem,
     load_or_create_platform_key,
 )
-
-TOOL = "http://tool.test:8000"
-NOW = 1_795_346_097
-
-
-@pytest.fixture(scope="module")
-def key() -> PlatformKey:
-    return PlatformKey.from_pem(generate_private_key_pem())
-
-
-@pytest.fixture(scope="module")
-def platform(key: PlatformKey) -> DemoPlatform:
-    return DemoPlatform.for_tool(TOOL, key)
+from tests.demo.samples import NOW, TOOL
 
 
 def auth_request(platform: DemoPlatform, **overrides: str | None) -> dict[str, str]:

@@ -34,16 +34,10 @@ from adaptive_lti.demo.platform import (
     generate_private_key_pem,
 )
 from adaptive_lti.demo.store import DemoPlatformStore
+from tests.demo.samples import NOW, TOOL
 
-TOOL = "http://tool.test:8000"
-NOW = 1_795_346_097
 IRENE = next(person for person in DEMO_PEOPLE if person.key == "irene")
 ANA = next(person for person in DEMO_PEOPLE if person.key == "ana")
-
-
-@pytest.fixture(scope="module")
-def platform() -> DemoPlatform:
-    return DemoPlatform.for_tool(TOOL, PlatformKey.from_pem(generate_private_key_pem()))
 
 
 @pytest.fixture(scope="module")
