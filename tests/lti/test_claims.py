@@ -9,6 +9,7 @@ import pytest
 
 from adaptive_lti.core.errors import LaunchError
 from adaptive_lti.lti.claims import check_message_claims, parse_launch_context
+from tests.design_samples import MOODLE_DEEP_LINKING_SETTINGS
 from tests.lti.scripted_platform import INSTRUCTOR, LTI, ScriptedPlatform
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
@@ -27,16 +28,8 @@ def moodle_teacher_deep_linking() -> dict[str, Any]:
     claims[LTI + "message_type"] = "LtiDeepLinkingRequest"
     claims[LTI + "launch_presentation"] = {"locale": "en"}
     claims[DL] = {
-        "accept_copy_advice": False,
-        "accept_multiple": True,
-        "accept_presentation_document_targets": ["frame", "iframe", "window"],
-        "accept_types": ["ltiResourceLink"],
-        "accept_unsigned": False,
-        "auto_create": False,
-        "can_confirm": False,
+        **MOODLE_DEEP_LINKING_SETTINGS,
         "deep_link_return_url": "https://moodle.example.edu/mod/lti/contentitem_return.php?course=2&id=1&sesskey=REDACTED",
-        "text": "",
-        "title": "DL",
     }
     return claims
 
