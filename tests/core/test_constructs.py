@@ -7,7 +7,7 @@ import typing
 
 from adaptive_lti.core import design
 from adaptive_lti.core.constructs import BY_KEY, CONSTRUCTS, construct_of
-from adaptive_lti.core.loader import STEP_SHAPES
+from adaptive_lti.core.loader_wording import STEP_SHAPES
 
 
 def composite_steps() -> list[type]:

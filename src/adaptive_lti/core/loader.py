@@ -22,6 +22,9 @@ Reading goes in four passes, each adding problems rather than stopping at the fi
 ``load_design_file`` also resolves page ``file:`` references relative to the design file and
 inlines their Markdown into ``body`` (``file`` keeps saying where it came from), so a loaded
 design is self-contained.
+
+The words of a validation problem (what is wrong where, and what to write instead) are
+``core/loader_wording.py``'s.
 """
 
 from __future__ import annotations
@@ -30,37 +33,48 @@ import dataclasses
 import difflib
 import math
 import re
-import types
-import typing
 from pathlib import Path as FilePath
-from typing import Any, Union, get_args, get_origin
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from adaptive_lti.core.compiled import CompiledDesign, compile_design
-from adaptive_lti.core.constructs import BY_KEY
-from adaptive_lti.core.design import (
-    DURATION,
-    IDENTIFIER,
-    Design,
-    Identifier,
-    Page,
-)
+from adaptive_lti.core.design import IDENTIFIER, Design, Identifier, Page
 from adaptive_lti.core.errors import MAX_LISTED_PROBLEMS, DesignError, Problem, more_problems
+from adaptive_lti.core.loader_wording import (
+    STEP_KINDS,
+    STEP_SHAPES,
+    allowed_keys,
+    describe_path,
+    describe_value,
+    document_path,
+    inside_a_step,
+    missing_hint,
+    plain_words,
+    unknown_key_hint,
+    without_echoes,
+)
 from adaptive_lti.core.source import Path, Position, SourceMap
 
 MAX_DESIGN_BYTES = 5 * 1024 * 1024
+
+
 MAX_PAGE_FILE_BYTES = 1024 * 1024
+
+
 MAX_DEPTH = 64
 
-# A composite step's YAML key -> its construct (core/constructs/).
-STEP_KINDS = BY_KEY
-STEP_SHAPES = "a step is an activity id or one of " + ", ".join(STEP_KINDS)
 
 _YAML_TAG = "tag:yaml.org,2002:"
+
+
 _CONSTRUCTOR = yaml.constructor.SafeConstructor()
+
+
 _IDENTIFIER_ADAPTER: TypeAdapter[str] = TypeAdapter(Identifier)
+
+
 _IDENTIFIER_PATTERN = re.compile(IDENTIFIER)
 
 
@@ -72,9 +86,6 @@ class _Poison:
 
 
 POISON = _Poison()
-
-
-# --- public API ----------------------------------------------------------------------------------
 
 
 def load_design(text: str | bytes, filename: str = "<design>") -> CompiledDesign:
@@ -131,7 +142,7 @@ def read_design(
         reader.add(
             (),
             "the design must be a mapping of keys (design:, title:, activities:, route:, ...), "
-            f"not {_describe_value(data)}",
+            f"not {describe_value(data)}",
             "start the file with 'design: my-course' on its own line",
             code="not-a-mapping",
         )
@@ -158,9 +169,6 @@ def read_design(
     if compiled is None or reader.problems:
         return None, reader.sorted_problems()
     return dataclasses.replace(compiled, source=reader.source), []
-
-
-# --- the reader ----------------------------------------------------------------------------------
 
 
 @dataclasses.dataclass
@@ -575,10 +583,10 @@ class _Reader:
             return Design.model_validate(data)
         except ValidationError as error:
             reported_before = self.found
-            raw = _without_echoes(error.errors(include_url=False))
+            raw = without_echoes(error.errors(include_url=False))
             for item in raw:
                 loc = tuple(item["loc"])
-                if _inside_a_step(loc):
+                if inside_a_step(loc):
                     # Reported above, construct by construct, without the union's noise.
                     continue
                 self._report_validation_error((), dict(item), data)
@@ -611,7 +619,7 @@ class _Reader:
             self.count_omitted(_CODES_BY_KIND.get(error["type"], "invalid"))
             return
         loc = (*base, *error["loc"])
-        path, key_error = _document_path(loc, data)
+        path, key_error = document_path(loc, data)
         if any(path[: len(poisoned)] == poisoned for poisoned in self.poisoned):
             return
         kind = error["type"]
@@ -620,8 +628,8 @@ class _Reader:
             parent = path[:-1] if path and path[-1] == loc[-1] else path
             self.add(
                 parent,
-                f"'{missing}' is missing in {_describe_path(parent)}",
-                _missing_hint(missing),
+                f"'{missing}' is missing in {describe_path(parent)}",
+                missing_hint(missing),
                 code="missing-key",
                 key=True,
             )
@@ -630,13 +638,13 @@ class _Reader:
             unknown = str(loc[-1])
             self.add(
                 path,
-                f"unknown key '{unknown}' in {_describe_path(path[:-1])}",
-                _unknown_key_hint(unknown, _allowed_keys(path[:-1], data)),
+                f"unknown key '{unknown}' in {describe_path(path[:-1])}",
+                unknown_key_hint(unknown, allowed_keys(path[:-1], data)),
                 code="unknown-key",
                 key=True,
             )
             return
-        message, hint, code = _plain_words(error, path, key_error, self.source)
+        message, hint, code = plain_words(error, path, key_error, self.source)
         if kind == "union_tag_invalid":
             path = (*path, "kind")  # point at the kind that was written
         self.add(path, message, hint, code=code, key=key_error)
@@ -696,12 +704,20 @@ class _Reader:
 
 
 _RESOLVER = yaml.resolver.Resolver()
+
+
 _ALIAS_MESSAGE = "aliases ('*name') are not allowed in designs"
+
+
 _ALIAS_HINT = "write the value out in full where it is needed"
+
+
 _QUOTE_HINT = (
     "a value holding ': ' must be in quotes, e.g. title: \"Loops: the basics\"; "
     "otherwise check the indentation"
 )
+
+
 _SYNTAX_HINTS = {
     "mapping values are not allowed here": _QUOTE_HINT,
     "mapping values are not allowed in this context": _QUOTE_HINT,
@@ -813,9 +829,6 @@ def _attach(stack: list[_Frame], value: Any, root: Any) -> Any:
     return root
 
 
-# --- route steps, one construct at a time ----------------------------------------------------------
-
-
 def _check_steps(steps: list[Any], path: Path, errors: list[tuple[Path, dict[str, Any]]]) -> None:
     for index, step in enumerate(steps):
         _check_step(step, (*path, index), errors)
@@ -846,7 +859,7 @@ def _check_step(step: Any, path: Path, errors: list[tuple[Path, dict[str, Any]]]
     try:
         construct.model.model_validate(stripped)
     except ValidationError as error:
-        errors += [(path, dict(item)) for item in _without_echoes(error.errors(include_url=False))]
+        errors += [(path, dict(item)) for item in without_echoes(error.errors(include_url=False))]
     for then, then_path in nested:
         if isinstance(then, list):
             _check_steps(then, then_path, errors)
@@ -885,364 +898,6 @@ def _raw_references(steps: list[Any], path: Path) -> list[tuple[Path, str]]:
                 if isinstance(then, list):
                     found += _raw_references(then, then_path)
     return found
-
-
-def _without_echoes(errors: list[Any]) -> list[Any]:
-    """Drop pydantic's "too short" on a list whose items failed: it counts only the valid items,
-    so one bad question also says "'questions' needs at least 1 item"."""
-    locs = [tuple(error["loc"]) for error in errors]
-    return [
-        error
-        for error, loc in zip(errors, locs, strict=True)
-        if error["type"] != "too_short"
-        or not any(len(other) > len(loc) and other[: len(loc)] == loc for other in locs)
-    ]
-
-
-def _inside_a_step(loc: tuple[Any, ...]) -> bool:
-    """Whether a pydantic error location goes into a route step (any depth)."""
-    return any(
-        element in {"route", "then"} and index + 1 < len(loc) and isinstance(loc[index + 1], int)
-        for index, element in enumerate(loc)
-    )
-
-
-# --- error locations and plain words ----------------------------------------------------------
-
-
-def _document_path(loc: tuple[Any, ...], data: Any) -> tuple[Path, bool]:
-    """A pydantic ``loc`` as a path in the document, skipping union tags; and whether it names
-    a mapping key (``[key]``) rather than a value."""
-    path: list[str | int] = []
-    current = data
-    key_error = False
-    for element in loc:
-        if element == "[key]":
-            key_error = True
-            continue
-        if (isinstance(current, dict) and element in current) or (
-            isinstance(current, list) and isinstance(element, int) and element < len(current)
-        ):
-            path.append(element)
-            current = current[element]
-        elif isinstance(current, dict) and isinstance(element, str) and _is_field_name(element):
-            # A key that is missing or unknown: keep it, the caller points at its parent.
-            path.append(element)
-            current = None
-        # else: a union member's tag ("page", "function-after[...]"): not in the document.
-    return tuple(path), key_error
-
-
-def _is_field_name(element: str) -> bool:
-    return not (element[:1].isupper() or "[" in element or element in _ACTIVITY_KINDS)
-
-
-_ACTIVITY_KINDS = {"page", "check", "intake", "link", "reflection", "constrained-str"}
-
-
-def _describe_path(path: Path) -> str:
-    match path:
-        case ():
-            return "the design"
-        case ("activities", str(activity)):
-            return f"activity '{activity}'"
-        case ("attributes", str(name)):
-            return f"attribute '{name}'"
-        case ("skills", str(name)):
-            return f"skill '{name}'"
-        case ("activities", str(activity), "questions", int(index)):
-            return f"question {index + 1} of '{activity}'"
-        case ("migrations", int(index)):
-            return f"migration {index + 1}"
-        case (*_, "branch", int(index)):
-            return f"case {index + 1} of the branch"
-        case (*_, "variants", str(name)):
-            return f"variant '{name}'"
-        case (*_, int(index)) if "route" in path:
-            return f"route step {index + 1}"
-        case (*_, str(key)) if "route" in path:
-            return f"'{key}'"
-    return "'" + ".".join(str(element) for element in path) + "'"
-
-
-_EXAMPLES = {
-    "title": "title: Loops",
-    "kind": "kind: page (or check, intake, link, reflection)",
-    "type": "type: choice (or number, boolean, text)",
-    "questions": "questions: [{id: q1, prompt: ..., choices: [...], answer: ...}]",
-    "route": "route: [welcome, diagnostic, project]",
-    "activities": "activities: {welcome: {kind: page, title: Welcome, body: Hello}}",
-    "design": "design: my-course",
-    "id": "id: elective",
-    "from": "from: [games, data, web]",
-    "check": "check: loops-check",
-    "lesson": "lesson: loops-remedial",
-    "below": "below: 0.7",
-    "max": "max: 2",
-    "activity": "activity: loops-review",
-    "of": "of: loops-check",
-    "after": "after: 7d",
-    "variants": "variants: {control: {weight: 1}, pilot: {weight: 1}}",
-    "prompt": "prompt: What does this print?",
-    "choices": 'choices: ["1", "2"]',
-    "answer": 'answer: "2"',
-    "ask": "ask: [prior_programming]",
-    "url": "url: https://moodle.example.org/mod/page/view.php?id=1",
-    "from_version": "from_version: 1",
-}
-
-
-def _missing_hint(missing: str) -> str:
-    example = _EXAMPLES.get(missing, f"{missing}: ...")
-    return f"add '{example}'"
-
-
-def _unknown_key_hint(unknown: str, allowed: list[str]) -> str:
-    if not allowed:
-        return "remove it"
-    close = difflib.get_close_matches(unknown, allowed, n=1, cutoff=0.6)
-    if close:
-        return f"did you mean '{close[0]}'?"
-    return "allowed here: " + ", ".join(allowed)
-
-
-def _allowed_keys(path: Path, data: Any) -> list[str]:
-    model = _model_at(path, data)
-    if model is None:
-        return []
-    return [field.alias or name for name, field in model.model_fields.items()]
-
-
-def _value_at(data: Any, path: Path) -> Any:
-    current: Any = data
-    for element in path:
-        if isinstance(current, dict):
-            current = current.get(element)
-        elif isinstance(current, list) and isinstance(element, int) and element < len(current):
-            current = current[element]
-        else:
-            return None
-    return current
-
-
-def _model_at(path: Path, data: Any) -> type[BaseModel] | None:
-    """The model that describes the mapping at ``path`` (for listing its allowed keys)."""
-    annotation: Any = Design
-    for depth, element in enumerate(path):
-        annotation = _narrow(annotation, _value_at(data, path[:depth]))
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            fields = {(info.alias or name): info for name, info in annotation.model_fields.items()}
-            if element not in fields:
-                return None
-            annotation = fields[str(element)].annotation
-        elif get_origin(annotation) is dict:
-            annotation = get_args(annotation)[1]
-        elif get_origin(annotation) is tuple:
-            annotation = get_args(annotation)[0]
-        else:
-            return None
-    annotation = _narrow(annotation, _value_at(data, path))
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    return None
-
-
-def _narrow(annotation: Any, value: Any) -> Any:
-    """Unwrap ``Annotated`` and pick the union member that fits ``value``."""
-    while get_origin(annotation) is typing.Annotated:
-        annotation = get_args(annotation)[0]
-    if get_origin(annotation) in {Union, types.UnionType}:
-        models = [
-            member
-            for member in get_args(annotation)
-            if isinstance(member, type) and issubclass(member, BaseModel)
-        ]
-        if not isinstance(value, dict) or not models:
-            return annotation
-        kind = value.get("kind")
-        for model in models:
-            field = model.model_fields.get("kind")
-            if field is not None and kind in get_args(field.annotation):
-                return model
-        return max(models, key=lambda model: len(set(model.model_fields) & set(value)))
-    return annotation
-
-
-def _describe_value(value: Any) -> str:
-    if value is None:
-        return "nothing (an empty value)"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return f"the number {value}"
-    if isinstance(value, str):
-        shown = value if len(value) <= 40 else value[:37] + "..."
-        return f"the text '{shown}'"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping (key: value lines)"
-    return "an unreadable value"
-
-
-_EXPECTED = {
-    "string_type": "text",
-    "int_type": "a whole number",
-    "int_parsing": "a whole number",
-    "int_from_float": "a whole number",
-    "float_type": "a number",
-    "float_parsing": "a number",
-    "bool_type": "true or false",
-    "bool_parsing": "true or false",
-    "dict_type": "a mapping (key: value lines)",
-    "model_type": "a mapping (key: value lines)",
-    "model_attributes_type": "a mapping (key: value lines)",
-    "list_type": "a list",
-    "tuple_type": "a list",
-}
-
-_BOUNDS = {
-    "greater_than": "more than",
-    "greater_than_equal": "at least",
-    "less_than": "less than",
-    "less_than_equal": "at most",
-}
-
-
-def _subject(path: Path) -> str:
-    """How to name the value at ``path`` in a message: "'pass_mark'", "item 2 of 'values'"."""
-    if not path:
-        return "the design"
-    last = path[-1]
-    if isinstance(last, int):
-        if "route" in path and (len(path) == 2 or path[-2] == "then"):
-            return f"route step {last + 1}"
-        parent = next((element for element in reversed(path) if isinstance(element, str)), "")
-        return f"item {last + 1} of '{parent}'"
-    return f"'{last}'"
-
-
-def _plain_words(
-    error: dict[str, Any], path: Path, key_error: bool, source: SourceMap
-) -> tuple[str, str, str]:
-    """(message, hint, code) for a validation error, in words a course designer reads."""
-    kind: str = error["type"]
-    value = error.get("input")
-    context: dict[str, Any] = error.get("ctx") or {}
-    subject = _subject(path)
-    if kind == "step_shape":
-        close = ""
-        if isinstance(value, dict):
-            for key in value:
-                match = difflib.get_close_matches(str(key), list(STEP_KINDS), n=1, cutoff=0.6)
-                if match and key not in STEP_KINDS:
-                    close = f"did you mean '{match[0]}' instead of '{key}'?"
-                    break
-            found = [key for key in value if key in STEP_KINDS]
-            if len(found) > 1:
-                return (
-                    f"{subject} has both {' and '.join(found)}: {STEP_SHAPES}",
-                    "put each construct in its own list item ('- ')",
-                    "invalid-step",
-                )
-        return (
-            f"{subject} is {_describe_value(value)}: {STEP_SHAPES}",
-            close or "e.g. '- loops-lesson' or '- branch: [...]'",
-            "invalid-step",
-        )
-    if kind in _EXPECTED:
-        hint = ""
-        position = source.locate(path)
-        plain = position is not None and position.style == ""
-        if kind == "string_type" and isinstance(value, bool) and plain:
-            hint = "YAML reads yes/no/on/off/true/false as true or false; put it in quotes"
-        elif kind == "string_type" and isinstance(value, int | float):
-            hint = "put it in quotes if you mean the text"
-        elif kind in {"dict_type", "model_type", "model_attributes_type"} and isinstance(
-            value, str
-        ):
-            hint = "write its keys on the lines below it, indented"
-        return (
-            f"{subject} should be {_EXPECTED[kind]}, not {_describe_value(value)}",
-            hint,
-            "wrong-type",
-        )
-    if kind == "union_tag_invalid":
-        tags = [tag.strip(" '") for tag in str(context.get("expected_tags", "")).split(",")]
-        tag_match = difflib.get_close_matches(str(context.get("tag")), tags, n=1, cutoff=0.5)
-        hint = f"did you mean '{tag_match[0]}'?" if tag_match else "use one of: " + ", ".join(tags)
-        return f"unknown kind '{context.get('tag')}' in {_describe_path(path)}", hint, "invalid"
-    if kind == "union_tag_not_found":
-        return (
-            f"{_describe_path(path)} has no 'kind'",
-            "add 'kind: page' (or check, intake, link, reflection)",
-            "missing-key",
-        )
-    if kind == "enum" or kind == "literal_error":
-        expected = str(context.get("expected", ""))
-        options = [option.strip(" '") for option in expected.replace(" or ", ",").split(",")]
-        options = [option for option in options if option]
-        option_match = difflib.get_close_matches(str(value), options, n=1, cutoff=0.5)
-        hint = (
-            f"did you mean '{option_match[0]}'?"
-            if option_match
-            else "use one of: " + ", ".join(options)
-        )
-        return f"{subject} cannot be {_describe_value(value)}", hint, "invalid"
-    if kind == "string_pattern_mismatch":
-        pattern = context.get("pattern")
-        if pattern == IDENTIFIER:
-            what = "a key" if key_error else subject
-            return (
-                f"the key '{path[-1]}' is not a valid id"
-                if key_error
-                else f"{what} is '{value}', which is not a valid id",
-                "ids use lower-case letters, digits, '-' and '_', and start with a letter "
-                "(e.g. loops-check)",
-                "invalid-id",
-            )
-        if pattern == DURATION:
-            return (
-                f"{subject} is '{value}', which is not a duration",
-                "write a number and a unit: 30m, 12h, 7d or 2w",
-                "invalid",
-            )
-        if pattern == r"^https?://":
-            return (
-                f"{subject} is '{value}', which is not a web address",
-                "start it with https://",
-                "invalid",
-            )
-        return (
-            f"{subject} is '{value}', which has the wrong form",
-            f"it must match {pattern}",
-            "invalid",
-        )
-    if kind in _BOUNDS:
-        bound = next(iter(context.values()), "")
-        return (
-            f"{subject} must be {_BOUNDS[kind]} {bound}, not {_describe_value(value)}",
-            "",
-            "out-of-range",
-        )
-    if kind == "too_short":
-        minimum = context.get("min_length", 1)
-        return (
-            f"{subject} needs at least {minimum} item{'s' if minimum != 1 else ''}",
-            "",
-            "too-short",
-        )
-    if kind == "too_long" or kind == "string_too_long":
-        limit = context.get("max_length", "")
-        return f"{subject} is too long (at most {limit})", "", "too-long"
-    if kind == "string_too_short":
-        return f"{subject} is empty", "write something here", "too-short"
-    if kind == "value_error":
-        message = str(error["msg"]).removeprefix("Value error, ")
-        return message, "", "invalid"
-    if kind == "assertion_error":
-        return str(error["msg"]).removeprefix("Assertion failed, "), "", "invalid"
-    return f"{subject}: {error['msg']}", "", "invalid"
 
 
 def _inline_pages(design: Design, bodies: dict[str, str]) -> Design:
