@@ -7,7 +7,7 @@ from textwrap import dedent, indent
 
 import pytest
 
-from adaptive_lti.core import engine
+from adaptive_lti.core import engine, migration
 from adaptive_lti.core.constructs import split
 from adaptive_lti.core.design import SplitSpec
 from adaptive_lti.core.engine import ChoiceOffered, DesignCompleted, NeedsInput, NextActivity
@@ -552,11 +552,11 @@ def test_a_learner_stays_on_their_version_unless_the_new_one_maps_their_activity
     v1 = build("- a\n- b\n- d\n")
     v2 = build("- a\n- c\n- d\n", extra=MIGRATIONS, version=2)
     learner = start(v1)
-    assert engine.migrate(learner.state, v2, T0) is None  # at 'a': not covered
+    assert migration.migrate(learner.state, v2, T0) is None  # at 'a': not covered
     with pytest.raises(EngineError, match="not 'constructs' version 2"):
         engine.decide(v2, learner.state, None, T0, learner_key="learner-1")
     learner.complete("a")
-    moved = engine.migrate(learner.state, v2, T0)
+    moved = migration.migrate(learner.state, v2, T0)
     assert moved is not None
     state, event = moved
     assert isinstance(event, Migrated)

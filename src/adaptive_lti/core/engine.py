@@ -11,8 +11,15 @@ must do, and returns the new state with a ``Decision``:
 
 Each decision carries an ``Explanation`` (see ``core/explanation.py``). A decision never replays
 history: its cost is the route depth plus the conditions it evaluates. ``replay`` rebuilds a
-state from the event log, giving the same decisions every time; ``migrate`` moves a learner to a
-newer version of the design when that version declares a mapping for where the learner is.
+state from the event log, giving the same decisions every time; ``core/migration.py`` moves a
+learner to a newer version of the design when that version declares a mapping for where the
+learner is.
+
+Here: the decisions, the walk every construct shares (``Walk``: one decision's working copy of
+the routing state, offering an activity until it is done, moving along the route, the
+explanation), ``decide`` and ``replay``. Each construct's own walking is in ``core/constructs/``,
+the index of a design in ``core/route_index.py``, the events that move the route from outside
+(a choice, an override, a reset) in ``core/route_events.py``.
 
 When a due spaced review may interrupt: only between activities or at a launch, never while the
 learner is answering a check, so that answers and starts never change the route.
@@ -24,41 +31,29 @@ stores the state it returns only together with a recorded event: a launch is an 
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from adaptive_lti.core import learner as model
-from adaptive_lti.core.compiled import CompiledDesign, iter_steps
+from adaptive_lti.core.compiled import CompiledDesign
 from adaptive_lti.core.conditions import format_value
 from adaptive_lti.core.constructs import construct_of
-from adaptive_lti.core.constructs.base import DONE, ROUTE, score_text, title_of
-from adaptive_lti.core.constructs.choose import apply_choice
+from adaptive_lti.core.constructs.base import DONE, ROUTE, score_text
 from adaptive_lti.core.constructs.review import start_due_review
 from adaptive_lti.core.design import (
     Activity,
-    Branch,
     Check,
     Choice,
     DesignMoveOn,
     Intake,
     MoveOn,
-    ReviewSpec,
     Step,
 )
 from adaptive_lti.core.errors import EngineError
-from adaptive_lti.core.events import (
-    Chose,
-    Event,
-    Launched,
-    Migrated,
-    Overridden,
-    Reset,
-)
+from adaptive_lti.core.events import Event, Migrated, Reset
 from adaptive_lti.core.explanation import (
     Explanation,
     TraceEntry,
@@ -74,14 +69,14 @@ from adaptive_lti.core.learner import (
     LearnerState,
     Offer,
     OfferReason,
-    OverrideNote,
     RouteTaken,
     StepPath,
     Value,
 )
 from adaptive_lti.core.mastery import is_mastered
-
-# --- decisions ---------------------------------------------------------------------------------
+from adaptive_lti.core.migration import migrate_state
+from adaptive_lti.core.route_events import apply_routing_event, reset_state
+from adaptive_lti.core.route_index import design_index
 
 
 class DecisionBase(BaseModel):
@@ -148,78 +143,9 @@ class DesignCompleted(DecisionBase):
 Decision = Annotated[
     NextActivity | ChoiceOffered | NeedsInput | DesignCompleted, Field(discriminator="kind")
 ]
+
+
 DECISION_ADAPTER: TypeAdapter[Decision] = TypeAdapter(Decision)
-
-
-# --- an index of the design, built once per compiled design ---------------------------------------
-
-
-@dataclass
-class IndexTables:
-    """What the constructs add to the index (``Construct.index``) while it is built."""
-
-    locations: dict[str, list[Cursor]] = field(default_factory=dict)  # activity -> override spots
-    cases: dict[str, list[tuple[StepPath, int]]] = field(default_factory=dict)  # name -> cases
-    choices: dict[str, StepPath] = field(default_factory=dict)  # choose id -> its step
-    reviews: list[tuple[StepPath, ReviewSpec]] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class _Index:
-    steps: dict[StepPath, Step]
-    containers: dict[StepPath, tuple[Step, ...]]
-    owner: dict[StepPath, StepPath]  # a container (a case's or variant's then) -> its step
-    reviews: tuple[tuple[StepPath, ReviewSpec], ...]
-    cases: dict[str, list[tuple[StepPath, int]]]  # case name -> (branch path, case index)
-    choices: dict[str, StepPath]  # choose id -> its step
-    locations: dict[str, list[Cursor]]  # activity -> where an override can put the learner
-    order: dict[StepPath, int]  # depth-first position, for "progress"
-    cursors: dict[StepPath, Cursor]  # the cursor at the start of each step (made once)
-
-
-_INDEXES: dict[int, tuple[weakref.ref[CompiledDesign], _Index]] = {}
-
-
-def _index(design: CompiledDesign) -> _Index:
-    key = id(design)
-    entry = _INDEXES.get(key)
-    if entry is not None and entry[0]() is design:
-        return entry[1]
-    index = _build_index(design)
-    _INDEXES[key] = (weakref.ref(design, lambda _ref: _INDEXES.pop(key, None)), index)
-    return index
-
-
-def _build_index(design: CompiledDesign) -> _Index:
-    steps: dict[StepPath, Step] = {}
-    containers: dict[StepPath, tuple[Step, ...]] = {ROUTE: design.design.route}
-    owner: dict[StepPath, StepPath] = {}
-    tables = IndexTables()
-    for path, step in iter_steps(design.design.route, ROUTE):
-        steps[path] = step
-        if isinstance(step, str):
-            tables.locations.setdefault(step, []).append(Cursor(step=path))
-            continue
-        construct = construct_of(step)
-        for container, nested in construct.children(step, path):
-            containers[container], owner[container] = nested, path
-        construct.index(step, path, tables)
-    order = {path: number for number, path in enumerate(steps)}
-    cursors = {path: Cursor(step=path) for path in steps}
-    return _Index(
-        steps,
-        containers,
-        owner,
-        tuple(tables.reviews),
-        tables.cases,
-        tables.choices,
-        tables.locations,
-        order,
-        cursors,
-    )
-
-
-# --- helpers -------------------------------------------------------------------------------------
 
 
 def _move_on(activity: Activity) -> MoveOn:
@@ -233,8 +159,6 @@ def _move_on(activity: Activity) -> MoveOn:
 _UNEXPLAINED = Explanation(
     rule="", learner_text="", instructor_detail="(not explained: decided with explain=False)"
 )
-
-# --- the walk ------------------------------------------------------------------------------------
 
 
 class Walk:
@@ -273,7 +197,7 @@ class Walk:
     ) -> None:
         self.explain = explain
         self.design = design
-        self.index = _index(design)
+        self.index = design_index(design)
         self.state = state
         self.now = now
         self.learner_key = learner_key
@@ -767,126 +691,6 @@ class Walk:
         )
 
 
-# --- routing events ------------------------------------------------------------------------------
-
-
-def _apply_routing(walk: Walk, design: CompiledDesign, event: Event) -> None:
-    if isinstance(event, Launched):
-        walk.may_interrupt = True
-    elif isinstance(event, Chose):
-        apply_choice(walk, design, event)
-    elif isinstance(event, Overridden):
-        _apply_override(walk, design, event)
-
-
-def _apply_override(walk: Walk, design: CompiledDesign, event: Overridden) -> None:
-    why = f": {event.reason}" if event.reason else ""
-    if event.route is not None:
-        places = walk.index.cases.get(event.route, [])
-        if len(places) != 1:
-            problem = "no branch case" if not places else f"{len(places)} branch cases"
-            raise EngineError(
-                f"{problem} named '{event.route}' in the design",
-                hint="route names: " + ", ".join(sorted(walk.index.cases)),
-            )
-        path, case_index = places[0]
-        where = path_text(path)
-        walk.routes = {
-            **walk.routes,
-            where: RouteTaken(
-                branch=where, case=event.route, index=case_index, by=event.by, reason=event.reason
-            ),
-        }
-        walk.finished, walk.interruption = False, None
-        walk.override = OverrideNote(
-            by=event.by, reason=event.reason, at=event.at, target=f"route {event.route}"
-        )
-        walk.note(
-            f"instructor override to route '{event.route}'",
-            path,
-            learner=f"Your instructor moved you to the {event.route} route{why}.",
-            result=True,
-            detail=f"override by {event.by}: route '{event.route}' ({where}, case "
-            f"{case_index + 1}){' - ' + event.reason if event.reason else ''}",
-        )
-        walk.enter((*path, "branch", case_index, "then"), path)
-        return
-    assert event.activity is not None
-    if event.activity not in design.design.activities:
-        raise EngineError(
-            f"unknown activity '{event.activity}'",
-            hint="name an activity of this version of the design",
-        )
-    activity = design.activity(event.activity)
-    if walk.attempts_left(activity, walk.state.outcome(event.activity).attempts) == 0:
-        raise EngineError(
-            f"the learner has no attempts left at '{event.activity}'",
-            hint="reset the learner's progress first, or send them to another activity",
-        )
-    walk.finished = False
-    walk.override = OverrideNote(
-        by=event.by, reason=event.reason, at=event.at, target=f"activity {event.activity}"
-    )
-    title = title_of(design, event.activity)
-    walk.note(
-        f"instructor override to activity '{event.activity}'",
-        "",
-        learner=f"Your instructor sent you to {title}{why}.",
-        detail=f"override by {event.by}: activity '{event.activity}'"
-        f"{' - ' + event.reason if event.reason else ''}",
-    )
-    attempts = walk.state.outcome(event.activity).attempts
-    locations = walk.index.locations.get(event.activity)
-    if locations:
-        walk.interruption = None
-        walk.cursor = locations[0]
-        _record_enclosing_cases(walk, walk.cursor.step, event)
-        walk.offer = Offer(activity=event.activity, baseline=attempts, reason="override")
-    else:
-        # Not a step of the route (e.g. a review check): do it, then come back to where they were.
-        walk.interruption = Interruption(
-            kind="assigned", activity=event.activity, baseline=attempts
-        )
-
-
-def _record_enclosing_cases(walk: Walk, step: StepPath, event: Overridden) -> None:
-    """An instructor who sends a learner into a branch case puts them on that case's route."""
-    for position, part in enumerate(step):
-        if part != "branch":
-            continue
-        branch_path, case_index = step[:position], step[position + 1]
-        assert isinstance(case_index, int)
-        key = path_text(branch_path)
-        taken = walk.routes.get(key)
-        if taken is not None and taken.index == case_index:
-            continue
-        branch = walk.index.steps[branch_path]
-        assert isinstance(branch, Branch)
-        name = branch.branch[case_index].name or f"case {case_index + 1}"
-        walk.routes = {
-            **walk.routes,
-            key: RouteTaken(
-                branch=key, case=name, index=case_index, by=event.by, reason=event.reason
-            ),
-        }
-
-
-def _reset(state: LearnerState, event: Reset) -> LearnerState:
-    return LearnerState(
-        design=state.design,
-        version=state.version,
-        attributes=state.attributes,
-        attribute_sources=state.attribute_sources,
-        groups=state.groups,
-        override=OverrideNote(by=event.by, reason=event.reason, at=event.at, target="reset"),
-        events=state.events + 1,
-        updated_at=event.at,
-    )
-
-
-# --- the public functions ------------------------------------------------------------------------
-
-
 def start(design: CompiledDesign) -> LearnerState:
     """The state of a learner who has done nothing yet on this version."""
     return LearnerState(design=design.id, version=design.version)
@@ -909,7 +713,7 @@ def decide(
     skips rendering the explanation (the simulator's bulk runs); the routing is the same.
     """
     if isinstance(event, Migrated):
-        state = _migrate_to(state, design, event.from_version, event.at, event)
+        state = migrate_state(state, design, event.from_version, event.at, event)
     elif state.design != design.id or state.version != design.version:
         raise EngineError(
             f"the learner is on '{state.design}' version {state.version}, not "
@@ -917,12 +721,12 @@ def decide(
             hint="decide with the version the learner started, or migrate them first",
         )
     elif isinstance(event, Reset):
-        state = _reset(state, event)
+        state = reset_state(state, event)
     elif event is not None:
         state = model.apply(design.design, state, event)
     walk = Walk(design, state, now, learner_key, explain)
     if event is not None:
-        _apply_routing(walk, design, event)
+        apply_routing_event(walk, design, event)
     decision = walk.run()
     return walk.finish_state(), decision
 
@@ -960,78 +764,3 @@ def replay(
     if decision is None:
         raise EngineError("the event log is empty", hint="a learner's log starts with a launch")
     return state, decision
-
-
-def _migrate_to(
-    state: LearnerState,
-    new: CompiledDesign,
-    from_version: int,
-    at: datetime,
-    event: Migrated | None,
-) -> LearnerState:
-    if state.design != new.id or state.version != from_version:
-        raise EngineError(
-            f"cannot migrate: the learner is on '{state.design}' version {state.version}",
-            hint=f"migrations to version {new.version} start from version {from_version}",
-        )
-    migration = next((m for m in new.design.migrations if m.from_version == state.version), None)
-    current = state.interruption.activity if state.interruption else None
-    current = current or (state.offer.activity if state.offer else None)
-    if migration is None or current is None or current not in migration.activities:
-        raise EngineError(
-            f"version {new.version} declares no migration for a learner at "
-            f"'{current or 'no activity'}' on version {state.version}",
-            hint="the learner stays on the version they started",
-        )
-    target = migration.activities[current]
-    index = _index(new)
-    renamed = migration.activities
-    outcomes = {renamed.get(a, a): o for a, o in state.outcomes.items()}
-    outcomes = {a: o for a, o in outcomes.items() if a in new.design.activities}
-    places = index.locations.get(target)
-    if not places:
-        raise EngineError(
-            f"the migration maps '{current}' to '{target}', which is not a step of the route "
-            f"of version {new.version}",
-            hint="map the learner's activity to an activity the new route contains",
-        )
-    attempts = outcomes[target].attempts if target in outcomes else 0
-    # Routes, remediation rounds and reviews are keyed by paths of the old route, which mean
-    # nothing in the new one: the learner continues from the mapped activity without them.
-    return LearnerState(
-        design=state.design,
-        version=new.version,
-        attributes={a: v for a, v in state.attributes.items() if a in new.design.attributes},
-        attribute_sources={
-            a: v for a, v in state.attribute_sources.items() if a in new.design.attributes
-        },
-        outcomes=outcomes,
-        mastery={s: p for s, p in state.mastery.items() if s in new.design.skills},
-        choices={c: p for c, p in state.choices.items() if c in index.choices},
-        groups=state.groups,
-        flags=state.flags,
-        cursor=places[0],
-        offer=Offer(activity=target, baseline=attempts, reason="route"),
-        override=state.override,
-        events=state.events + (1 if event is not None else 0),
-        updated_at=at,
-    )
-
-
-def migrate(
-    state: LearnerState, new_design: CompiledDesign, now: datetime
-) -> tuple[LearnerState, Migrated] | None:
-    """Move the learner to ``new_design`` if it declares a migration covering where they are.
-
-    Returns the new state and the ``migrated`` event to record, or None: the learner stays on the
-    version they started (a published version never changes under a learner).
-    """
-    try:
-        moved = _migrate_to(state, new_design, state.version, now, None)
-    except EngineError:
-        return None
-    target = moved.offer.activity if moved.offer else None
-    event = Migrated(
-        at=now, from_version=state.version, to_version=new_design.version, activity=target
-    )
-    return moved.model_copy(update={"events": state.events + 1}), event

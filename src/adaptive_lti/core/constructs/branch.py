@@ -16,10 +16,11 @@ from adaptive_lti.core.explanation import path_text, values_text
 from adaptive_lti.core.learner import Cursor, RouteTaken, StepPath, Value
 
 if TYPE_CHECKING:
-    from adaptive_lti.core.engine import Decision, IndexTables, Walk
+    from adaptive_lti.core.engine import Decision, Walk
     from adaptive_lti.core.graph import Drawing
     from adaptive_lti.core.journey import ItemStatus, Outliner
     from adaptive_lti.core.lint import Linter
+    from adaptive_lti.core.route_index import IndexTables
 
 
 class BranchConstruct(Construct[Branch]):

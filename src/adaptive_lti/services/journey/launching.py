@@ -14,12 +14,12 @@ from sqlalchemy.orm import Session
 
 from adaptive_lti.core.catalogue import LaunchDesign, Tenant
 from adaptive_lti.core.design import Attribute, AttributeSource
-from adaptive_lti.core.engine import migrate
 from adaptive_lti.core.errors import NotFoundError
 from adaptive_lti.core.events import AttributeSet, AttributeValue, Launched
 from adaptive_lti.core.journey import Enrolment, JourneyView
 from adaptive_lti.core.learner import coerce_attribute
 from adaptive_lti.core.lti import LaunchContext, RecordedLaunch
+from adaptive_lti.core.migration import migrate
 from adaptive_lti.db import journey_repo
 from adaptive_lti.services import design_publishing
 from adaptive_lti.services.journey.reading import journey_for

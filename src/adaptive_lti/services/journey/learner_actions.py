@@ -11,31 +11,11 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from adaptive_lti.core.design import (
-    Check,
-    Intake,
-    Question,
-    Reflection,
-)
-from adaptive_lti.core.engine import (
-    ChoiceOffered,
-    NeedsInput,
-    NextActivity,
-)
-from adaptive_lti.core.errors import (
-    InvalidInputError,
-)
-from adaptive_lti.core.events import (
-    Answered,
-    AttributeValue,
-    Chose,
-    Completed,
-    IntakeAnswered,
-)
-from adaptive_lti.core.journey import (
-    Enrolment,
-    JourneyView,
-)
+from adaptive_lti.core.design import Check, Intake, Question, Reflection
+from adaptive_lti.core.engine import ChoiceOffered, NeedsInput, NextActivity
+from adaptive_lti.core.errors import InvalidInputError
+from adaptive_lti.core.events import Answered, AttributeValue, Chose, Completed, IntakeAnswered
+from adaptive_lti.core.journey import Enrolment, JourneyView
 from adaptive_lti.core.learner import coerce_attribute
 from adaptive_lti.services.journey.reading import journey_for, stale_page
 from adaptive_lti.services.journey.recording import record

@@ -14,15 +14,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from adaptive_lti.core.compiled import CompiledDesign
-from adaptive_lti.core.engine import (
-    Decision,
-    DesignCompleted,
-    decide,
-    start,
-)
-from adaptive_lti.core.events import (
-    Event,
-)
+from adaptive_lti.core.engine import Decision, DesignCompleted, decide, start
+from adaptive_lti.core.events import Event
 from adaptive_lti.core.grading import (
     SCOPE_SCORE,
     ActivityProgress,
@@ -30,12 +23,7 @@ from adaptive_lti.core.grading import (
     LineItemSpec,
     Score,
 )
-from adaptive_lti.core.journey import (
-    Enrolment,
-    JourneyView,
-    Snapshot,
-    outline,
-)
+from adaptive_lti.core.journey import Enrolment, JourneyView, Snapshot, outline
 from adaptive_lti.core.learner import LearnerState
 from adaptive_lti.db import journey_repo
 from adaptive_lti.db.journey_repo import SnapshotValues, StaleJourney
