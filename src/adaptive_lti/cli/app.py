@@ -11,7 +11,7 @@ from collections.abc import Callable
 from fastapi import FastAPI
 
 from adaptive_lti.cli.demo_link import ToolLinkInProcess
-from adaptive_lti.demo import routes as demo_routes
+from adaptive_lti.demo.routes import mounting
 from adaptive_lti.settings import Settings
 from adaptive_lti.web.app import create_app
 
@@ -22,7 +22,7 @@ def mounts_for(settings: Settings) -> list[Callable[[FastAPI], None]]:
         return []
 
     def mount_demo_platform(app: FastAPI) -> None:
-        demo_routes.mount(
+        mounting.mount(
             app,
             base_url=settings.base_url,
             key_file=settings.demo_platform_key_file,

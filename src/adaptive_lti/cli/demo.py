@@ -1,7 +1,7 @@
 """``adaptive-lti demo``: the tool and the built-in demo LTI platform in one server, on SQLite.
 
 It migrates the database, makes the tool's signing key if there is none, mounts the demo
-platform (which registers itself with the tool on start: ``demo/routes.py``) and
+platform (which registers itself with the tool on start: ``demo/routes/mounting.py``) and
 serves both with uvicorn. Everything the demo keeps (database, the demo platform's key) lives in
 the data directory, ``./demo-data`` unless told otherwise.
 """

@@ -16,7 +16,7 @@ Who is "logged in to the platform" is a short-lived signed cookie set when a per
 the home page (``PendingLaunch``), as Moodle keeps the pending launch in its session: the
 authorization endpoint only signs a token for that person and that activity.
 
-This module holds the protocol and the JOSE work; ``demo/routes.py`` serves it.
+This module holds the protocol and the JOSE work; ``demo/routes/`` serves it.
 """
 
 from __future__ import annotations
