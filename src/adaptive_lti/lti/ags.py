@@ -34,12 +34,11 @@ from adaptive_lti.lti.service_http import (
     MAX_PAGES,
     authorised_get,
     body_excerpt,
-    new_http_client,
     next_page_url,
     parse_json_body,
     raise_for_service_status,
 )
-from adaptive_lti.lti.service_token import ServiceTokenProvider
+from adaptive_lti.lti.service_token import PlatformServiceClient
 
 MEDIA_SCORE = "application/vnd.ims.lis.v1.score+json"
 MEDIA_LINEITEM = "application/vnd.ims.lis.v2.lineitem+json"
@@ -105,19 +104,8 @@ def _matches(item: PlatformLineItem, spec: LineItemSpec) -> bool:
     )
 
 
-class AgsClient:
+class AgsClient(PlatformServiceClient):
     """Calls one platform's AGS endpoints for a registration. ``tokens`` authorises them."""
-
-    def __init__(
-        self, tokens: ServiceTokenProvider, http: httpx.Client, *, owns_http: bool = False
-    ) -> None:
-        self._tokens = tokens
-        self._http = http
-        self._owns_http = owns_http
-
-    def close(self) -> None:
-        if self._owns_http:
-            self._http.close()
 
     def _scopes(
         self, granted: Iterable[str], needed: str, alternative: str | None = None
@@ -390,5 +378,4 @@ def open_ags_client(
     session_factory: sessionmaker[Session], transport: httpx.BaseTransport | None = None
 ) -> AgsClient:
     """An AGS client with its own HTTP client and token provider; ``close()`` it when done."""
-    http = new_http_client(transport)
-    return AgsClient(ServiceTokenProvider(session_factory, http), http, owns_http=True)
+    return AgsClient.open(session_factory, transport)

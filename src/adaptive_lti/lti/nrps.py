@@ -21,12 +21,11 @@ from adaptive_lti.lti.service_http import (
     MAX_PAGES,
     authorised_get,
     body_excerpt,
-    new_http_client,
     next_page_url,
     parse_json_body,
     raise_for_service_status,
 )
-from adaptive_lti.lti.service_token import ServiceTokenProvider
+from adaptive_lti.lti.service_token import PlatformServiceClient
 
 MEDIA_MEMBERSHIP_CONTAINER = "application/vnd.ims.lti-nrps.v2.membershipcontainer+json"
 ROSTER_HINT = (
@@ -70,19 +69,8 @@ def parse_member(entry: Mapping[str, Any]) -> Member | None:
     )
 
 
-class NrpsClient:
+class NrpsClient(PlatformServiceClient):
     """Reads a course's members for one registration. ``tokens`` authorises the calls."""
-
-    def __init__(
-        self, tokens: ServiceTokenProvider, http: httpx.Client, *, owns_http: bool = False
-    ) -> None:
-        self._tokens = tokens
-        self._http = http
-        self._owns_http = owns_http
-
-    def close(self) -> None:
-        if self._owns_http:
-            self._http.close()
 
     def fetch_members(self, registration_id: int, memberships_url: str) -> list[Member]:
         """Every member on every page. Raises ``ServiceCallRefused``/``ServiceUnavailable``."""
@@ -132,5 +120,4 @@ def open_nrps_client(
     session_factory: sessionmaker[Session], transport: httpx.BaseTransport | None = None
 ) -> NrpsClient:
     """An NRPS client with its own HTTP client and token provider; ``close()`` it when done."""
-    http = new_http_client(transport)
-    return NrpsClient(ServiceTokenProvider(session_factory, http), http, owns_http=True)
+    return NrpsClient.open(session_factory, transport)

@@ -17,7 +17,7 @@ import logging
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Protocol, Self
 
 import httpx
 import jwt
@@ -35,6 +35,7 @@ from adaptive_lti.lti.service_http import (
     body_excerpt,
     describe_transport_error,
     html_error_page,
+    new_http_client,
     parse_json_body,
     raise_for_service_status,
 )
@@ -247,3 +248,27 @@ class ServiceTokenProvider:
                 + describe_transport_error(error, str(request.url)),
                 hint="The tool will try again later.",
             ) from error
+
+
+class PlatformServiceClient:
+    """A client of one of a platform's services (AGS, NRPS): ``tokens`` authorises its calls,
+    made over ``http`` (closed with the client when the client made it)."""
+
+    def __init__(
+        self, tokens: ServiceTokenProvider, http: httpx.Client, *, owns_http: bool = False
+    ) -> None:
+        self._tokens = tokens
+        self._http = http
+        self._owns_http = owns_http
+
+    @classmethod
+    def open(
+        cls, session_factory: sessionmaker[Session], transport: httpx.BaseTransport | None = None
+    ) -> Self:
+        """A client with its own HTTP client and token provider; ``close()`` it when done."""
+        http = new_http_client(transport)
+        return cls(ServiceTokenProvider(session_factory, http), http, owns_http=True)
+
+    def close(self) -> None:
+        if self._owns_http:
+            self._http.close()
