@@ -165,12 +165,7 @@ def running_server(
             time.sleep(0.05)
         yield url, process.pid, workdir / "demo-platform-key.pem"
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, signal.SIGINT)
         log_lines = log_path.read_text(errors="replace").splitlines()
         starts = [
             index
@@ -272,3 +267,13 @@ def run_coroutine(coroutine: Coroutine[Any, Any, Result]) -> Result:
     except ImportError:
         return asyncio.run(coroutine)
     return uvloop.run(coroutine)
+
+
+def stop_process(process: subprocess.Popen[bytes], stop_signal: int = signal.SIGTERM) -> None:
+    """Ask a server to stop (uvicorn drains on SIGINT, gunicorn on SIGTERM); kill it after 15 s."""
+    process.send_signal(stop_signal)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -15,6 +14,8 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+from bench.harness import stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -74,12 +75,7 @@ def running_pylti1p3_peer(
             time.sleep(0.05)
         yield url, worker_pid
     finally:
-        master.send_signal(signal.SIGTERM)
-        try:
-            master.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            master.kill()
-            master.wait()
+        stop_process(master)
 
 
 def _answers(port: int) -> bool:
