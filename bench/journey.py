@@ -66,6 +66,7 @@ from bench.launch import (
     Browser,
     LaunchFailed,
     Phase,
+    attempt,
     measure,
     synthetic_learners,
 )
@@ -200,21 +201,13 @@ async def run_journeys(
         while time.perf_counter() < deadline:
             number = next(counter)
             browser.cookies.clear()  # each journey is a new learner in a new browser
-            started = time.perf_counter()
-            try:
-                # A fresh user id per journey: learners never collide on one enrolment.
-                base = learners[number % people]
-                person = DemoPerson(
-                    **{**base.__dict__, "key": f"j{number}", "user_id": f"j{number}"}
-                )
-                await journey(browser, person)
-            except (LaunchFailed, OSError, asyncio.IncompleteReadError, ValueError) as error:
+            # A fresh user id per journey: learners never collide on one enrolment.
+            base = learners[number % people]
+            person = DemoPerson(**{**base.__dict__, "key": f"j{number}", "user_id": f"j{number}"})
+            if await attempt(browser, journey(browser, person), result.errors, result.journey_ms):
+                result.journeys += 1
+            else:
                 result.failed += 1
-                result.errors[f"{type(error).__name__}: {str(error)[:160]}"] += 1
-                browser.connection.close()
-                continue
-            result.journey_ms.append((time.perf_counter() - started) * 1000)
-            result.journeys += 1
         browser.connection.close()
 
     started = time.perf_counter()

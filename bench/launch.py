@@ -44,8 +44,10 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -217,6 +219,25 @@ def html_form(body: bytes) -> tuple[str, dict[str, str]]:
     return html.unescape(action.group(1).decode()), fields
 
 
+async def attempt(
+    browser: Browser,
+    operation: Coroutine[Any, Any, None],
+    errors: collections.Counter[str],
+    latencies_ms: list[float],
+) -> bool:
+    """One operation of a virtual user: its latency kept, or its failure counted (and the
+    connection dropped, as a browser does after an error)."""
+    started = time.perf_counter()
+    try:
+        await operation
+    except (LaunchFailed, OSError, asyncio.IncompleteReadError, ValueError) as error:
+        errors[f"{type(error).__name__}: {str(error)[:160]}"] += 1
+        browser.connection.close()
+        return False
+    latencies_ms.append((time.perf_counter() - started) * 1000)
+    return True
+
+
 class LaunchFailed(Exception):
     pass
 
@@ -322,27 +343,24 @@ async def run_phase_async(
     deadline = time.perf_counter() + seconds
     counter = iter(range(worker_index * 1_000_000, 10**12))
 
+    async def one(browser: Browser, number: int) -> None:
+        if kind == "healthz":
+            response = await browser.request("GET", "/healthz")
+            if response.status != 200:
+                raise LaunchFailed(f"/healthz answered {response.status}")
+        elif kind in ("launch", "launch-without-design"):
+            await scripted_launch(browser, platform, learners[number % people], "")
+        else:
+            await platform_launch(browser, demo_learners[number % len(demo_learners)], "")
+
     async def virtual_user() -> None:
         browser = Browser(host, port)
         while time.perf_counter() < deadline:
             number = next(counter)
-            started = time.perf_counter()
-            try:
-                if kind == "healthz":
-                    response = await browser.request("GET", "/healthz")
-                    if response.status != 200:
-                        raise LaunchFailed(f"/healthz answered {response.status}")
-                elif kind in ("launch", "launch-without-design"):
-                    await scripted_launch(browser, platform, learners[number % people], "")
-                else:
-                    await platform_launch(browser, demo_learners[number % len(demo_learners)], "")
-            except (LaunchFailed, OSError, asyncio.IncompleteReadError, ValueError) as error:
+            if await attempt(browser, one(browser, number), result.errors, result.latencies_ms):
+                result.completed += 1
+            else:
                 result.failed += 1
-                result.errors[f"{type(error).__name__}: {str(error)[:160]}"] += 1
-                browser.connection.close()
-                continue
-            result.latencies_ms.append((time.perf_counter() - started) * 1000)
-            result.completed += 1
         browser.connection.close()
 
     started = time.perf_counter()

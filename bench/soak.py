@@ -44,7 +44,7 @@ from bench.journey import (
     right_answers,
     walk_to_the_diagnostic_score,
 )
-from bench.launch import Browser, LaunchFailed, measure, synthetic_learners
+from bench.launch import Browser, attempt, measure, synthetic_learners
 
 
 def rss_mb(pid: int) -> float:
@@ -102,16 +102,10 @@ async def soak_async(
             number = first + slot
             base = learners[slot % len(learners)]
             person = DemoPerson(**{**base.__dict__, "key": f"s{number}", "user_id": f"s{number}"})
-            began = time.perf_counter()
-            try:
-                await journey(browser, person)
-            except (LaunchFailed, OSError, asyncio.IncompleteReadError, ValueError) as error:
+            if await attempt(browser, journey(browser, person), result.errors, result.journey_ms):
+                result.journeys += 1
+            else:
                 result.failed += 1
-                result.errors[f"{type(error).__name__}: {str(error)[:160]}"] += 1
-                browser.connection.close()
-                continue
-            result.journey_ms.append((time.perf_counter() - began) * 1000)
-            result.journeys += 1
         browser.connection.close()
 
     await asyncio.gather(*(paced_learner() for _ in range(concurrency)))
