@@ -17,7 +17,7 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
-from adaptive_lti.cli.server import listen
+from adaptive_lti.cli.server import add_listen_arguments, listen
 from adaptive_lti.db import migrate
 from adaptive_lti.settings import Settings
 
@@ -37,15 +37,7 @@ def register(subparsers: Any) -> None:
         description="Run the tool together with a small LTI 1.3 platform in one server. Open the "
         "printed URL and launch the tool as one of the demo learners or the instructor.",
     )
-    demo.add_argument(
-        "--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)"
-    )
-    demo.add_argument(
-        "--port",
-        type=int,
-        default=8000,
-        help="port to listen on, 0 for any free one (default 8000)",
-    )
+    add_listen_arguments(demo)
     demo.add_argument(
         "--data-dir",
         type=Path,

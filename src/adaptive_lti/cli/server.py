@@ -23,19 +23,24 @@ from adaptive_lti.settings import Settings
 APP_FACTORY = "adaptive_lti.cli.app:create_served_app"
 
 
-def register(subparsers: Any) -> None:
-    serve = subparsers.add_parser(
-        "serve", help="run the tool's web server (migrates the database first)"
-    )
-    serve.add_argument(
+def add_listen_arguments(parser: argparse.ArgumentParser) -> None:
+    """--host and --port, the same for ``serve`` and ``demo``."""
+    parser.add_argument(
         "--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)"
     )
-    serve.add_argument(
+    parser.add_argument(
         "--port",
         type=int,
         default=8000,
         help="port to listen on, 0 for any free one (default 8000)",
     )
+
+
+def register(subparsers: Any) -> None:
+    serve = subparsers.add_parser(
+        "serve", help="run the tool's web server (migrates the database first)"
+    )
+    add_listen_arguments(serve)
     serve.add_argument(
         "--workers",
         type=_positive,

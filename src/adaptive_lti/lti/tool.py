@@ -295,6 +295,23 @@ class LtiTool:
             hint = f"Ask the tool's administrator whether it should be reactivated: {command}"
         return LaunchError("deployment registered", message, hint=hint, status_code=403)
 
+    def _refuse_if_inactive(
+        self,
+        registration: PlatformRegistrationInfo,
+        deployment_id: str,
+        deployment: DeploymentInfo,
+    ) -> None:
+        if not deployment.active:
+            raise self._deployment_refusal(
+                registration, deployment_id, recorded=True, deactivated_at=deployment.deactivated_at
+            )
+
+    def _refuse_if_unknown_is_rejected(
+        self, registration: PlatformRegistrationInfo, deployment_id: str
+    ) -> None:
+        if self.settings.unknown_deployment_policy is UnknownDeploymentPolicy.reject:
+            raise self._deployment_refusal(registration, deployment_id, recorded=False)
+
     def _check_deployment_at_login(
         self,
         registration: PlatformRegistrationInfo,
@@ -302,16 +319,9 @@ class LtiTool:
         deployment: DeploymentInfo | None,
     ) -> None:
         if deployment is not None:
-            if not deployment.active:
-                raise self._deployment_refusal(
-                    registration,
-                    deployment_id,
-                    recorded=True,
-                    deactivated_at=deployment.deactivated_at,
-                )
+            self._refuse_if_inactive(registration, deployment_id, deployment)
             return
-        if self.settings.unknown_deployment_policy is UnknownDeploymentPolicy.reject:
-            raise self._deployment_refusal(registration, deployment_id, recorded=False)
+        self._refuse_if_unknown_is_rejected(registration, deployment_id)
         # record-inactive: the login's deployment id is not signed; the launch records it.
 
     # -- launch --------------------------------------------------------------------------
@@ -376,16 +386,9 @@ class LtiTool:
         now: datetime,
     ) -> DeploymentInfo:
         if deployment is not None:
-            if not deployment.active:
-                raise self._deployment_refusal(
-                    registration,
-                    deployment_id,
-                    recorded=True,
-                    deactivated_at=deployment.deactivated_at,
-                )
+            self._refuse_if_inactive(registration, deployment_id, deployment)
             return deployment
-        if self.settings.unknown_deployment_policy is UnknownDeploymentPolicy.reject:
-            raise self._deployment_refusal(registration, deployment_id, recorded=False)
+        self._refuse_if_unknown_is_rejected(registration, deployment_id)
         # The deployment id is signed: record it (own transaction, so the refusal keeps it),
         # after the request's session, which has only read, gave its connection back.
         end_read_only_transaction(session)
