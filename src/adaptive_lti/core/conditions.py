@@ -179,7 +179,7 @@ class _ToTree(Transformer[Token, Node]):
 
     def duration(self, token: Token) -> Literal:
         text = str(token)
-        return Literal(float(text[:-1]) * SECONDS_PER_UNIT[text[-1]], ValueType.duration, text)
+        return Literal(duration_seconds(text), ValueType.duration, text)
 
     def number(self, token: Token) -> Literal:
         return Literal(float(token), ValueType.number, str(token))
@@ -453,6 +453,11 @@ def format_value(value: Any) -> str:
     if isinstance(value, str):
         return f'"{value}"'
     return str(value)
+
+
+def duration_seconds(text: str) -> float:
+    """A written duration (``"2d"``, ``"36h"``; its unit last) in seconds."""
+    return float(text[:-1]) * SECONDS_PER_UNIT[text[-1]]
 
 
 def format_duration(seconds: float) -> str:

@@ -41,7 +41,7 @@ from adaptive_lti.core import learner as model
 from adaptive_lti.core.compiled import CompiledDesign
 from adaptive_lti.core.conditions import format_value
 from adaptive_lti.core.constructs import construct_of
-from adaptive_lti.core.constructs.base import DONE, ROUTE, score_text
+from adaptive_lti.core.constructs.base import DONE, ROUTE
 from adaptive_lti.core.constructs.review import start_due_review
 from adaptive_lti.core.design import (
     Activity,
@@ -356,9 +356,9 @@ class Walk:
                             f"'{activity_id}' not passed: try again",
                             path,
                             learner=f"Your {lower_title(activity.title)} score was "
-                            f"{score_text(outcome.score)}, below the pass mark "
+                            f"{format_value(outcome.score)}, below the pass mark "
                             f"{format_value(activity.pass_mark)}: try again.",
-                            detail=f"'{activity_id}' at {where}: score {score_text(outcome.score)} "
+                            detail=f"'{activity_id}' at {where}: score {format_value(outcome.score)} "
                             f"< pass_mark {format_value(activity.pass_mark)}, move_on "
                             f"{_move_on(activity).value}: offered again",
                             values={f"{activity_id}.score": outcome.score},

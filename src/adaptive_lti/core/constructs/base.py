@@ -13,13 +13,14 @@ engine/lint -> constructs -> design, learner, explanation.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel
 
-from adaptive_lti.core.conditions import SECONDS_PER_UNIT, Symbol, format_value
+from adaptive_lti.core.conditions import Symbol
 from adaptive_lti.core.design import Step
 from adaptive_lti.core.learner import Cursor, StepPath
 
@@ -44,8 +45,11 @@ DONE = None  # a slot returns None when its activity is done and the route may m
 StepT = TypeVar("StepT", bound=BaseModel)
 
 
-class Construct(Generic[StepT]):
-    """How one kind of composite step nests, what it names, how it is walked and judged."""
+class Construct(ABC, Generic[StepT]):
+    """How one kind of composite step nests, what it names, how it is walked and judged.
+
+    ``visit``, ``draw``, ``outline`` and ``lint`` are what every construct must say; the rest
+    have defaults meaning "none"."""
 
     key: ClassVar[str]  # its YAML key, e.g. "branch"
     model: ClassVar[type[BaseModel]]  # its model in core/design.py
@@ -84,31 +88,31 @@ class Construct(Generic[StepT]):
     def index(self, step: StepT, path: StepPath, tables: IndexTables) -> None:
         """Add what the engine looks up about this step to its per-design index."""
 
+    @abstractmethod
     def visit(self, walk: Walk, cursor: Cursor, step: StepT) -> Decision | None:
         """Move the walk at this step: a decision for the learner, or None to walk on."""
-        raise NotImplementedError
 
     # -- the route drawing (core/graph.py) --
 
+    @abstractmethod
     def draw(self, drawing: Drawing, step: StepT, exits: list[Exit]) -> list[Exit]:
         """Its nodes and edges, joined to ``exits``; the edges that leave it, for the next step."""
-        raise NotImplementedError
 
     # -- the learner's outline of their route (core/journey.py) --
 
+    @abstractmethod
     def outline(
         self, outliner: Outliner, step: StepT, path: StepPath, status: ItemStatus, route: str | None
     ) -> None:
         """Add what the learner sees of this step to their outline (route: the case they are on)."""
-        raise NotImplementedError
 
     # -- the linter --
 
+    @abstractmethod
     def lint(
         self, linter: Linter, step: StepT, path: Path, progress: Progress, live: bool
     ) -> Progress:
         """Report this step's problems; what learners have done after it."""
-        raise NotImplementedError
 
     def can_skip(self, linter: Linter, step: StepT, progress: Progress) -> bool:
         """Whether some learner gets through this step without doing any activity."""
@@ -120,14 +124,6 @@ class Construct(Generic[StepT]):
 
 def title_of(design: CompiledDesign, activity_id: str) -> str:
     return design.design.activities[activity_id].title
-
-
-def score_text(score: float | None) -> str:
-    return format_value(score)
-
-
-def duration_seconds(text: str) -> float:
-    return float(text[:-1]) * SECONDS_PER_UNIT[text[-1]]
 
 
 # --- shared by the linter's rules: what learners have done at a point of the route ----------------

@@ -16,7 +16,6 @@ from adaptive_lti.core.constructs.base import (
     Path,
     Progress,
     article,
-    score_text,
     title_of,
 )
 from adaptive_lti.core.design import Check, Remediate
@@ -69,7 +68,7 @@ class RemediateConstruct(Construct[Remediate]):
                         f"remediation at {key}: check passed",
                         path,
                         values=values,
-                        detail=f"remediate at {key}: {spec.check}.score {score_text(score)} >= "
+                        detail=f"remediate at {key}: {spec.check}.score {format_value(score)} >= "
                         f"{format_value(spec.below)} after {rounds} remedial round(s); continue",
                     )
                 walk.advance_from(path)
@@ -81,11 +80,11 @@ class RemediateConstruct(Construct[Remediate]):
                         f"remediation at {key}: round {rounds + 1} of {spec.max}",
                         path,
                         values=values,
-                        learner=f"Your {title} score was {score_text(score)} (below "
+                        learner=f"Your {title} score was {format_value(score)} (below "
                         f"{format_value(spec.below)}): work through "
                         f"{lower_title(title_of(walk.design, spec.lesson))}, then take the check again "
                         f"(round {rounds + 1} of {spec.max}).",
-                        detail=f"remediate at {key}: {spec.check}.score {score_text(score)} < "
+                        detail=f"remediate at {key}: {spec.check}.score {format_value(score)} < "
                         f"{format_value(spec.below)}; remedial round {rounds + 1} of {spec.max}: "
                         f"'{spec.lesson}' then '{spec.check}' again",
                     )
@@ -93,14 +92,14 @@ class RemediateConstruct(Construct[Remediate]):
                 walk.cursor = Cursor(step=path, phase="lesson")
                 return None
             learner = (
-                f"Your {title} score was {score_text(score)}, still below "
+                f"Your {title} score was {format_value(score)}, still below "
                 f"{format_value(spec.below)} after {spec.max} remedial rounds"
             )
             if spec.flag is not None:
                 walk.flags = {
                     **walk.flags,
                     spec.flag: f"'{spec.check}' below {format_value(spec.below)} after "
-                    f"{spec.max} remedial rounds (last score {score_text(score)})",
+                    f"{spec.max} remedial rounds (last score {format_value(score)})",
                 }
                 learner += ": your instructor has been told, so they can help"
             if walk.explain:
@@ -109,7 +108,7 @@ class RemediateConstruct(Construct[Remediate]):
                     path,
                     values=values,
                     learner=learner + ".",
-                    detail=f"remediate at {key}: {spec.check}.score {score_text(score)} < "
+                    detail=f"remediate at {key}: {spec.check}.score {format_value(score)} < "
                     f"{format_value(spec.below)} after {spec.max} round(s) (max); "
                     + (f"flag '{spec.flag}' raised; " if spec.flag else "")
                     + (f"support '{spec.support}' next" if spec.support else "continue"),

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from adaptive_lti.core.conditions import duration_seconds
 from adaptive_lti.core.constructs.base import (
     WARNING,
     Construct,
     Exit,
     Path,
     Progress,
-    duration_seconds,
     title_of,
 )
 from adaptive_lti.core.design import Review, ReviewSpec
