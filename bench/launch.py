@@ -460,7 +460,14 @@ def bench_database(backend: str, args: argparse.Namespace) -> dict[str, Phase | 
     return {"ceiling": ceiling, "launches": launches, "rss": rss}
 
 
-def bench_peer(args: argparse.Namespace) -> dict[str, Phase | float]:
+def print_failures(name: str, phase: Phase) -> None:
+    if phase.failed:
+        print(f"  {name}: {phase.failed} failed; most common:")
+        for message, count in phase.errors.most_common(3):
+            print(f"    {count} x {message}")
+
+
+def bench_peer(args: argparse.Namespace) -> tuple[Phase, float]:
     """The same launches against the pylti1p3 + Flask tool of bench/peers (no database)."""
     with tempfile.TemporaryDirectory(prefix="adaptive-lti-peer-") as tmp:
         workdir = Path(tmp)
@@ -479,7 +486,7 @@ def bench_peer(args: argparse.Namespace) -> dict[str, Phase | float]:
                     pool, "launch", *common, args.seconds, args.people, args.clients, pid
                 )
             rss = peak_rss_mb(pid)
-    return {"launches": launches, "rss": rss}
+    return launches, rss
 
 
 def main() -> None:
@@ -530,23 +537,14 @@ def main() -> None:
         assert isinstance(ceiling, Phase) and isinstance(launches, Phase)
         assert isinstance(rss, float)
         for phase in (ceiling, launches):
-            if phase.failed:
-                print(f"  {phase.kind}: {phase.failed} failed; most common:")
-                for message, count in phase.errors.most_common(3):
-                    print(f"    {count} x {message}")
+            print_failures(phase.kind, phase)
         rows.append((backend, ceiling, launches, rss))
     peer: Phase | None = None
     peer_rss = 0.0
     if not args.no_peer and not args.through_platform and not args.without_design:
         print("\n[pylti1p3 peer] running...", flush=True)
-        measured_peer = bench_peer(args)
-        peer_phase, peer_rss = measured_peer["launches"], measured_peer["rss"]
-        assert isinstance(peer_phase, Phase) and isinstance(peer_rss, float)
-        peer = peer_phase
-        if peer.failed:
-            print(f"  peer: {peer.failed} failed; most common:")
-            for message, count in peer.errors.most_common(3):
-                print(f"    {count} x {message}")
+        peer, peer_rss = bench_peer(args)
+        print_failures("peer", peer)
 
     print(
         "\ndatabase    /healthz req/s  (p50/p99 ms)   launches/s  p50 ms  p99 ms  ratio  "
