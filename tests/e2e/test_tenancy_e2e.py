@@ -6,7 +6,6 @@ course, which the demo publishes into the demo platform's tenant."""
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +19,7 @@ from adaptive_lti.demo.platform import DEMO_CLIENT_ID
 from tests.design_samples import INTRO_V1
 from tests.e2e.conftest import RunningServer
 from tests.e2e.test_deep_linking_e2e import launch
+from tests.lti.harness import token_of
 from tests.lti.scripted_platform import INSTRUCTOR, LEARNER, LTI, ScriptedPlatform
 
 DESIGN_V1 = INTRO_V1.replace("design: sample-programming", "design: e2e-tenant")
@@ -60,12 +60,6 @@ def with_design(design: str) -> Any:
     return mutate
 
 
-def token_of(page: httpx.Response) -> str:
-    found = re.search(r'name="tool_session" value="([^"]+)"', page.text)
-    assert found, page.text[:2000]
-    return found.group(1)
-
-
 def publish(
     server: RunningServer, platform: ScriptedPlatform, text: str, subject: str = "4"
 ) -> httpx.Response:
@@ -74,7 +68,7 @@ def publish(
         assert page.status_code == 200, page.text
         return teacher.post(
             server.url + "/lti/designs/publish",
-            data={"tool_session": token_of(page), "filename": "d.yaml", "source_text": text},
+            data={"tool_session": token_of(page.text), "filename": "d.yaml", "source_text": text},
         )
 
 

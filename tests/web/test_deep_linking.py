@@ -30,7 +30,7 @@ from tests.design_samples import (
     launch_context,
     tenant,
 )
-from tests.lti.harness import LtiHarness, harness
+from tests.lti.harness import LtiHarness, harness, token_of
 from tests.lti.scripted_platform import CLIENT_ID, INSTRUCTOR, ISSUER, LAUNCH_URL, LTI
 
 DL = "https://purl.imsglobal.org/spec/lti-dl/claim/"
@@ -75,12 +75,6 @@ def moodle_deep_linking(settings: dict[str, Any] | None = None, *, role: str = I
         claims[SETTINGS_CLAIM] = dict(settings or MOODLE_DEEP_LINKING_SETTINGS)
 
     return mutate
-
-
-def session_token(page: str) -> str:
-    found = re.search(r'name="tool_session" value="([^"]+)"', page)
-    assert found, "the page carries no tool session"
-    return found.group(1)
 
 
 def open_picker(h: LtiHarness, settings: dict[str, Any] | None = None) -> str:
@@ -156,7 +150,7 @@ def test_an_instructor_sees_the_designs_with_their_lint_status(h: LtiHarness) ->
 
 def test_the_response_is_signed_and_carries_exactly_the_spec_claims(h: LtiHarness) -> None:
     publish(h, INTRO_V1)
-    token = session_token(open_picker(h))
+    token = token_of(open_picker(h))
     return_url, response_jwt = returned_form(choose(h, token, design="sample-programming"))
     assert return_url == MOODLE_DEEP_LINKING_SETTINGS["deep_link_return_url"]
     claims = verify_with_tool_jwks(h, response_jwt)
@@ -208,7 +202,7 @@ def test_the_response_is_signed_and_carries_exactly_the_spec_claims(h: LtiHarnes
 
 def test_two_responses_have_different_nonces(h: LtiHarness) -> None:
     publish(h, INTRO_V1)
-    token = session_token(open_picker(h))
+    token = token_of(open_picker(h))
     first = verify_with_tool_jwks(
         h, returned_form(choose(h, token, design="sample-programming"))[1]
     )
@@ -221,7 +215,7 @@ def test_two_responses_have_different_nonces(h: LtiHarness) -> None:
 def test_data_is_echoed_when_the_platform_sends_it(h: LtiHarness) -> None:
     publish(h, INTRO_V1)
     settings = {**MOODLE_DEEP_LINKING_SETTINGS, "data": "opaque-csrf-token-42"}
-    token = session_token(open_picker(h, settings))
+    token = token_of(open_picker(h, settings))
     claims = verify_with_tool_jwks(
         h, returned_form(choose(h, token, design="sample-programming"))[1]
     )
@@ -230,7 +224,7 @@ def test_data_is_echoed_when_the_platform_sends_it(h: LtiHarness) -> None:
 
 def test_no_line_item_without_the_lineitem_scope_or_without_a_grade(h: LtiHarness) -> None:
     publish(h, INTRO_V1, UNGRADED)
-    token = session_token(open_picker(h))
+    token = token_of(open_picker(h))
     ungraded = verify_with_tool_jwks(h, returned_form(choose(h, token, design="reading-club"))[1])
     assert "lineItem" not in ungraded[DL + "content_items"][0]
 
@@ -241,14 +235,14 @@ def test_no_line_item_without_the_lineitem_scope_or_without_a_grade(h: LtiHarnes
     response = h.full_launch(role=INSTRUCTOR, subject="4", mutate=no_lineitem_scope)
     graded = verify_with_tool_jwks(
         h,
-        returned_form(choose(h, session_token(response.text), design="sample-programming"))[1],
+        returned_form(choose(h, token_of(response.text), design="sample-programming"))[1],
     )
     assert "lineItem" not in graded[DL + "content_items"][0]
 
 
 def test_pinning_returns_the_current_version(h: LtiHarness) -> None:
     publish(h, INTRO_V1, INTRO_V1.replace("version: 1", "version: 2"))
-    token = session_token(open_picker(h))
+    token = token_of(open_picker(h))
     claims = verify_with_tool_jwks(
         h, returned_form(choose(h, token, design="sample-programming", pin="1"))[1]
     )
@@ -258,7 +252,7 @@ def test_pinning_returns_the_current_version(h: LtiHarness) -> None:
 
 def test_cancelling_returns_no_items(h: LtiHarness) -> None:
     publish(h, INTRO_V1)
-    token = session_token(open_picker(h))
+    token = token_of(open_picker(h))
     h.mark()
     claims = verify_with_tool_jwks(h, returned_form(choose(h, token, action="cancel"))[1])
     assert claims[DL + "content_items"] == []
@@ -269,15 +263,13 @@ def test_cancelling_returns_no_items(h: LtiHarness) -> None:
 def test_an_empty_catalogue_says_how_to_publish_and_can_still_return(h: LtiHarness) -> None:
     page = open_picker(h)
     assert "adaptive-lti design publish FILE.yaml" in page
-    claims = verify_with_tool_jwks(
-        h, returned_form(choose(h, session_token(page), action="cancel"))[1]
-    )
+    claims = verify_with_tool_jwks(h, returned_form(choose(h, token_of(page), action="cancel"))[1])
     assert claims[DL + "content_items"] == []
 
 
 def test_the_deep_linked_activity_is_bound_on_its_first_launch(h: LtiHarness) -> None:
     publish(h, INTRO_V1)
-    token = session_token(open_picker(h))
+    token = token_of(open_picker(h))
     claims = verify_with_tool_jwks(
         h, returned_form(choose(h, token, design="sample-programming"))[1]
     )
@@ -324,7 +316,7 @@ def test_an_instructor_session_from_an_activity_launch_cannot_deep_link(h: LtiHa
     page = h.full_launch(role=INSTRUCTOR, subject="4")
     assert page.status_code == 200
     h.mark()
-    response = choose(h, session_token(page.text), design="sample-programming")
+    response = choose(h, token_of(page.text), design="sample-programming")
     assert response.status_code == 400
     assert "did not start with a deep linking request" in response.text
     assert_nothing_returned_or_written(h, response)
@@ -341,7 +333,7 @@ def test_a_choice_without_a_session_is_refused(h: LtiHarness) -> None:
 
 def test_unknown_design_or_no_design_chosen_is_a_clear_error(h: LtiHarness) -> None:
     publish(h, INTRO_V1)
-    token = session_token(open_picker(h))
+    token = token_of(open_picker(h))
     h.mark()
     unknown = choose(h, token, design="not-published")
     assert unknown.status_code == 404
@@ -372,7 +364,7 @@ def test_unusable_settings_are_refused_with_400(h: LtiHarness, settings: dict[st
 
 def test_the_teacher_opening_the_new_activity_first_binds_it_too(h: LtiHarness) -> None:
     publish(h, INTRO_V1)
-    token = session_token(open_picker(h))
+    token = token_of(open_picker(h))
     claims = verify_with_tool_jwks(
         h, returned_form(choose(h, token, design="sample-programming"))[1]
     )
