@@ -10,10 +10,7 @@ from datetime import datetime
 from adaptive_lti.core.compiled import CompiledDesign
 from adaptive_lti.core.errors import EngineError
 from adaptive_lti.core.events import Migrated
-from adaptive_lti.core.learner import (
-    LearnerState,
-    Offer,
-)
+from adaptive_lti.core.learner import LearnerState, Offer
 from adaptive_lti.core.route_index import design_index
 
 

@@ -11,14 +11,10 @@ from typing import TYPE_CHECKING
 from adaptive_lti.core.compiled import CompiledDesign
 from adaptive_lti.core.constructs.base import title_of
 from adaptive_lti.core.constructs.choose import apply_choice
-from adaptive_lti.core.design import (
-    Branch,
-)
+from adaptive_lti.core.design import Branch
 from adaptive_lti.core.errors import EngineError
 from adaptive_lti.core.events import Chose, Event, Launched, Overridden, Reset
-from adaptive_lti.core.explanation import (
-    path_text,
-)
+from adaptive_lti.core.explanation import path_text
 from adaptive_lti.core.learner import (
     Interruption,
     LearnerState,

@@ -13,14 +13,8 @@ from dataclasses import dataclass, field
 from adaptive_lti.core.compiled import CompiledDesign, iter_steps
 from adaptive_lti.core.constructs import construct_of
 from adaptive_lti.core.constructs.base import ROUTE
-from adaptive_lti.core.design import (
-    ReviewSpec,
-    Step,
-)
-from adaptive_lti.core.learner import (
-    Cursor,
-    StepPath,
-)
+from adaptive_lti.core.design import ReviewSpec, Step
+from adaptive_lti.core.learner import Cursor, StepPath
 
 
 @dataclass

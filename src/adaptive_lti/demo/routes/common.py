@@ -26,13 +26,8 @@ from adaptive_lti.demo.platform import (
     PendingLaunch,
     PendingLaunchCodec,
 )
-from adaptive_lti.demo.services import (
-    AccessTokens,
-    DemoGradebook,
-)
-from adaptive_lti.demo.store import (
-    DemoPlatformStore,
-)
+from adaptive_lti.demo.services import AccessTokens, DemoGradebook
+from adaptive_lti.demo.store import DemoPlatformStore
 from adaptive_lti.demo.tool_link import ToolLink
 
 DEMO_DIR = Path(__file__).resolve().parents[1]  # demo/, beside this routes package

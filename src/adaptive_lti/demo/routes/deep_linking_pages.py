@@ -32,10 +32,7 @@ from adaptive_lti.demo.routes.common import (
     set_pending_cookie,
     templates,
 )
-from adaptive_lti.demo.store import (
-    MOODLE_JWKS_FETCH_FAILURE,
-    curl_blocks_tool,
-)
+from adaptive_lti.demo.store import MOODLE_JWKS_FETCH_FAILURE, curl_blocks_tool
 
 router = APIRouter(prefix=DEMO_PLATFORM_PATH, tags=["demo platform"])
 

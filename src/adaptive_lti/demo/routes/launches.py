@@ -35,9 +35,7 @@ from adaptive_lti.demo.routes.common import (
     set_pending_cookie,
     templates,
 )
-from adaptive_lti.demo.store import (
-    DemoPlatformStore,
-)
+from adaptive_lti.demo.store import DemoPlatformStore
 
 router = APIRouter(prefix=DEMO_PLATFORM_PATH, tags=["demo platform"])
 

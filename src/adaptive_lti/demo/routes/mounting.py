@@ -32,10 +32,7 @@ from adaptive_lti.demo.services import (
     DemoGradebook,
     ServiceError,
 )
-from adaptive_lti.demo.store import (
-    STORE_FILE_NAME,
-    DemoPlatformStore,
-)
+from adaptive_lti.demo.store import STORE_FILE_NAME, DemoPlatformStore
 from adaptive_lti.demo.tool_link import ToolLink
 
 # ``/`` is the demo's home page when the demo is on (the tool itself has no page there).

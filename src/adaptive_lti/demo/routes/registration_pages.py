@@ -16,9 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from adaptive_lti.core.lti import PlatformRegistrationInfo, RegistrationStatus
 from adaptive_lti.demo import dynamic_registration
-from adaptive_lti.demo.platform import (
-    DEMO_PLATFORM_PATH,
-)
+from adaptive_lti.demo.platform import DEMO_PLATFORM_PATH
 from adaptive_lti.demo.routes.common import (
     NO_STORE_HEADERS,
     CodecDep,
@@ -31,10 +29,7 @@ from adaptive_lti.demo.routes.common import (
     set_pending_cookie,
     templates,
 )
-from adaptive_lti.demo.store import (
-    curl_blocks_tool,
-    set_curl_blocks_tool,
-)
+from adaptive_lti.demo.store import curl_blocks_tool, set_curl_blocks_tool
 
 router = APIRouter(prefix=DEMO_PLATFORM_PATH, tags=["demo platform"])
 

@@ -12,10 +12,7 @@ from fastapi import APIRouter, Body, Depends, Form, Request
 from fastapi.responses import JSONResponse, Response
 
 from adaptive_lti.demo import dynamic_registration
-from adaptive_lti.demo.platform import (
-    DEMO_PLATFORM_PATH,
-    DemoPlatform,
-)
+from adaptive_lti.demo.platform import DEMO_PLATFORM_PATH, DemoPlatform
 from adaptive_lti.demo.routes.common import (
     GradebookDep,
     PlatformDep,
@@ -38,10 +35,7 @@ from adaptive_lti.demo.services import (
     memberships_json,
     result_json,
 )
-from adaptive_lti.demo.store import (
-    MOODLE_JWKS_FETCH_FAILURE,
-    curl_blocks_tool,
-)
+from adaptive_lti.demo.store import MOODLE_JWKS_FETCH_FAILURE, curl_blocks_tool
 
 router = APIRouter(prefix=DEMO_PLATFORM_PATH, tags=["demo platform"])
 

@@ -11,13 +11,8 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from adaptive_lti.core.catalogue import Tenant
-from adaptive_lti.core.errors import (
-    ConflictError,
-)
-from adaptive_lti.core.events import (
-    Overridden,
-    Reset,
-)
+from adaptive_lti.core.errors import ConflictError
+from adaptive_lti.core.events import Overridden, Reset
 from adaptive_lti.core.journey import (
     DecisionTrace,
     EnrolmentSummary,
