@@ -170,10 +170,10 @@ def test_the_image_installs_the_lock_file_for_its_python() -> None:
     (base,) = [rest for instruction, rest in steps if instruction == "FROM"]
     image_python = re.fullmatch(r"python:(\d+\.\d+)-slim", base)
     assert image_python is not None, base
-    header = (ROOT / "requirements.txt").read_text().splitlines()[1]
+    header = (ROOT / "requirements.lock").read_text().splitlines()[1]
     assert f"--python-version {image_python.group(1)}" in header
     runs = [rest for instruction, rest in steps if instruction == "RUN"]
-    assert any("--require-hashes -r requirements.txt" in run for run in runs), runs
+    assert any("--require-hashes -r requirements.lock" in run for run in runs), runs
     # The project itself adds nothing unpinned.
     assert any("--no-deps" in run and "-e ." in run for run in runs), runs
     for instruction, rest in steps:
